@@ -1,0 +1,302 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libgpudirect: receive TCP payload straight into device memory with Linux
+ * devmem TCP, with a copy fallback where devmem cannot run.
+ *
+ * Object model (every create has its free; every fd and mapping is owned by
+ * exactly one object):
+ *
+ *   gpud_mem      memory the NIC writes into (host/udmabuf, CUDA, HIP),
+ *                 exported as a dma-buf fd that the gpud_mem owns.
+ *   gpud_nic      one network interface; remembers its original settings
+ *                 (header split, channels, RSS, flow rules it added) and
+ *                 restores them when freed.
+ *   gpud_binding  a gpud_mem bound to RX queues of a NIC. Owns the netlink
+ *                 socket that made the binding: freeing it unbinds.
+ *   gpud_rx       the receive side of one TCP socket: devmem fragments or,
+ *                 in copy mode, bytes copied into a gpud_mem. Same API.
+ *
+ * Error rule: functions returning int return 0 (or a count) on success and a
+ * negative errno on failure; functions returning a pointer return NULL and set
+ * errno. On every failure a readable message (with the kernel's extack or the
+ * driver's own message, and the fix where one is known) is available from
+ * gpud_errmsg() in the failing thread and is passed to the log callback.
+ *
+ * Thread safety: distinct objects may be used from distinct threads freely.
+ * One object must not be used from two threads at once unless its section
+ * says otherwise. The log callback may be called from any thread.
+ */
+#ifndef GPUDIRECT_GPUDIRECT_H
+#define GPUDIRECT_GPUDIRECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define GPUD_API __attribute__((visibility("default")))
+
+/* ------------------------------------------------------------------ */
+/* Logging and errors                                                  */
+/* ------------------------------------------------------------------ */
+
+enum gpud_log_level {
+	GPUD_LOG_ERROR = 0,
+	GPUD_LOG_WARN = 1,
+	GPUD_LOG_INFO = 2,
+	GPUD_LOG_DEBUG = 3,
+};
+
+typedef void (*gpud_log_fn)(enum gpud_log_level level, const char *msg, void *ctx);
+
+/*
+ * Sets the process-wide log callback (NULL: log nothing, the default). The
+ * library never writes to stderr itself. @ctx is passed back unchanged.
+ * Safe to call from any thread; callbacks already running may still use the
+ * old function.
+ */
+GPUD_API void gpud_set_log(gpud_log_fn fn, void *ctx, enum gpud_log_level max_level);
+
+/*
+ * The message describing this thread's most recent failure ("" if none). The
+ * pointer is valid until the next library call in this thread.
+ */
+GPUD_API const char *gpud_errmsg(void);
+
+/* Library version string, e.g. "0.1.0". */
+GPUD_API const char *gpud_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Memory: device or host memory exported as a dma-buf                 */
+/* ------------------------------------------------------------------ */
+
+enum gpud_mem_kind {
+	GPUD_MEM_HOST = 0,	/* memfd pages; dma-buf through /dev/udmabuf */
+	GPUD_MEM_CUDA = 1,	/* NVIDIA GPU memory (libcuda.so.1, open kernel modules) */
+	GPUD_MEM_HIP = 2,	/* AMD GPU memory (ROCm HSA runtime) */
+	GPUD_MEM_DRM = 3,	/* DRM PRIME (vgem, amdgpu) */
+	GPUD_MEM_KIND_MAX,
+};
+
+/* Flags for gpud_mem_opts.flags */
+#define GPUD_MEM_F_HUGEPAGES	(1u << 0) /* host: back with 2 MiB huge pages (shorter sg lists) */
+#define GPUD_MEM_F_NO_DMABUF	(1u << 1) /* do not export; copy mode only */
+
+/*
+ * Options that can grow: set .sz = sizeof(struct gpud_mem_opts); fields the
+ * library does not know (a newer caller) must be zero, fields the caller does
+ * not know (an older caller) take their defaults.
+ */
+struct gpud_mem_opts {
+	size_t sz;
+	int device;		/* GPU index for cuda/hip; ignored for host */
+	uint32_t flags;		/* GPUD_MEM_F_* */
+	const char *path;	/* drm: device node; otherwise NULL */
+};
+
+struct gpud_mem;
+
+/*
+ * Parses "host", "cuda:N", "hip:N", "drm:/dev/dri/cardN" into @kind and @opts
+ * (opts->sz must be set by the caller; path points into @spec).
+ * Returns 0 or -EINVAL with a message naming the accepted forms.
+ */
+GPUD_API int gpud_mem_parse_spec(const char *spec, enum gpud_mem_kind *kind,
+				 struct gpud_mem_opts *opts);
+
+/* "host", "cuda", "hip", "drm" */
+GPUD_API const char *gpud_mem_kind_name(enum gpud_mem_kind kind);
+
+/*
+ * Allocates @size bytes of @kind memory and, unless GPUD_MEM_F_NO_DMABUF,
+ * exports it as a dma-buf. @size is rounded up to the backend's granularity
+ * (host page, CUDA allocation granularity, ...); gpud_mem_size() tells the
+ * result. Size 0 is -EINVAL.
+ *
+ * When the memory can be allocated but not exported (e.g. no /dev/udmabuf),
+ * the call still succeeds when GPUD_MEM_F_NO_DMABUF is set; otherwise it fails
+ * with the reason (-ENODEV, -EOPNOTSUPP, -E2BIG for udmabuf's size limit ...).
+ *
+ * Returns 0 and stores the new object in *out (only on success).
+ */
+GPUD_API int gpud_mem_create(enum gpud_mem_kind kind, size_t size,
+			     const struct gpud_mem_opts *opts, struct gpud_mem **out);
+
+/* Frees the memory and closes the dma-buf fd. NULL is fine. */
+GPUD_API void gpud_mem_free(struct gpud_mem *mem);
+
+GPUD_API enum gpud_mem_kind gpud_mem_kind(const struct gpud_mem *mem);
+GPUD_API size_t gpud_mem_size(const struct gpud_mem *mem);
+
+/*
+ * The dma-buf fd, owned by @mem (do not close it; dup() it to keep it), or
+ * -ENOENT when the memory was not exported.
+ */
+GPUD_API int gpud_mem_dmabuf_fd(const struct gpud_mem *mem);
+
+/* CPU pointer to the memory, or NULL for device memory. Owned by @mem. */
+GPUD_API void *gpud_mem_host_ptr(const struct gpud_mem *mem);
+
+/* Device virtual address (CUDA/HIP), or 0 for host memory. */
+GPUD_API uint64_t gpud_mem_device_ptr(const struct gpud_mem *mem);
+
+/*
+ * Copies between host memory and @mem at byte offset @off (bounds-checked:
+ * -ERANGE). Host memory is bracketed with DMA_BUF_IOCTL_SYNC so a CPU read
+ * sees what a device wrote; GPU memory uses the backend's synchronous copy.
+ */
+GPUD_API int gpud_mem_write(struct gpud_mem *mem, size_t off, const void *src, size_t len);
+GPUD_API int gpud_mem_read(struct gpud_mem *mem, size_t off, void *dst, size_t len);
+
+/*
+ * Whether @kind can be used here. Returns 0 when usable (dma-buf export
+ * included), else a negative errno, and writes a one-line reason with the fix
+ * into @why (may be NULL). Cached after the first call per kind/device.
+ */
+GPUD_API int gpud_mem_probe(enum gpud_mem_kind kind, int device, char *why, size_t why_len);
+
+/* ------------------------------------------------------------------ */
+/* NIC configuration (ethtool netlink), restored when freed            */
+/* ------------------------------------------------------------------ */
+
+struct gpud_nic;
+
+/*
+ * Opens @ifname in the calling thread's network namespace. Reading needs no
+ * privilege; changes need CAP_NET_ADMIN (-EPERM with a message otherwise).
+ */
+GPUD_API int gpud_nic_open(const char *ifname, struct gpud_nic **out);
+
+/* Restores every setting this object changed, removes its flow rules. NULL ok. */
+GPUD_API void gpud_nic_free(struct gpud_nic *nic);
+
+GPUD_API const char *gpud_nic_name(const struct gpud_nic *nic);
+GPUD_API int gpud_nic_ifindex(const struct gpud_nic *nic);
+/* Number of RX queues in use (real_num_rx_queues), or -errno. */
+GPUD_API int gpud_nic_rx_queues(const struct gpud_nic *nic);
+
+/* TCP header split (ethtool rings tcp-data-split). */
+enum gpud_hds {
+	GPUD_HDS_UNKNOWN = 0,
+	GPUD_HDS_DISABLED = 1,
+	GPUD_HDS_ENABLED = 2,
+	GPUD_HDS_UNSUPPORTED = 3,
+};
+GPUD_API int gpud_nic_get_header_split(struct gpud_nic *nic, enum gpud_hds *state);
+GPUD_API int gpud_nic_set_header_split(struct gpud_nic *nic, bool on);
+
+/* Combined/RX channel count (ethtool -L). */
+GPUD_API int gpud_nic_set_rx_channels(struct gpud_nic *nic, unsigned int count);
+
+/*
+ * Flow steering (ethtool -N flow-type tcp4/tcp6 ... action QUEUE). Addresses
+ * are in network byte order; a zero port or address means "any". Returns 0 and
+ * the rule's location in *rule_id; the rule is removed by gpud_nic_free().
+ */
+struct gpud_flow {
+	size_t sz;		/* sizeof(struct gpud_flow) */
+	int family;		/* AF_INET or AF_INET6 */
+	uint8_t dst_addr[16];
+	uint8_t src_addr[16];
+	uint16_t dst_port;	/* network byte order */
+	uint16_t src_port;	/* network byte order */
+};
+GPUD_API int gpud_nic_add_flow(struct gpud_nic *nic, const struct gpud_flow *flow,
+			       unsigned int queue, uint32_t *rule_id);
+GPUD_API int gpud_nic_del_flow(struct gpud_nic *nic, uint32_t rule_id);
+
+/*
+ * Spreads RSS only over queues [0, @first_excluded) so that queues from
+ * @first_excluded up carry only steered (devmem) flows.
+ */
+GPUD_API int gpud_nic_rss_limit(struct gpud_nic *nic, unsigned int first_excluded);
+
+/* ------------------------------------------------------------------ */
+/* dma-buf binding to RX queues (netdev netlink family)                */
+/* ------------------------------------------------------------------ */
+
+struct gpud_binding;
+
+/*
+ * Binds @mem's dma-buf to RX queues @queues[0..nqueues) of @ifindex with
+ * NETDEV_CMD_BIND_RX. The binding lives exactly as long as the returned
+ * object (it owns the netlink socket that made it).
+ * Errors carry the kernel's extack and our explanation, e.g. -EOPNOTSUPP
+ * "eth1 has no queue management API: devmem needs a NIC driver that
+ * supports it", -EEXIST for a queue that is already bound.
+ */
+GPUD_API int gpud_bind_rx(int ifindex, struct gpud_mem *mem, const unsigned int *queues,
+			  size_t nqueues, struct gpud_binding **out);
+GPUD_API void gpud_binding_free(struct gpud_binding *b);
+GPUD_API uint32_t gpud_binding_id(const struct gpud_binding *b);
+
+/* ------------------------------------------------------------------ */
+/* Receive: devmem fragments or copy fallback, one API                 */
+/* ------------------------------------------------------------------ */
+
+enum gpud_rx_mode {
+	GPUD_RX_AUTO = 0,	/* devmem when a binding is given and works, else copy */
+	GPUD_RX_DEVMEM = 1,
+	GPUD_RX_COPY = 2,
+};
+
+struct gpud_rx_opts {
+	size_t sz;			/* sizeof(struct gpud_rx_opts) */
+	enum gpud_rx_mode mode;		/* requested mode */
+	struct gpud_binding *binding;	/* devmem: the binding the flow is steered to */
+	struct gpud_mem *mem;		/* the memory fragments refer to (bound mem, or copy target) */
+	size_t copy_chunk;		/* copy mode: bytes per recv (default 256 KiB) */
+};
+
+/* One piece of payload, located in the gpud_mem. */
+struct gpud_frag {
+	uint64_t offset;	/* byte offset in the gpud_mem */
+	uint32_t len;
+	uint32_t token;		/* give back with gpud_rx_release() */
+};
+
+struct gpud_rx;
+
+/* Wraps connected TCP socket @fd (not owned; the caller closes it after freeing). */
+GPUD_API int gpud_rx_open(int fd, const struct gpud_rx_opts *opts, struct gpud_rx **out);
+/* Returns every outstanding token to the kernel, then frees. NULL ok. */
+GPUD_API void gpud_rx_free(struct gpud_rx *rx);
+
+GPUD_API enum gpud_rx_mode gpud_rx_mode(const struct gpud_rx *rx);
+/* Why this mode (e.g. "copy: eth0 has no header split"). */
+GPUD_API const char *gpud_rx_mode_reason(const struct gpud_rx *rx);
+
+/*
+ * Receives up to @max_frags fragments. Returns the number of fragments (0 at
+ * orderly EOF) or -errno (-EAGAIN on a non-blocking socket with nothing to
+ * read). Fragments stay valid, and their memory untouched by the NIC, until
+ * released. In copy mode the payload has already been copied into the mem.
+ * Payload that the kernel delivered in host memory instead of the dma-buf
+ * (SCM_DEVMEM_LINEAR) is handled by the library and counted in
+ * gpud_rx_stats.bytes_copied; see the rx section's implementation notes.
+ */
+GPUD_API int gpud_rx_recv(struct gpud_rx *rx, struct gpud_frag *frags, size_t max_frags,
+			  int flags);
+
+/* Gives fragments back (batched SO_DEVMEM_DONTNEED; never twice). */
+GPUD_API int gpud_rx_release(struct gpud_rx *rx, const struct gpud_frag *frags, size_t n);
+
+struct gpud_rx_stats {
+	uint64_t bytes;			/* payload bytes received */
+	uint64_t bytes_devmem;		/* of which written by the NIC into the dma-buf */
+	uint64_t bytes_copied;		/* of which copied by the CPU */
+	uint64_t frags;
+	uint64_t tokens_released;
+	uint64_t tokens_outstanding;
+};
+GPUD_API void gpud_rx_get_stats(const struct gpud_rx *rx, struct gpud_rx_stats *st);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GPUDIRECT_GPUDIRECT_H */
