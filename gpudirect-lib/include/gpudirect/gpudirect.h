@@ -234,6 +234,33 @@ GPUD_API int gpud_bind_rx(int ifindex, struct gpud_mem *mem, const unsigned int 
 GPUD_API void gpud_binding_free(struct gpud_binding *b);
 GPUD_API uint32_t gpud_binding_id(const struct gpud_binding *b);
 
+/*
+ * Introspection through the netdev family (queue and page-pool dumps), for
+ * `gpudctl status` and for tests that prove pools drained after unbind.
+ * @ifindex 0 means all devices in the calling thread's namespace. Each
+ * returns the number of entries found (which may exceed @max; only @max are
+ * written) or -errno.
+ */
+struct gpud_queue_info {
+	int ifindex;
+	uint32_t id;
+	uint32_t type;		/* 0 = rx, 1 = tx */
+	uint32_t napi_id;
+	uint32_t dmabuf_id;	/* 0 = not bound */
+};
+GPUD_API int gpud_queues_get(int ifindex, struct gpud_queue_info *out, size_t max);
+
+struct gpud_page_pool_info {
+	int ifindex;		/* 0 once the device is gone */
+	uint32_t id;
+	uint32_t napi_id;
+	uint32_t dmabuf_id;	/* 0 = ordinary pages */
+	uint64_t inflight;	/* pages/net_iovs handed out and not yet returned */
+	uint64_t inflight_mem;	/* bytes */
+	uint64_t detach_time;	/* 0 = still attached to its queue */
+};
+GPUD_API int gpud_page_pools_get(int ifindex, struct gpud_page_pool_info *out, size_t max);
+
 /* ------------------------------------------------------------------ */
 /* Receive: devmem fragments or copy fallback, one API                 */
 /* ------------------------------------------------------------------ */
