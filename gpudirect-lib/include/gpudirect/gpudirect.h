@@ -265,6 +265,54 @@ GPUD_API int gpud_page_pools_get(int ifindex, struct gpud_page_pool_info *out, s
 /* Receive: devmem fragments or copy fallback, one API                 */
 /* ------------------------------------------------------------------ */
 
+/*
+ * A gpud_rx turns one connected TCP socket into a stream of fragments: pieces
+ * of payload, in stream order, each located by an offset in a gpud_mem. The
+ * caller consumes fragments (e.g. a GPU kernel gathers them into its buffer)
+ * and gives them back with gpud_rx_release(). The same calls work whether the
+ * NIC wrote the payload into the memory (devmem) or the CPU copied it there
+ * (copy mode), so a caller has one code path.
+ *
+ * Two memories, told apart per fragment by GPUD_FRAG_COPY:
+ *  - without the flag, the offset is in the dma-buf bound with gpud_bind_rx()
+ *    (byte N of the dma-buf is byte N of that gpud_mem). The NIC wrote it;
+ *    the kernel lends it until released (SO_DEVMEM_DONTNEED).
+ *  - with the flag, the offset is in the copy target, gpud_rx_copy_mem(): a
+ *    ring the library fills with recv() + gpud_mem_write() (memcpy for host
+ *    memory, the backend's host-to-device copy for GPU memory) and whose
+ *    regions gpud_rx_release() frees.
+ * In copy mode every fragment has the flag. In devmem mode some may have it
+ *    too: the kernel delivers bytes it could not put into the dma-buf (a
+ *    packet the NIC did not split: SCM_DEVMEM_LINEAR; a segment that did not
+ *    come through a bound queue) in host memory; the library copies those into
+ *    the copy target so that they, too, reach the caller's (GPU) memory, and
+ *    counts them in gpud_rx_stats.bytes_copied. Give the copy target in the
+ *    same GPU as the bound memory (opts.copy_mem) when the consumer is a GPU
+ *    kernel; by default it is library-owned host memory. The copy target must
+ *    never be the bound memory: the NIC owns every page of that.
+ *
+ * Modes and how they are chosen (gpud_rx_mode(), gpud_rx_mode_reason()):
+ *  COPY    recv() into the copy target. No binding needed. A flow steered to
+ *          a bound queue cannot be read this way: recv fails with -EFAULT
+ *          and the message says so.
+ *  DEVMEM  recvmsg(MSG_SOCK_DEVMEM). Needs opts.binding. If the first data
+ *          of the stream arrives in host memory instead (flow not steered to
+ *          a bound queue, NIC without header split), gpud_rx_recv() fails
+ *          with -EOPNOTSUPP and the reason: demanded zero-copy never
+ *          silently degrades.
+ *  AUTO    no binding: COPY, reason "no dma-buf binding" (or
+ *          opts.no_binding_reason, e.g. gpud_errmsg() of a failed
+ *          gpud_bind_rx()). With a binding: recvmsg(MSG_SOCK_DEVMEM), and the
+ *          first data decides: dma-buf fragments -> DEVMEM; host memory ->
+ *          COPY with the reason. Until then gpud_rx_mode() answers
+ *          GPUD_RX_AUTO. Data is never lost either way: with a binding the
+ *          library accepts both kinds of data for the whole stream.
+ *
+ * Thread safety: one gpud_rx per socket, used by one thread at a time (recv,
+ * release, stats and free must not run concurrently on the same gpud_rx;
+ * distinct gpud_rx objects are independent). Fragment memory may be read by
+ * any thread or device until released.
+ */
 enum gpud_rx_mode {
 	GPUD_RX_AUTO = 0,	/* devmem when a binding is given and works, else copy */
 	GPUD_RX_DEVMEM = 1,
@@ -274,42 +322,84 @@ enum gpud_rx_mode {
 struct gpud_rx_opts {
 	size_t sz;			/* sizeof(struct gpud_rx_opts) */
 	enum gpud_rx_mode mode;		/* requested mode */
-	struct gpud_binding *binding;	/* devmem: the binding the flow is steered to */
-	struct gpud_mem *mem;		/* the memory fragments refer to (bound mem, or copy target) */
-	size_t copy_chunk;		/* copy mode: bytes per recv (default 256 KiB) */
+	/* devmem: the binding the flow is steered to (not owned; must outlive the rx) */
+	struct gpud_binding *binding;
+	/*
+	 * Copy target (not owned; must outlive the rx), used as a ring. NULL:
+	 * the library allocates copy_ring bytes of host memory. Must not be
+	 * the bound memory.
+	 */
+	struct gpud_mem *copy_mem;
+	size_t copy_chunk;		/* bytes per recv call (default 256 KiB, devmem 1 MiB) */
+	size_t copy_ring;		/* size of the library's copy target (default 8 MiB) */
+	const char *no_binding_reason;	/* AUTO without binding: the reason to report (copied) */
 };
 
-/* One piece of payload, located in the gpud_mem. */
+/* gpud_frag.flags */
+#define GPUD_FRAG_COPY	(1u << 0)	/* offset is in gpud_rx_copy_mem(), not the bound mem */
+
+/* One piece of payload, located in a gpud_mem. Hand it back unchanged. */
 struct gpud_frag {
-	uint64_t offset;	/* byte offset in the gpud_mem */
+	uint64_t offset;	/* byte offset in the bound mem, or in the copy mem (GPUD_FRAG_COPY) */
 	uint32_t len;
 	uint32_t token;		/* give back with gpud_rx_release() */
+	uint32_t flags;		/* GPUD_FRAG_* */
+	uint32_t reserved;	/* 0 */
 };
 
 struct gpud_rx;
 
-/* Wraps connected TCP socket @fd (not owned; the caller closes it after freeing). */
+/*
+ * Wraps connected TCP socket @fd (not owned; the caller closes it after
+ * gpud_rx_free()). Errors: -EINVAL (bad options; DEVMEM without a binding),
+ * -ENOTSOCK / -EPROTONOSUPPORT (not a TCP stream socket), -ENOMEM, and those
+ * of gpud_mem_create() for the library's copy target. Returns 0 and *out only
+ * on success.
+ */
 GPUD_API int gpud_rx_open(int fd, const struct gpud_rx_opts *opts, struct gpud_rx **out);
-/* Returns every outstanding token to the kernel, then frees. NULL ok. */
+/*
+ * Returns every outstanding devmem token to the kernel (so the NIC's page
+ * pool gets its pages back), frees the copy target if the library made it,
+ * then frees @rx. Fragments still held become invalid. NULL ok.
+ */
 GPUD_API void gpud_rx_free(struct gpud_rx *rx);
 
+/* GPUD_RX_DEVMEM or GPUD_RX_COPY; GPUD_RX_AUTO while AUTO awaits the first data. */
 GPUD_API enum gpud_rx_mode gpud_rx_mode(const struct gpud_rx *rx);
-/* Why this mode (e.g. "copy: eth0 has no header split"). */
+/* Why this mode, e.g. "copy: no dma-buf binding". Owned by @rx. */
 GPUD_API const char *gpud_rx_mode_reason(const struct gpud_rx *rx);
+/* The memory GPUD_FRAG_COPY fragments point into. Owned as described above. */
+GPUD_API struct gpud_mem *gpud_rx_copy_mem(const struct gpud_rx *rx);
 
 /*
- * Receives up to @max_frags fragments. Returns the number of fragments (0 at
- * orderly EOF) or -errno (-EAGAIN on a non-blocking socket with nothing to
- * read). Fragments stay valid, and their memory untouched by the NIC, until
- * released. In copy mode the payload has already been copied into the mem.
- * Payload that the kernel delivered in host memory instead of the dma-buf
- * (SCM_DEVMEM_LINEAR) is handled by the library and counted in
- * gpud_rx_stats.bytes_copied; see the rx section's implementation notes.
+ * Receives up to @max_frags fragments (at least 1). Blocks like recv() on a
+ * blocking socket for the first byte; @flags may add MSG_DONTWAIT. Returns
+ * the number of fragments (> 0), 0 at orderly EOF (after all data), or
+ * -errno:
+ *   -EAGAIN     non-blocking and nothing to read (no message)
+ *   -ENOBUFS    the copy ring is full: release fragments first
+ *   -EFAULT     copy mode, but the flow's data is in a bound dma-buf
+ *   -EOPNOTSUPP DEVMEM demanded but the data arrives in host memory
+ *   -EXDEV      a fragment of another binding (another dma-buf) arrived
+ *   -ENODEV, -EPROTO  the kernel delivered inconsistent devmem data
+ *   -ECONNRESET, -ETIMEDOUT ... from the socket
+ * Errors after data was consumed from the socket (all but -EAGAIN,
+ * -ENOBUFS, -EINTR) are sticky: the stream is broken, every later call
+ * returns the same error; devmem tokens of the failed call are returned to
+ * the kernel, nothing leaks. Fragments stay valid, and their memory
+ * untouched by the NIC and the library, until released.
  */
 GPUD_API int gpud_rx_recv(struct gpud_rx *rx, struct gpud_frag *frags, size_t max_frags,
 			  int flags);
 
-/* Gives fragments back (batched SO_DEVMEM_DONTNEED; never twice). */
+/*
+ * Gives fragments back, in any order and any grouping (batched
+ * SO_DEVMEM_DONTNEED for devmem tokens, ring regions for copies). The whole
+ * call is checked first: a fragment not outstanding (released twice, never
+ * received, altered) fails it with -EINVAL and releases nothing. Returns 0
+ * or -errno (-EIO when the kernel did not hold a token it handed out; those
+ * are forgotten).
+ */
 GPUD_API int gpud_rx_release(struct gpud_rx *rx, const struct gpud_frag *frags, size_t n);
 
 struct gpud_rx_stats {
@@ -317,9 +407,12 @@ struct gpud_rx_stats {
 	uint64_t bytes_devmem;		/* of which written by the NIC into the dma-buf */
 	uint64_t bytes_copied;		/* of which copied by the CPU */
 	uint64_t frags;
-	uint64_t tokens_released;
-	uint64_t tokens_outstanding;
+	uint64_t tokens_released;	/* devmem tokens given back to the kernel */
+	uint64_t tokens_outstanding;	/* fragments (devmem and copy) not yet released */
+	uint64_t recv_calls;		/* recv/recvmsg system calls */
+	uint64_t dontneed_calls;	/* SO_DEVMEM_DONTNEED system calls */
 };
+/* Writes a snapshot into *st. */
 GPUD_API void gpud_rx_get_stats(const struct gpud_rx *rx, struct gpud_rx_stats *st);
 
 #ifdef __cplusplus
