@@ -73,4 +73,55 @@ enum {
 };
 _Static_assert(GPUD_NETDEV_CMD_BIND_RX == 13, "NETDEV_CMD_BIND_RX is 13 in 6.12");
 
+/*
+ * ---- netdev family attributes (include/uapi/linux/netdev.h, 6.12) ----
+ * Used by src/nic/netdev_nl.c. GPUD_-prefixed copies, not #ifndef guards:
+ * these are enum constants, which the preprocessor cannot test, and a newer
+ * <linux/netdev.h> must not clash with them. The values are ABI.
+ */
+enum gpud_netdev_queue_type {
+	GPUD_NETDEV_QUEUE_TYPE_RX = 0,
+	GPUD_NETDEV_QUEUE_TYPE_TX = 1,
+};
+
+enum {
+	GPUD_NETDEV_A_DEV_IFINDEX = 1,
+	GPUD_NETDEV_A_DEV_PAD,
+	GPUD_NETDEV_A_DEV_XDP_FEATURES,
+	GPUD_NETDEV_A_DEV_XDP_ZC_MAX_SEGS,
+	GPUD_NETDEV_A_DEV_XDP_RX_METADATA_FEATURES,
+	GPUD_NETDEV_A_DEV_XSK_FEATURES,
+};
+
+enum {
+	GPUD_NETDEV_A_PAGE_POOL_ID = 1,
+	GPUD_NETDEV_A_PAGE_POOL_IFINDEX,
+	GPUD_NETDEV_A_PAGE_POOL_NAPI_ID,
+	GPUD_NETDEV_A_PAGE_POOL_INFLIGHT,
+	GPUD_NETDEV_A_PAGE_POOL_INFLIGHT_MEM,
+	GPUD_NETDEV_A_PAGE_POOL_DETACH_TIME,
+	GPUD_NETDEV_A_PAGE_POOL_DMABUF,		/* 7 */
+};
+
+enum {
+	GPUD_NETDEV_A_QUEUE_ID = 1,
+	GPUD_NETDEV_A_QUEUE_IFINDEX,
+	GPUD_NETDEV_A_QUEUE_TYPE,
+	GPUD_NETDEV_A_QUEUE_NAPI_ID,
+	GPUD_NETDEV_A_QUEUE_DMABUF,		/* 5 */
+};
+
+enum {
+	GPUD_NETDEV_A_DMABUF_IFINDEX = 1,
+	GPUD_NETDEV_A_DMABUF_QUEUES,		/* nest of GPUD_NETDEV_A_QUEUE_* */
+	GPUD_NETDEV_A_DMABUF_FD,
+	GPUD_NETDEV_A_DMABUF_ID,		/* 4, in the reply */
+};
+
+_Static_assert(GPUD_NETDEV_A_PAGE_POOL_DMABUF == 7, "NETDEV_A_PAGE_POOL_DMABUF is 7 in 6.12");
+_Static_assert(GPUD_NETDEV_A_QUEUE_DMABUF == 5, "NETDEV_A_QUEUE_DMABUF is 5 in 6.12");
+_Static_assert(GPUD_NETDEV_A_DMABUF_ID == 4, "NETDEV_A_DMABUF_ID is 4 in 6.12");
+_Static_assert(GPUD_NETDEV_A_DEV_XSK_FEATURES == 6, "NETDEV_A_DEV_XSK_FEATURES is 6 in 6.12");
+/* ---- end of netdev family attributes ---- */
+
 #endif /* GPUD_UAPI_COMPAT_H */

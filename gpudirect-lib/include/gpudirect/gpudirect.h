@@ -166,36 +166,62 @@ GPUD_API int gpud_mem_probe(enum gpud_mem_kind kind, int device, char *why, size
 struct gpud_nic;
 
 /*
- * Opens @ifname in the calling thread's network namespace. Reading needs no
+ * Opens @ifname in the calling thread's network namespace; the object keeps
+ * sockets of that namespace, so later calls (and restoration) act on the same
+ * device whatever namespace the calling thread is in then. Reading needs no
  * privilege; changes need CAP_NET_ADMIN (-EPERM with a message otherwise).
+ * -ENODEV: no such interface here.
+ *
+ * Every setter records the value it replaces the first time it changes that
+ * setting; gpud_nic_free() puts the recorded values back. Two gpud_nic
+ * objects on one device each restore what *they* saw: free them in reverse
+ * order of opening. One gpud_nic may be used from several threads (calls are
+ * serialised by a lock inside).
  */
 GPUD_API int gpud_nic_open(const char *ifname, struct gpud_nic **out);
 
-/* Restores every setting this object changed, removes its flow rules. NULL ok. */
+/*
+ * Restores every setting this object changed (flow rules removed, RSS table,
+ * channel counts, header split, in that order) and frees it. Restoration
+ * failures are logged at WARN and do not stop the rest. NULL ok.
+ */
 GPUD_API void gpud_nic_free(struct gpud_nic *nic);
 
 GPUD_API const char *gpud_nic_name(const struct gpud_nic *nic);
 GPUD_API int gpud_nic_ifindex(const struct gpud_nic *nic);
-/* Number of RX queues in use (real_num_rx_queues), or -errno. */
+/* Number of RX queues in use (real_num_rx_queues, from the netdev family), or -errno. */
 GPUD_API int gpud_nic_rx_queues(const struct gpud_nic *nic);
 
 /* TCP header split (ethtool rings tcp-data-split). */
 enum gpud_hds {
-	GPUD_HDS_UNKNOWN = 0,
+	GPUD_HDS_UNKNOWN = 0,		/* the driver has ring parameters but does not say */
 	GPUD_HDS_DISABLED = 1,
 	GPUD_HDS_ENABLED = 2,
-	GPUD_HDS_UNSUPPORTED = 3,
+	GPUD_HDS_UNSUPPORTED = 3,	/* no ring parameters at all (e.g. veth) */
 };
+/* Queries header split; an unsupporting driver is not an error (UNSUPPORTED). */
 GPUD_API int gpud_nic_get_header_split(struct gpud_nic *nic, enum gpud_hds *state);
+/*
+ * Turns header split on or off (-EOPNOTSUPP with the kernel's extack when the
+ * driver cannot). devmem needs it on: the payload must land in buffers of its
+ * own, apart from the headers.
+ */
 GPUD_API int gpud_nic_set_header_split(struct gpud_nic *nic, bool on);
 
-/* Combined/RX channel count (ethtool -L). */
+/*
+ * Sets the RX channel count (ethtool -L): "combined" channels where the
+ * driver pairs RX with TX, else "rx".
+ */
 GPUD_API int gpud_nic_set_rx_channels(struct gpud_nic *nic, unsigned int count);
 
 /*
  * Flow steering (ethtool -N flow-type tcp4/tcp6 ... action QUEUE). Addresses
  * are in network byte order; a zero port or address means "any". Returns 0 and
  * the rule's location in *rule_id; the rule is removed by gpud_nic_free().
+ * The driver chooses the location where it can (RX_CLS_LOC_ANY); otherwise
+ * the highest free one is used. -EOPNOTSUPP: the driver has no n-tuple
+ * rules; -EINVAL: it refused this rule (often: ntuple feature off, see
+ * ethtool -K IFNAME ntuple on).
  */
 struct gpud_flow {
 	size_t sz;		/* sizeof(struct gpud_flow) */
@@ -207,13 +233,44 @@ struct gpud_flow {
 };
 GPUD_API int gpud_nic_add_flow(struct gpud_nic *nic, const struct gpud_flow *flow,
 			       unsigned int queue, uint32_t *rule_id);
+/* Removes a rule this object added (-ENOENT for any other). */
 GPUD_API int gpud_nic_del_flow(struct gpud_nic *nic, uint32_t rule_id);
+/*
+ * 0 when the driver implements n-tuple rules (it can list them), else
+ * -EOPNOTSUPP. Needs no privilege and changes nothing.
+ */
+GPUD_API int gpud_nic_probe_flow_steering(struct gpud_nic *nic);
 
 /*
  * Spreads RSS only over queues [0, @first_excluded) so that queues from
- * @first_excluded up carry only steered (devmem) flows.
+ * @first_excluded up carry only steered (devmem) flows. The original table is
+ * restored by gpud_nic_free() (the driver's default spread if it was that).
+ * -ERANGE: @first_excluded is 0 or above the RX ring count.
  */
 GPUD_API int gpud_nic_rss_limit(struct gpud_nic *nic, unsigned int first_excluded);
+
+/*
+ * Opt-in: restore every live gpud_nic when SIGINT or SIGTERM arrives, then
+ * let the signal do what it did before (by default: end the process).
+ * The library installs no handler unless this is called with true.
+ *
+ * How: the handler only writes the signal number into a pipe (the one
+ * async-signal-safe step); a watcher thread started here does the netlink
+ * work, restores the previous dispositions, and sends the signal to the
+ * process again. So a process that had its own handler gets it called after
+ * the restoration (once: the feature is one-shot, call again to re-arm after
+ * disabling), and one with the default action still dies of the signal, with
+ * its exit status saying so. Signals that were ignored (SIG_IGN, as for
+ * background jobs) stay ignored. Install your own handlers *before* calling
+ * this, or they replace ours.
+ *
+ * Not covered: SIGKILL and crashes (nothing can run then; free your objects
+ * on every path); bindings need nothing, the kernel unbinds when the process's
+ * netlink socket closes. Not inherited usefully across fork(): call it in the
+ * process that owns the NICs. false removes the handlers and stops the thread.
+ * Returns 0 or -errno.
+ */
+GPUD_API int gpud_nic_restore_on_signal(bool enable);
 
 /* ------------------------------------------------------------------ */
 /* dma-buf binding to RX queues (netdev netlink family)                */
@@ -222,16 +279,31 @@ GPUD_API int gpud_nic_rss_limit(struct gpud_nic *nic, unsigned int first_exclude
 struct gpud_binding;
 
 /*
- * Binds @mem's dma-buf to RX queues @queues[0..nqueues) of @ifindex with
- * NETDEV_CMD_BIND_RX. The binding lives exactly as long as the returned
- * object (it owns the netlink socket that made it).
- * Errors carry the kernel's extack and our explanation, e.g. -EOPNOTSUPP
- * "eth1 has no queue management API: devmem needs a NIC driver that
- * supports it", -EEXIST for a queue that is already bound.
+ * Binds @mem's dma-buf to RX queues @queues[0..nqueues) of @ifindex (in the
+ * calling thread's namespace) with NETDEV_CMD_BIND_RX. The binding lives
+ * exactly as long as the returned object: it owns the netlink socket that
+ * made it, and the kernel unbinds when that socket closes (also when the
+ * process dies). The kernel holds its own reference on the dma-buf, but keep
+ * @mem alive while receiving: fragments point into it.
+ *
+ * Errors carry the kernel's extack (message and bad attribute) and our
+ * explanation with the fix:
+ *   -EOPNOTSUPP  "eth1 has no queue management API: devmem needs a NIC driver
+ *                that supports it"; or a kernel without devmem (before 6.12)
+ *   -EEXIST      "queue 1 of eth1 is already bound (dma-buf id 3)", or an XDP
+ *                program is attached
+ *   -ERANGE      "queue 9 out of range, eth1 has 4 RX queues"
+ *   -EPERM       needs CAP_NET_ADMIN
+ *   -EBADF/-EINVAL the fd is not a dma-buf; -EINVAL also when header split
+ *                is off (newer kernels say "tcp-data-split is disabled")
+ *   -ENODATA     the driver's page pool does not take devmem memory
+ * Returns 0 and stores the object in *out only on success.
  */
 GPUD_API int gpud_bind_rx(int ifindex, struct gpud_mem *mem, const unsigned int *queues,
 			  size_t nqueues, struct gpud_binding **out);
+/* Unbinds (closes the binding's netlink socket) and frees. NULL ok. */
 GPUD_API void gpud_binding_free(struct gpud_binding *b);
+/* The dma-buf id the kernel assigned (> 0); it tags received fragments. */
 GPUD_API uint32_t gpud_binding_id(const struct gpud_binding *b);
 
 /*

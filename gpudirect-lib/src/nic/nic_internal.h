@@ -1,0 +1,101 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Private to src/nic: the netdev family client (netdev_nl.c), the ethtool
+ * netlink client (ethtool_nl.c) and the ethtool ioctls that have no netlink
+ * equivalent in 6.12 (ethtool_ioctl.c). nic_state.c builds gpud_nic on them.
+ * Unit tests reach the builders and parsers through this header.
+ */
+#ifndef GPUD_NIC_INTERNAL_H
+#define GPUD_NIC_INTERNAL_H
+
+#include "internal.h"
+#include "nic/nl.h"
+
+/* ---- netdev family (netdev_nl.c) ---- */
+
+/* Attribute names of a BIND_RX request, for bad-attr paths. */
+extern const struct gpud_nl_attr_name gpud_netdev_bind_attr_names[];
+
+/*
+ * Opens a netdev-family socket; -EOPNOTSUPP with a message when the kernel
+ * has no netdev family (before 6.3) or, with @need_bind, no BIND_RX (6.12+).
+ */
+int gpud_netdev_open(bool need_bind, struct gpud_nl **out);
+
+/* NETDEV_CMD_BIND_RX request into @buf (@len bytes); NULL if it does not fit. */
+struct nlmsghdr *gpud_netdev_bind_msg(void *buf, size_t len, uint16_t family,
+				      uint32_t seq, int ifindex, int dmabuf_fd,
+				      const unsigned int *queues, size_t nqueues);
+/* NETDEV_CMD_QUEUE_GET / PAGE_POOL_GET dump requests; @ifindex 0 = all. */
+struct nlmsghdr *gpud_netdev_queue_dump_msg(void *buf, size_t len, uint16_t family,
+					    uint32_t seq, int ifindex);
+struct nlmsghdr *gpud_netdev_pool_dump_msg(void *buf, size_t len, uint16_t family,
+					   uint32_t seq);
+
+/* Reply parsers: 0, or -EINVAL when a mandatory attribute is missing. */
+int gpud_netdev_parse_queue(const struct nlmsghdr *nlh, struct gpud_queue_info *q);
+int gpud_netdev_parse_pool(const struct nlmsghdr *nlh, struct gpud_page_pool_info *pp);
+int gpud_netdev_parse_bind(const struct nlmsghdr *nlh, uint32_t *id);
+
+/*
+ * Writes our explanation of a failed bind (the kernel's errno and extack,
+ * plus what to do) into @buf. @nrxq is the device's RX queue count or -1.
+ */
+void gpud_netdev_explain_bind(int err, const char *ifname, const unsigned int *queues,
+			      size_t nqueues, int nrxq, const struct gpud_queue_info *qi,
+			      int nqi, char *buf, size_t len);
+
+/* gpud_bind_rx() on a raw fd (tests use a memfd to reach the device check). */
+int gpud_bind_rx_fd(int ifindex, int dmabuf_fd, const unsigned int *queues, size_t nqueues,
+		    struct gpud_binding **out);
+
+/* "-EOPNOTSUPP"-style name of a negative errno ("-E123" when unknown). */
+const char *gpud_errno_name(int err, char *buf, size_t len);
+
+/* ---- ethtool netlink (ethtool_nl.c) ---- */
+
+struct gpud_channels {
+	uint32_t max_rx, max_tx, max_other, max_combined;
+	uint32_t rx, tx, other, combined;
+};
+
+/* Which counts a set request carries. */
+#define GPUD_CH_RX		(1u << 0)
+#define GPUD_CH_TX		(1u << 1)
+#define GPUD_CH_OTHER		(1u << 2)
+#define GPUD_CH_COMBINED	(1u << 3)
+
+int gpud_ethtool_open(struct gpud_nl **out);
+/*
+ * tcp-data-split as ethtool reports it: ETHTOOL_TCP_DATA_SPLIT_* (0 when the
+ * driver does not say). -EOPNOTSUPP: no ring parameters at all.
+ */
+int gpud_ethtool_get_hds(struct gpud_nl *nl, int ifindex, uint8_t *hds);
+int gpud_ethtool_set_hds(struct gpud_nl *nl, int ifindex, uint8_t hds);
+int gpud_ethtool_get_channels(struct gpud_nl *nl, int ifindex, struct gpud_channels *ch);
+int gpud_ethtool_set_channels(struct gpud_nl *nl, int ifindex, const struct gpud_channels *ch,
+			      unsigned int which);
+
+struct nlmsghdr *gpud_ethtool_channels_set_msg(void *buf, size_t len, uint16_t family,
+					       uint32_t seq, int ifindex,
+					       const struct gpud_channels *ch,
+					       unsigned int which);
+int gpud_ethtool_parse_channels(const struct nlmsghdr *nlh, struct gpud_channels *ch);
+int gpud_ethtool_parse_rings_hds(const struct nlmsghdr *nlh, uint8_t *hds);
+
+/* ---- ethtool ioctl (ethtool_ioctl.c): n-tuple and RSS ---- */
+
+/* @fd: any AF_INET/AF_NETLINK socket of the device's namespace. */
+int gpud_ntuple_count(int fd, const char *ifname, uint32_t *rules, uint32_t *table,
+		      bool *loc_any);
+int gpud_ntuple_insert(int fd, const char *ifname, const struct gpud_flow *flow,
+		       unsigned int queue, uint32_t *loc);
+int gpud_ntuple_delete(int fd, const char *ifname, uint32_t loc);
+/* Number of RX rings RSS spreads over (ETHTOOL_GRXRINGS). */
+int gpud_rss_rings(int fd, const char *ifname, uint32_t *rings);
+/* Indirection table; *table is malloc()ed, caller frees. */
+int gpud_rss_get(int fd, const char *ifname, uint32_t **table, uint32_t *size);
+/* @size 0 restores the driver's default spread. */
+int gpud_rss_set(int fd, const char *ifname, const uint32_t *table, uint32_t size);
+
+#endif /* GPUD_NIC_INTERNAL_H */
