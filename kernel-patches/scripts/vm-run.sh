@@ -1,0 +1,238 @@
+#!/bin/bash
+# Run one command inside a throw-away QEMU VM booted with the patched kernel.
+#
+# usage: vm-run.sh [options] -- CMD [ARGS...]
+#
+#   --kernel BZIMAGE  kernel to boot (default: $GPUD_VM_KERNEL, else the image
+#                     build-kernel.sh --print-path finds for --flavour)
+#   --flavour F       vm (default) or debug, when looking up the kernel
+#   --timeout S       kill the VM after S seconds (default 300)
+#   --mem MB          guest memory (default 2048)
+#   --append ARGS     extra kernel command line
+#   --env NAME[=VAL]  pass NAME (with VAL, or its current value) to CMD
+#   --rw DIR          make host DIR writable in the guest (repeatable)
+#   --allow REGEX     kernel log lines matching REGEX are not failures
+#                     (for tests that trigger a WARN on purpose)
+#   --log FILE        also keep the guest console log in FILE
+#   --console         copy the guest console to stderr as it arrives
+#
+# Environment: GPUD_VM_KERNEL, GPUD_VM_FLAVOUR (as the options),
+# GPUD_VM_P9CACHE (9p cache mode of the host root, default loose),
+# GPUD_VM_ACCEL (default tcg), GPUD_VM_KEEP=1 (keep a failed run's dir).
+#
+# The guest sees the host's / read-only (tmpfs on /tmp, /var/tmp, /run,
+# /dev/shm), runs CMD as root in the caller's current directory with
+# GPUD_IN_VM=1 and the caller's PATH, locale, LD_LIBRARY_PATH, HOME and
+# GPUD_*, NCCL_*, CUDA_*, NETIF, *SAN_OPTIONS, GTEST_* variables, and
+# streams CMD's stdout+stderr to our stdout.
+#
+# Exit status: CMD's (77 = skipped), or non-zero when the kernel log shows a
+# panic, WARNING, BUG, lockdep/RCU report, refcount or memory-checker report,
+# or a page_pool leak — even if CMD passed; 124 when the VM timed out; 77
+# when no kernel is built or qemu is missing.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+die() { echo "vm-run.sh: error: $*" >&2; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+
+kernel=${GPUD_VM_KERNEL:-}
+flavour=${GPUD_VM_FLAVOUR:-vm}
+timeout=300
+mem=2048
+append=
+log_file=
+console=0
+envs=()
+rw_dirs=()
+allow=()
+while [ $# -gt 0 ]; do
+	case $1 in
+	--kernel) kernel=${2:?}; shift 2 ;;
+	--flavour) flavour=${2:?}; shift 2 ;;
+	--timeout) timeout=${2:?}; shift 2 ;;
+	--mem) mem=${2:?}; shift 2 ;;
+	--append) append="$append ${2:?}"; shift 2 ;;
+	--env) envs+=("${2:?}"); shift 2 ;;
+	--rw) rw_dirs+=("$(cd "${2:?}" && pwd -P)") || die "--rw: no directory $2"; shift 2 ;;
+	--allow) allow+=("${2:?}"); shift 2 ;;
+	--log) log_file=${2:?}; shift 2 ;;
+	--console) console=1; shift ;;
+	-h|--help) sed -n '2,34s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	--) shift; break ;;
+	*) die "unknown option '$1' (see --help; the command goes after --)" ;;
+	esac
+done
+[ $# -gt 0 ] || die "no command given (vm-run.sh [options] -- CMD [ARGS...])"
+case $timeout in ''|*[!0-9]*) die "--timeout wants seconds, got '$timeout'" ;; esac
+
+qemu=$(command -v qemu-system-x86_64 || true)
+[ -n "$qemu" ] || skip "qemu-system-x86_64 not found; run: apt-get install qemu-system-x86"
+
+if [ -z "$kernel" ]; then
+	hint=
+	[ "$flavour" = vm ] || hint=" --flavour $flavour"
+	kernel=$("$HERE/build-kernel.sh" --flavour "$flavour" --print-path 2>/dev/null) ||
+		skip "patched kernel not built; run kernel-patches/scripts/build-kernel.sh$hint"
+fi
+[ -r "$kernel" ] || die "kernel image $kernel not readable"
+
+# Per-run state; share/ is the guest's writable /run/gpud-vm. The console log
+# stays outside it so the guest cannot rewrite what we scan.
+run=$(mktemp -d "${TMPDIR:-/tmp}/gpud-vm.XXXXXX")
+share=$run/share
+mkdir "$share"
+qpid=
+tpids=()
+# GPUD_VM_KEEP=1 keeps a failed run's dir (console, dmesg, cmd.sh) for a
+# post-mortem; by default every run dir is removed.
+keep_run=0
+# shellcheck disable=SC2317  # reached through the traps
+cleanup() {
+	if [ -n "$qpid" ]; then kill "$qpid" 2>/dev/null || true; fi
+	for p in "${tpids[@]}"; do kill "$p" 2>/dev/null || true; done
+	if [ "$keep_run" = 1 ] && [ "${GPUD_VM_KEEP:-0}" = 1 ]; then
+		rm -f "$run/initramfs.cpio"
+		echo "vm-run.sh: run dir kept for inspection: $run" >&2
+	else
+		rm -rf "$run"
+	fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+"$HERE/mkinitramfs.sh" "$run/initramfs.cpio"
+
+# --- the command, as a script the guest's /bin/sh runs -----------------------
+# Single-quote a value for POSIX sh (the guest runs the host's dash).
+shq() { printf "'%s'" "$(printf '%s' "$1" | sed "s/'/'\\\\''/g")"; }
+
+pass_env() {
+	local name
+	for name in PATH HOME USER LOGNAME LANG LANGUAGE TZ LD_LIBRARY_PATH NETIF \
+		$(compgen -e | grep -E '^(LC_[A-Z_]+|GPUD_[A-Za-z0-9_]+|NCCL_[A-Za-z0-9_]+|CUDA_[A-Za-z0-9_]+|[A-Z]SAN_OPTIONS|GTEST_[A-Z_]+)$' || true); do
+		[ -n "${!name+x}" ] || continue
+		# vm-run's own knobs mean nothing inside.
+		case $name in GPUD_VM_*) continue ;; esac
+		echo "export $name=$(shq "${!name}")"
+	done
+	for e in "${envs[@]}"; do
+		case $e in
+		*=*) echo "export ${e%%=*}=$(shq "${e#*=}")" ;;
+		*) [ -n "${!e+x}" ] && echo "export $e=$(shq "${!e}")" ;;
+		esac
+	done
+}
+
+{
+	echo "# generated by vm-run.sh"
+	pass_env
+	echo "export GPUD_IN_VM=1"
+	echo "cd $(shq "$(pwd -P)") || exit 125"
+	printf 'exec'
+	for a in "$@"; do printf ' %s' "$(shq "$a")"; done
+	echo
+} >"$share/cmd.sh"
+
+nonce=$(od -An -tx8 -N8 /dev/urandom | tr -d ' \n')
+echo "$nonce" >"$share/nonce"
+: >"$share/output"
+
+virtfs=(-virtfs "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap"
+	-virtfs "local,path=$share,mount_tag=gpudrun,security_model=none")
+i=0
+for d in "${rw_dirs[@]}"; do
+	virtfs+=(-virtfs "local,path=$d,mount_tag=rw$i,security_model=none,multidevs=remap")
+	echo "rw$i $d" >>"$share/mounts"
+	i=$((i + 1))
+done
+
+# Host-side accel: TCG unless told otherwise (KVM is not usable on the CI
+# hosts this was written for; see shared/FACTS.md).
+accel=${GPUD_VM_ACCEL:-tcg}
+cmdline="console=ttyS0 panic=-1 oops=panic udmabuf.size_limit_mb=1024 gpud.vm=1"
+cmdline="$cmdline gpud.p9cache=${GPUD_VM_P9CACHE:-loose}$append"
+
+console_log=$run/console.log
+: >"$console_log"
+# sockets=2: without ACPI the kernel finds CPUs in SeaBIOS's MP table, which
+# lists one CPU per package, so "-smp 2" (two cores, one socket) boots one.
+start=$(date +%s.%N)
+timeout -k 5 "$timeout" "$qemu" -machine q35 -accel "$accel" -cpu max -smp 2,sockets=2,cores=1,threads=1 -m "$mem" \
+	-nodefaults -no-user-config -display none -no-reboot -monitor none \
+	-serial "file:$console_log" \
+	-kernel "$kernel" -initrd "$run/initramfs.cpio" -append "$cmdline" \
+	"${virtfs[@]}" </dev/null >"$run/qemu.out" 2>&1 &
+qpid=$!
+
+# Stream the command's output (and optionally the console) while it runs.
+tail -n +1 -f --pid="$qpid" "$share/output" &
+tpids+=($!)
+if [ "$console" = 1 ]; then
+	tail -n +1 -f --pid="$qpid" "$console_log" >&2 &
+	tpids+=($!)
+fi
+
+qrc=0
+wait "$qpid" || qrc=$?
+qpid=
+for p in "${tpids[@]}"; do wait "$p" 2>/dev/null || true; done
+tpids=()
+elapsed=$(echo "$(date +%s.%N) - $start" | bc)
+[ -n "$log_file" ] && cp "$console_log" "$log_file"
+
+show_console() {
+	echo "vm-run.sh: --- last lines of the guest console ---" >&2
+	tail -n "${1:-40}" "$console_log" >&2
+	echo "vm-run.sh: --- end of console ---" >&2
+}
+
+# --- the command's status -----------------------------------------------------
+rc=
+if [ -s "$share/status" ]; then
+	rc=$(cat "$share/status")
+else
+	rc=$(sed -n "s/^GPUD-VM-EXIT $nonce \([0-9]*\).*/\1/p" "$console_log" | tail -n 1)
+fi
+if [ -z "$rc" ]; then
+	keep_run=1
+	if [ "$qrc" = 124 ] || [ "$qrc" = 137 ]; then
+		echo "vm-run.sh: error: no end marker within ${timeout}s: VM killed (command hung or the guest is stuck)" >&2
+		show_console
+		exit 124
+	fi
+	echo "vm-run.sh: error: the VM stopped without the command's exit status (qemu exit $qrc)" >&2
+	grep -h 'GPUD-VM-INIT-FAIL' "$console_log" >&2 || true
+	cat "$run/qemu.out" >&2
+	show_console
+	exit 1
+fi
+
+# --- the kernel log -----------------------------------------------------------
+# What a clean run never prints. KASAN/KFENCE reports start with "BUG:"; the
+# bare words are not listed because KFENCE announces itself at boot.
+bad_re='Kernel panic|WARNING:|BUG:|Oops: |general protection fault|'
+bad_re+='possible circular locking|possible recursive locking|inconsistent lock state|'
+bad_re+='suspicious RCU usage|possible irq lock inversion|bad unlock balance|'
+bad_re+='lock held when returning|detected stalls|INFO: task .* blocked|'
+bad_re+='refcount_t:|UBSAN:|unreferenced object|stalled pool shutdown|page_pool.*leak|'
+bad_re+='kernel BUG|list_(add|del) corruption|Call Trace:'
+bad=$(cat "$console_log" "$share/dmesg" 2>/dev/null | tr -d '\r' |
+	grep -E "$bad_re" | awk '!seen[$0]++' || true)
+for re in "${allow[@]}"; do
+	bad=$(printf '%s\n' "$bad" | grep -Ev -- "$re" || true)
+done
+if [ -n "$bad" ]; then
+	keep_run=1
+	echo "vm-run.sh: FAIL: the guest kernel reported problems (command exit $rc):" >&2
+	printf '%s\n' "$bad" | head -n 40 | sed 's/^/    /' >&2
+	show_console 80
+	# A passing or skipped command must not hide a kernel problem.
+	case $rc in 0|77) exit 1 ;; *) exit "$rc" ;; esac
+fi
+
+[ -n "${GPUD_VM_QUIET:-}" ] ||
+	printf 'vm-run.sh: command exited %s; VM wall time %.1f s\n' "$rc" "$elapsed" >&2
+exit "$rc"
