@@ -200,4 +200,8 @@ cp "$build/arch/x86/boot/bzImage" "$build/.config" "$build/build.log" "$tmp/"
 printf '%s\n' "${series[@]##*/}" >"$tmp/series"
 rm -rf "$img_dir"
 mv "$tmp" "$img_dir"
+# Keep the newest few images per flavour (switching branches back and forth
+# then costs nothing); each is ~3 MiB plus its build log.
+# shellcheck disable=SC2012  # our own dir names: no odd characters
+ls -1dt "$CACHE_ROOT/images/$flavour"-* | tail -n +6 | xargs -r rm -rf
 echo "$img_dir/bzImage"
