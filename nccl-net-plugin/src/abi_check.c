@@ -1,0 +1,57 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Layout pins for the ABI structs (x86_64 / aarch64 LP64). Offsets and sizes
+ * computed from NCCL v2.28.9-1's ext-net headers; a mismatch here means our
+ * declarations drifted from what libnccl.so.2 reads.
+ */
+#include "ncclnet/net.h"
+
+#include <stddef.h>
+
+#define PIN(type, field, off) _Static_assert(offsetof(type, field) == (off), #type "." #field)
+#define SIZE(type, sz) _Static_assert(sizeof(type) == (sz), "sizeof " #type)
+
+SIZE(ncclResult_t, 4);
+SIZE(ncclNetDeviceHandle_v7_t, 32);
+PIN(ncclNetDeviceHandle_v7_t, handle, 8);
+PIN(ncclNetDeviceHandle_v7_t, needsProxyProgress, 24);
+SIZE(ncclNetVDeviceProps_v9_t, 20);
+
+/* v8: name, pciPath, guid, then 4-byte fields */
+PIN(ncclNetProperties_v8_t, guid, 16);
+PIN(ncclNetProperties_v8_t, ptrSupport, 24);
+PIN(ncclNetProperties_v8_t, speed, 32);
+PIN(ncclNetProperties_v8_t, latency, 40);
+PIN(ncclNetProperties_v8_t, netDeviceVersion, 56);
+SIZE(ncclNetProperties_v8_t, 64);
+
+/* v9/v10: forceFlush after regIsGlobal, vProps, then two size_t */
+PIN(ncclNetProperties_v9_t, forceFlush, 32);
+PIN(ncclNetProperties_v9_t, speed, 36);
+PIN(ncclNetProperties_v9_t, netDeviceVersion, 60);
+PIN(ncclNetProperties_v9_t, vProps, 64);
+PIN(ncclNetProperties_v9_t, maxP2pBytes, 88);
+PIN(ncclNetProperties_v9_t, maxCollBytes, 96);
+SIZE(ncclNetProperties_v9_t, 104);
+
+/* v11: maxMultiRequestSize appended */
+PIN(ncclNetProperties_v11_t, vProps, 64);
+PIN(ncclNetProperties_v11_t, maxCollBytes, 96);
+PIN(ncclNetProperties_v11_t, maxMultiRequestSize, 104);
+SIZE(ncclNetProperties_v11_t, 112);
+SIZE(ncclNetAttr_v11_t, 44);
+
+/* function tables: pointer slots in NCCL's order */
+#define SLOT(type, field, n) PIN(type, field, (n) * sizeof(void *))
+SLOT(ncclNet_v8_t, init, 1);
+SLOT(ncclNet_v8_t, isend, 10);
+SLOT(ncclNet_v8_t, test, 13);
+SLOT(ncclNet_v8_t, irecvConsumed, 18);
+SIZE(ncclNet_v8_t, 19 * sizeof(void *));
+SLOT(ncclNet_v9_t, makeVDevice, 19);
+SIZE(ncclNet_v9_t, 20 * sizeof(void *));
+SIZE(ncclNet_v10_t, 20 * sizeof(void *));
+SLOT(ncclNet_v11_t, makeVDevice, 19);
+SLOT(ncclNet_v11_t, finalize, 20);
+SLOT(ncclNet_v11_t, setNetAttr, 21);
+SIZE(ncclNet_v11_t, 22 * sizeof(void *));

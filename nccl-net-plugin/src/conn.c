@@ -1,0 +1,479 @@
+// SPDX-License-Identifier: MIT
+/*
+ * listen / connect / accept, non-blocking as NCCL wants: each call does what
+ * it can without waiting and returns a NULL comm until the connection is
+ * ready. A connection is one control socket plus nsocks data sockets; each
+ * starts with a hello carrying the listener's secret from the handle, so a
+ * stray or stale connection is refused before it becomes a comm.
+ */
+#include "plugin.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#define DM_MAX_PENDING 64
+#define DM_MAX_GROUPS 16
+
+struct dm_pending {
+	int fd;
+	size_t got;
+	uint64_t since_ms;
+	uint8_t buf[DM_HELLO_LEN];
+};
+
+struct dm_group {
+	uint64_t conn_id;
+	uint64_t since_ms;
+	int ctrl_fd;
+	int data_fd[DM_MAX_SOCKS];
+	int have;
+};
+
+struct dm_listen {
+	int fd;
+	int dev;
+	uint64_t secret;
+	int nsocks;
+	uint32_t max_chunk;
+	struct dm_pending pend[DM_MAX_PENDING];
+	int npend;
+	struct dm_group grp[DM_MAX_GROUPS];
+	int ngrp;
+};
+
+struct dm_connect_state {
+	int fd[1 + DM_MAX_SOCKS];	/* [0] = control */
+	size_t sent[1 + DM_MAX_SOCKS];
+	uint8_t hello[1 + DM_MAX_SOCKS][DM_HELLO_LEN];
+	uint8_t ack[DM_ACK_LEN];
+	size_t ack_got;
+	int nfd;
+	uint64_t since_ms;
+	char peer[64];
+};
+
+static void addr_str(const struct sockaddr_in *sa, char *buf, size_t len)
+{
+	char ip[INET_ADDRSTRLEN] = "?";
+
+	inet_ntop(AF_INET, &sa->sin_addr, ip, sizeof(ip));
+	snprintf(buf, len, "%s:%u", ip, ntohs(sa->sin_port));
+}
+
+static void peer_str(int fd, char *buf, size_t len)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+
+	if (getpeername(fd, (struct sockaddr *)&sa, &sl))
+		snprintf(buf, len, "?");
+	else
+		addr_str(&sa, buf, len);
+}
+
+static int random64(uint64_t *v)
+{
+	if (getrandom(v, sizeof(*v), 0) != sizeof(*v))
+		return -errno ? -errno : -EIO;
+	return 0;
+}
+
+int dm_listen(int dev, struct dm_handle *h, struct dm_listen **out)
+{
+	const struct dm_dev *d = dm_dev_get(dev);
+	struct sockaddr_in sa = d->addr;
+	socklen_t sl = sizeof(sa);
+	struct dm_listen *l;
+	int one = 1, err;
+
+	l = calloc(1, sizeof(*l));
+	if (!l)
+		return -ENOMEM;
+	l->dev = dev;
+	l->nsocks = dm_cfg.nsocks;
+	l->max_chunk = dm_cfg.chunk;
+	err = random64(&l->secret);
+	if (err)
+		goto err_free;
+	l->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (l->fd < 0) {
+		err = -errno;
+		goto err_free;
+	}
+	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	sa.sin_port = 0;
+	if (bind(l->fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(l->fd, 128) ||
+	    getsockname(l->fd, (struct sockaddr *)&sa, &sl)) {
+		err = -errno;
+		DM_WARN("listen on %s failed: %s", d->name, strerror(errno));
+		goto err_close;
+	}
+	memset(h, 0, sizeof(*h));
+	h->magic = DM_HANDLE_MAGIC;
+	h->version = DM_PROTO_VERSION;
+	h->nsocks = (uint16_t)l->nsocks;
+	h->addr = sa;
+	h->max_chunk = l->max_chunk;
+	h->secret = l->secret;
+	*out = l;
+	return 0;
+
+err_close:
+	close(l->fd);
+err_free:
+	free(l);
+	return err;
+}
+
+static void group_close(struct dm_group *g)
+{
+	if (g->ctrl_fd >= 0)
+		close(g->ctrl_fd);
+	for (int i = 0; i < DM_MAX_SOCKS; i++)
+		if (g->data_fd[i] >= 0)
+			close(g->data_fd[i]);
+}
+
+void dm_listen_close(struct dm_listen *l)
+{
+	if (!l)
+		return;
+	for (int i = 0; i < l->npend; i++)
+		close(l->pend[i].fd);
+	for (int i = 0; i < l->ngrp; i++)
+		group_close(&l->grp[i]);
+	close(l->fd);
+	free(l);
+}
+
+static void reject(int fd, unsigned status, const char *peer)
+{
+	struct dm_ack a = { .version = DM_PROTO_VERSION, .status = (uint16_t)status };
+	uint8_t b[DM_ACK_LEN];
+
+	DM_WARN("refused connection from %s: %s", peer, dm_ack_status_str(status));
+	dm_ack_encode(&a, b);
+	if (send(fd, b, sizeof(b), MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+		/* the peer then sees a reset instead of our reason */
+	}
+	close(fd);
+}
+
+/* Validates a complete hello and files the socket into its group. Consumes fd. */
+static void hello_done(struct dm_listen *l, int fd, const uint8_t *buf)
+{
+	struct dm_group *g = NULL;
+	struct dm_hello h;
+	char peer[64];
+	int i;
+
+	peer_str(fd, peer, sizeof(peer));
+	if (dm_hello_decode(buf, &h)) {
+		DM_WARN("refused connection from %s: not a " DM_NAME " plugin handshake", peer);
+		close(fd);
+		return;
+	}
+	if (h.version != DM_PROTO_VERSION)
+		return reject(fd, DM_ACK_BAD_VERSION, peer);
+	if (h.secret != l->secret)
+		return reject(fd, DM_ACK_BAD_SECRET, peer);
+	if (h.nsocks != l->nsocks || h.max_chunk != l->max_chunk || h.kind > DM_SOCK_DATA ||
+	    (h.kind == DM_SOCK_DATA && h.index >= l->nsocks))
+		return reject(fd, DM_ACK_BAD_PARAMS, peer);
+	for (i = 0; i < l->ngrp; i++)
+		if (l->grp[i].conn_id == h.conn_id)
+			g = &l->grp[i];
+	if (!g) {
+		if (l->ngrp == DM_MAX_GROUPS) {
+			DM_WARN("refused connection from %s: too many half-open connections", peer);
+			close(fd);
+			return;
+		}
+		g = &l->grp[l->ngrp++];
+		g->conn_id = h.conn_id;
+		g->since_ms = dm_now_ms();
+		g->ctrl_fd = -1;
+		for (i = 0; i < DM_MAX_SOCKS; i++)
+			g->data_fd[i] = -1;
+	}
+	if (h.kind == DM_SOCK_CTRL ? g->ctrl_fd >= 0 : g->data_fd[h.index] >= 0) {
+		DM_WARN("refused connection from %s: duplicate socket in one connection", peer);
+		close(fd);
+		return;
+	}
+	if (h.kind == DM_SOCK_CTRL)
+		g->ctrl_fd = fd;
+	else
+		g->data_fd[h.index] = fd;
+	g->have++;
+}
+
+static void pending_progress(struct dm_listen *l, uint64_t now)
+{
+	for (int i = 0; i < l->npend;) {
+		struct dm_pending *p = &l->pend[i];
+		ssize_t n = recv(p->fd, p->buf + p->got, DM_HELLO_LEN - p->got, MSG_DONTWAIT);
+		bool drop = false;
+		char peer[64];
+
+		if (n > 0)
+			p->got += n;
+		if (p->got == DM_HELLO_LEN) {
+			hello_done(l, p->fd, p->buf);
+		} else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+			peer_str(p->fd, peer, sizeof(peer));
+			DM_WARN("connection from %s closed during the handshake (%zu of %d bytes)",
+				peer, p->got, DM_HELLO_LEN);
+			drop = true;
+		} else if (now - p->since_ms > (uint64_t)dm_cfg.timeout_ms) {
+			peer_str(p->fd, peer, sizeof(peer));
+			DM_WARN("connection from %s sent no complete handshake in %d ms; dropped",
+				peer, dm_cfg.timeout_ms);
+			drop = true;
+		} else {
+			i++;
+			continue;
+		}
+		if (drop)
+			close(p->fd);
+		l->pend[i] = l->pend[--l->npend];
+	}
+}
+
+int dm_accept(struct dm_listen *l, struct dm_comm **out)
+{
+	uint64_t now = dm_now_ms();
+	int fd, err;
+
+	*out = NULL;
+	while ((fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
+		if (l->npend == DM_MAX_PENDING) {
+			DM_WARN("too many connections in handshake; refusing one");
+			close(fd);
+			continue;
+		}
+		l->pend[l->npend++] = (struct dm_pending){ .fd = fd, .since_ms = now };
+	}
+	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR) {
+		DM_WARN("accept failed: %s", strerror(errno));
+		return -errno;
+	}
+	pending_progress(l, now);
+	for (int i = 0; i < l->ngrp; i++) {
+		struct dm_group *g = &l->grp[i];
+		struct dm_ack a = { .version = DM_PROTO_VERSION, .status = DM_ACK_OK };
+		uint8_t b[DM_ACK_LEN];
+		struct dm_comm *c;
+
+		if (g->have < 1 + l->nsocks) {
+			if (now - g->since_ms > (uint64_t)dm_cfg.timeout_ms) {
+				DM_WARN("connection %llx got %d of %d sockets in %d ms; dropped",
+					(unsigned long long)g->conn_id, g->have, 1 + l->nsocks,
+					dm_cfg.timeout_ms);
+				group_close(g);
+				l->grp[i--] = l->grp[--l->ngrp];
+			}
+			continue;
+		}
+		err = dm_comm_create(true, l->dev, g->ctrl_fd, g->data_fd, l->nsocks, l->max_chunk,
+				     &c);
+		if (err) {
+			group_close(g);
+			l->grp[i] = l->grp[--l->ngrp];
+			return err;
+		}
+		a.mode = c->mode;
+		dm_ack_encode(&a, b);
+		/* 12 bytes into a fresh socket's empty send buffer cannot block */
+		if (send(c->ctrl_fd, b, sizeof(b), MSG_DONTWAIT | MSG_NOSIGNAL) != sizeof(b)) {
+			err = -errno ? -errno : -EIO;
+			DM_WARN("handshake reply failed: %s", strerror(-err));
+			dm_comm_destroy(c);	/* closes the group's fds */
+			l->grp[i] = l->grp[--l->ngrp];
+			return err;
+		}
+		l->grp[i] = l->grp[--l->ngrp];
+		*out = c;
+		return 0;
+	}
+	return 0;
+}
+
+/* ---- connect ---- */
+
+static void stage_free(struct dm_connect_state *st)
+{
+	for (int i = 0; i < st->nfd; i++)
+		if (st->fd[i] >= 0)
+			close(st->fd[i]);
+	free(st);
+}
+
+static int stage_start(int dev, struct dm_handle *h, struct dm_connect_state **out)
+{
+	struct sockaddr_in src = dm_dev_get(dev)->addr;
+	struct dm_hello hello = { .version = DM_PROTO_VERSION, .nsocks = h->nsocks,
+				  .max_chunk = h->max_chunk, .secret = h->secret };
+	struct dm_connect_state *st;
+	int err, i;
+
+	if (h->magic != DM_HANDLE_MAGIC || h->version != DM_PROTO_VERSION) {
+		DM_WARN("connect: handle is not from this plugin version (magic %08x version %u, expected %08x %u)",
+			h->magic, h->version, DM_HANDLE_MAGIC, DM_PROTO_VERSION);
+		return -EINVAL;
+	}
+	if (h->nsocks < 1 || h->nsocks > DM_MAX_SOCKS || h->max_chunk < 4096 ||
+	    h->max_chunk > (64u << 20) || h->max_chunk % 4096) {
+		DM_WARN("connect: handle has invalid parameters (nsocks %u, chunk %u)", h->nsocks,
+			h->max_chunk);
+		return -EINVAL;
+	}
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	err = random64(&hello.conn_id);
+	if (err)
+		goto err_free;
+	st->nfd = 1 + h->nsocks;
+	st->since_ms = dm_now_ms();
+	addr_str(&h->addr, st->peer, sizeof(st->peer));
+	for (i = 0; i < st->nfd; i++)
+		st->fd[i] = -1;
+	src.sin_port = 0;
+	for (i = 0; i < st->nfd; i++) {
+		st->fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (st->fd[i] < 0) {
+			err = -errno;
+			goto err_free;
+		}
+		/* leave through the NIC NCCL picked, not whatever the route says */
+		if (bind(st->fd[i], (struct sockaddr *)&src, sizeof(src)) ||
+		    (connect(st->fd[i], (struct sockaddr *)&h->addr, sizeof(h->addr)) &&
+		     errno != EINPROGRESS)) {
+			err = -errno;
+			DM_WARN("connect to %s failed: %s", st->peer, strerror(errno));
+			goto err_free;
+		}
+		hello.kind = i == 0 ? DM_SOCK_CTRL : DM_SOCK_DATA;
+		hello.index = (uint8_t)(i == 0 ? 0 : i - 1);
+		dm_hello_encode(&hello, st->hello[i]);
+	}
+	*out = st;
+	return 0;
+
+err_free:
+	stage_free(st);
+	return err;
+}
+
+/* 1 = all hellos written, 0 = not yet, <0 = failed */
+static int stage_send(struct dm_connect_state *st)
+{
+	int all = 1;
+
+	for (int i = 0; i < st->nfd; i++) {
+		struct pollfd pfd = { .fd = st->fd[i], .events = POLLOUT };
+		socklen_t sl = sizeof(int);
+		int soerr = 0;
+		ssize_t n;
+
+		if (st->sent[i] == DM_HELLO_LEN)
+			continue;
+		all = 0;
+		if (poll(&pfd, 1, 0) <= 0)
+			continue;
+		getsockopt(st->fd[i], SOL_SOCKET, SO_ERROR, &soerr, &sl);
+		if (soerr) {
+			DM_WARN("connect to %s failed: %s", st->peer, strerror(soerr));
+			return -soerr;
+		}
+		n = send(st->fd[i], st->hello[i] + st->sent[i], DM_HELLO_LEN - st->sent[i],
+			 MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+			DM_WARN("handshake to %s failed: %s", st->peer, strerror(errno));
+			return -errno;
+		}
+		if (n > 0)
+			st->sent[i] += n;
+	}
+	return all;
+}
+
+int dm_connect(int dev, struct dm_handle *h, struct dm_comm **out)
+{
+	struct dm_connect_state *st = h->stage;
+	int data_fd[DM_MAX_SOCKS];
+	struct dm_ack a;
+	ssize_t n;
+	int err;
+
+	*out = NULL;
+	if (!st) {
+		err = stage_start(dev, h, &st);
+		if (err)
+			return err;
+		h->stage = st;
+	}
+	err = stage_send(st);
+	if (err <= 0)
+		goto check;
+	n = recv(st->fd[0], st->ack + st->ack_got, DM_ACK_LEN - st->ack_got, MSG_DONTWAIT);
+	if (n == 0) {
+		DM_WARN("%s closed the connection during the handshake", st->peer);
+		err = -ECONNRESET;
+		goto err_free;
+	}
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		err = -errno;
+		DM_WARN("handshake with %s failed: %s", st->peer, strerror(errno));
+		goto err_free;
+	}
+	if (n > 0)
+		st->ack_got += n;
+	if (st->ack_got < DM_ACK_LEN) {
+		err = 0;
+		goto check;
+	}
+	if (dm_ack_decode(st->ack, &a)) {
+		DM_WARN("%s answered the handshake with garbage", st->peer);
+		err = -EPROTO;
+		goto err_free;
+	}
+	if (a.status != DM_ACK_OK) {
+		DM_WARN("%s refused the connection: %s", st->peer, dm_ack_status_str(a.status));
+		err = -DM_EREMOTE;
+		goto err_free;
+	}
+	for (int i = 1; i < st->nfd; i++)
+		data_fd[i - 1] = st->fd[i];
+	err = dm_comm_create(false, dev, st->fd[0], data_fd, st->nfd - 1, h->max_chunk, out);
+	if (err)
+		goto err_free;
+	DM_INFO("send comm %p to %s: %d data sockets, receiver uses %s mode", (void *)*out,
+		st->peer, st->nfd - 1, dm_mode_name((enum dm_mode)a.mode));
+	st->nfd = 0;	/* fds now belong to the comm */
+	stage_free(st);
+	h->stage = NULL;
+	return 0;
+
+check:
+	if (err < 0)
+		goto err_free;
+	if (dm_now_ms() - st->since_ms > (uint64_t)dm_cfg.timeout_ms) {
+		DM_WARN("connection to %s not established in %d ms", st->peer, dm_cfg.timeout_ms);
+		err = -ETIMEDOUT;
+		goto err_free;
+	}
+	return 0;
+
+err_free:
+	stage_free(st);
+	h->stage = NULL;
+	return err;
+}

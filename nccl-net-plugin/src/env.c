@@ -1,0 +1,134 @@
+// SPDX-License-Identifier: MIT
+/*
+ * NCCL_DEVMEM_* settings, read once at init. A malformed value is reported
+ * (WARN) and replaced by the default rather than failing NCCL's init: a typo
+ * in an environment variable should not take a training job down.
+ */
+#include "plugin.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct dm_config dm_cfg;
+
+const char *dm_mode_name(enum dm_mode m)
+{
+	switch (m) {
+	case DM_MODE_AUTO:
+		return "auto";
+	case DM_MODE_DEVMEM:
+		return "devmem";
+	case DM_MODE_COPY:
+		return "copy";
+	}
+	return "?";
+}
+
+/* "123", "64K", "512k", "256M", "4G" → bytes. */
+int dm_parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (!s || !isdigit((unsigned char)*s))
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 0);
+	if (errno)
+		return -EINVAL;
+	switch (toupper((unsigned char)*end)) {
+	case 'K':
+		v <<= 10, end++;
+		break;
+	case 'M':
+		v <<= 20, end++;
+		break;
+	case 'G':
+		v <<= 30, end++;
+		break;
+	}
+	if (*end == 'i' || *end == 'B' || *end == 'b')	/* tolerate KiB, MB */
+		end += (*end == 'i' && (end[1] == 'B' || end[1] == 'b')) ? 2 : 1;
+	if (*end)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int env_int(const char *name, int def, int lo, int hi)
+{
+	const char *s = getenv(name);
+	char *end;
+	long v;
+
+	if (!s || !*s)
+		return def;
+	v = strtol(s, &end, 10);
+	if (*end || v < lo || v > hi) {
+		DM_WARN("%s=%s is not an integer in [%d, %d]; using %d", name, s, lo, hi, def);
+		return def;
+	}
+	DM_INFO("%s set by environment to %ld", name, v);
+	return (int)v;
+}
+
+static uint64_t env_size(const char *name, uint64_t def, uint64_t lo, uint64_t hi)
+{
+	const char *s = getenv(name);
+	uint64_t v;
+
+	if (!s || !*s)
+		return def;
+	if (dm_parse_size(s, &v) || v < lo || v > hi) {
+		DM_WARN("%s=%s is not a size in [%llu, %llu] bytes (suffixes K, M, G); using %llu",
+			name, s, (unsigned long long)lo, (unsigned long long)hi,
+			(unsigned long long)def);
+		return def;
+	}
+	DM_INFO("%s set by environment to %llu", name, (unsigned long long)v);
+	return v;
+}
+
+static void env_str(const char *name, char *dst, size_t len)
+{
+	const char *s = getenv(name);
+
+	dst[0] = '\0';
+	if (!s)
+		return;
+	if (strlen(s) >= len) {
+		DM_WARN("%s is longer than %zu characters; ignored", name, len - 1);
+		return;
+	}
+	strcpy(dst, s);
+	DM_INFO("%s set by environment to %s", name, s);
+}
+
+void dm_config_load(struct dm_config *cfg)
+{
+	char mode[16];
+
+	memset(cfg, 0, sizeof(*cfg));
+	env_str("NCCL_DEVMEM_IFNAME", cfg->ifname, sizeof(cfg->ifname));
+	env_str("NCCL_DEVMEM_QUEUES", cfg->queues, sizeof(cfg->queues));
+	cfg->nsocks = env_int("NCCL_DEVMEM_NSOCKS", 4, 1, DM_MAX_SOCKS);
+	cfg->nthreads = env_int("NCCL_DEVMEM_NTHREADS", 2, 1, 16);
+	cfg->timeout_ms = env_int("NCCL_DEVMEM_TIMEOUT_MS", 60000, 100, 3600 * 1000);
+	cfg->pool_size = env_size("NCCL_DEVMEM_POOL_SIZE", 256ull << 20, 1ull << 20,
+				  (4ull << 30) - 4096);
+	cfg->chunk = (uint32_t)env_size("NCCL_DEVMEM_CHUNK_SIZE", 512u << 10, DM_MIN_CHUNK,
+					64u << 20);
+	env_str("NCCL_DEVMEM_MODE", mode, sizeof(mode));
+	if (!mode[0] || !strcmp(mode, "auto")) {
+		cfg->mode = DM_MODE_AUTO;
+	} else if (!strcmp(mode, "devmem")) {
+		cfg->mode = DM_MODE_DEVMEM;
+	} else if (!strcmp(mode, "copy")) {
+		cfg->mode = DM_MODE_COPY;
+	} else {
+		DM_WARN("NCCL_DEVMEM_MODE=%s: expected auto, devmem or copy; using auto", mode);
+		cfg->mode = DM_MODE_AUTO;
+	}
+}

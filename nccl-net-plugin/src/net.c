@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The v11 table: NCCL's entry points, translating -errno to ncclResult_t.
+ * Older ABI versions (abi_v8.c .. abi_v10.c) are thin adapters over these.
+ */
+#include "netimpl.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <gpudirect/gpudirect.h>
+
+#pragma weak gpud_set_log
+
+static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool inited;
+static struct dm_dev devs[DM_MAX_DEVS];
+static int ndevs;
+
+/* v11's per-communicator context: what NCCL told us at init. */
+struct dm_ctx {
+	uint64_t comm_id;
+	int traffic_class;
+};
+
+int dm_ndevs(void)
+{
+	return ndevs;
+}
+
+const struct dm_dev *dm_dev_get(int dev)
+{
+	return &devs[dev];
+}
+
+static void lib_log(enum gpud_log_level level, const char *msg, void *ctx)
+{
+	if (level <= GPUD_LOG_WARN)
+		DM_WARN("libgpudirect: %s", msg);
+	else
+		DM_INFO("libgpudirect: %s", msg);
+}
+
+int dm_global_init(ncclDebugLogger_t logger)
+{
+	int err = 0;
+
+	pthread_mutex_lock(&init_lock);
+	if (logger)
+		dm_log_set(logger);
+	if (inited)
+		goto out;
+	dm_config_load(&dm_cfg);
+	if (gpud_set_log)
+		gpud_set_log(lib_log, NULL, GPUD_LOG_INFO);
+	err = dm_devs_scan(dm_cfg.ifname, devs, DM_MAX_DEVS);
+	if (err < 0) {
+		DM_WARN("cannot list network interfaces: %s", strerror(-err));
+		goto out;
+	}
+	ndevs = err;
+	err = 0;
+	if (!ndevs) {
+		DM_WARN("no usable interface (%s); set NCCL_DEVMEM_IFNAME",
+			dm_cfg.ifname[0] ? "none of NCCL_DEVMEM_IFNAME is up with an IPv4 address"
+					 : "no non-loopback interface is up with an IPv4 address");
+		err = -ENODEV;
+		goto out;
+	}
+	for (int i = 0; i < ndevs; i++)
+		DM_INFO("NET/" DM_NAME " dev %d: %s %s speed %d Mbit/s, mode %s, %d data socket(s), %d thread(s)",
+			i, devs[i].name, devs[i].pci_path, devs[i].speed_mbps,
+			dm_mode_name(dm_cfg.mode), dm_cfg.nsocks, dm_cfg.nthreads);
+	inited = true;
+out:
+	pthread_mutex_unlock(&init_lock);
+	return err;
+}
+
+static bool dev_ok(int dev)
+{
+	if (dev >= 0 && dev < ndevs)
+		return true;
+	DM_WARN("invalid device %d (have %d)", dev, ndevs);
+	return false;
+}
+
+ncclResult_t dm_net_init(void **ctx, uint64_t commId, ncclNetCommConfig_v11_t *config,
+			 ncclDebugLogger_t logFunction, ncclProfilerCallback_t profFunction)
+{
+	struct dm_ctx *c;
+	int err = dm_global_init(logFunction);
+
+	if (err)
+		return dm_result(err);
+	if (!ctx)
+		return ncclSuccess;
+	c = calloc(1, sizeof(*c));
+	if (!c)
+		return ncclSystemError;
+	c->comm_id = commId;
+	c->traffic_class = config ? config->trafficClass : NCCL_NET_TRAFFIC_CLASS_UNDEF;
+	*ctx = c;
+	return ncclSuccess;
+}
+
+ncclResult_t dm_net_devices(int *ndev)
+{
+	*ndev = ndevs;
+	return ncclSuccess;
+}
+
+ncclResult_t dm_net_get_properties(int dev, ncclNetProperties_v11_t *props)
+{
+	if (!dev_ok(dev))
+		return ncclInvalidArgument;
+	dm_props_fill(dev, props);
+	return ncclSuccess;
+}
+
+ncclResult_t dm_net_listen(void *ctx, int dev, void *handle, void **listenComm)
+{
+	struct dm_listen *l;
+	int err;
+
+	if (!dev_ok(dev))
+		return ncclInvalidArgument;
+	err = dm_listen(dev, handle, &l);
+	if (err)
+		return dm_result(err);
+	*listenComm = l;
+	return ncclSuccess;
+}
+
+ncclResult_t dm_net_connect(void *ctx, int dev, void *handle, void **sendComm,
+			    ncclNetDeviceHandle_v11_t **sendDevComm)
+{
+	struct dm_comm *c;
+	int err;
+
+	*sendComm = NULL;
+	if (!dev_ok(dev))
+		return ncclInvalidArgument;
+	err = dm_connect(dev, handle, &c);
+	if (err)
+		return dm_result(err);
+	*sendComm = c;
+	return ncclSuccess;
+}
+
+ncclResult_t dm_net_accept(void *listenComm, void **recvComm,
+			   ncclNetDeviceHandle_v11_t **recvDevComm)
+{
+	struct dm_comm *c;
+	int err;
+
+	*recvComm = NULL;
+	err = dm_accept(listenComm, &c);
+	if (err)
+		return dm_result(err);
+	*recvComm = c;
+	return ncclSuccess;
+}
+
+ncclResult_t dm_net_reg_mr(void *comm, void *data, size_t size, int type, void **mhandle)
+{
+	return dm_result(dm_mr_reg(data, size, type, -1, (struct dm_mr **)mhandle));
+}
+
+ncclResult_t dm_net_reg_mr_dmabuf(void *comm, void *data, size_t size, int type,
+				  uint64_t offset, int fd, void **mhandle)
+{
+	/* copy mode moves bytes by virtual address; the dma-buf is not needed */
+	return dm_result(dm_mr_reg(data, size, type, fd, (struct dm_mr **)mhandle));
+}
+
+ncclResult_t dm_net_dereg_mr(void *comm, void *mhandle)
+{
+	dm_mr_dereg(mhandle);
+	return ncclSuccess;
+}
+
+ncclResult_t dm_net_isend(void *sendComm, void *data, size_t size, int tag, void *mhandle,
+			  void *phandle, void **request)
+{
+	return dm_result(dm_comm_isend(sendComm, data, size, tag, mhandle,
+				       (struct dm_req **)request));
+}
+
+ncclResult_t dm_net_irecv(void *recvComm, int n, void **data, size_t *sizes, int *tags,
+			  void **mhandles, void **phandles, void **request)
+{
+	uint64_t sz[DM_MAX_RECVS];
+
+	if (n < 1 || n > DM_MAX_RECVS) {
+		DM_WARN("irecv: %d buffers requested, supported 1..%d", n, DM_MAX_RECVS);
+		return ncclInvalidArgument;
+	}
+	for (int i = 0; i < n; i++)
+		sz[i] = sizes[i];
+	return dm_result(dm_comm_irecv(recvComm, n, data, sz, tags, (struct dm_mr **)mhandles,
+				       (struct dm_req **)request));
+}
+
+ncclResult_t dm_net_iflush(void *recvComm, int n, void **data, int *sizes, void **mhandles,
+			   void **request)
+{
+	return dm_result(dm_comm_iflush(recvComm, (struct dm_req **)request));
+}
+
+ncclResult_t dm_net_test(void *request, int *done, int *sizes)
+{
+	return dm_result(dm_req_test(request, done, sizes));
+}
+
+ncclResult_t dm_net_close_send(void *sendComm)
+{
+	dm_comm_destroy(sendComm);
+	return ncclSuccess;
+}
+
+ncclResult_t dm_net_close_recv(void *recvComm)
+{
+	dm_comm_destroy(recvComm);
+	return ncclSuccess;
+}
+
+ncclResult_t dm_net_close_listen(void *listenComm)
+{
+	dm_listen_close(listenComm);
+	return ncclSuccess;
+}
+
+ncclResult_t dm_net_get_device_mr(void *comm, void *mhandle, void **dptr_mhandle)
+{
+	/* only called for NCCL_NET_DEVICE_UNPACK, which we do not offer yet */
+	*dptr_mhandle = NULL;
+	return ncclSuccess;
+}
+
+ncclResult_t dm_net_irecv_consumed(void *recvComm, int n, void *request)
+{
+	return ncclSuccess;
+}
+
+ncclResult_t dm_net_make_vdevice(int *d, ncclNetVDeviceProps_v11_t *props)
+{
+	if (props->ndevs == 1 && dev_ok(props->devs[0])) {
+		*d = props->devs[0];
+		return ncclSuccess;
+	}
+	DM_WARN("virtual NICs over %d devices are not supported (set NCCL_NET_MERGE_LEVEL=LOC)",
+		props->ndevs);
+	return ncclInvalidArgument;
+}
+
+ncclResult_t dm_net_finalize(void *ctx)
+{
+	free(ctx);
+	return ncclSuccess;
+}
+
+ncclResult_t dm_net_set_net_attr(void *ctx, ncclNetAttr_v11_t *attr)
+{
+	/* hints only: our socket count is fixed per comm by NCCL_DEVMEM_NSOCKS */
+	return ncclSuccess;
+}
+
+DM_EXPORT const ncclNet_v11_t ncclNetPlugin_v11 = {
+	.name = DM_NAME,
+	.init = dm_net_init,
+	.devices = dm_net_devices,
+	.getProperties = dm_net_get_properties,
+	.listen = dm_net_listen,
+	.connect = dm_net_connect,
+	.accept = dm_net_accept,
+	.regMr = dm_net_reg_mr,
+	.regMrDmaBuf = dm_net_reg_mr_dmabuf,
+	.deregMr = dm_net_dereg_mr,
+	.isend = dm_net_isend,
+	.irecv = dm_net_irecv,
+	.iflush = dm_net_iflush,
+	.test = dm_net_test,
+	.closeSend = dm_net_close_send,
+	.closeRecv = dm_net_close_recv,
+	.closeListen = dm_net_close_listen,
+	.getDeviceMr = dm_net_get_device_mr,
+	.irecvConsumed = dm_net_irecv_consumed,
+	.makeVDevice = dm_net_make_vdevice,
+	.finalize = dm_net_finalize,
+	.setNetAttr = dm_net_set_net_attr,
+};

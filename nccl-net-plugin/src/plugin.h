@@ -1,0 +1,251 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * libnccl-net-devmem internals. The ABI edge (net.c, abi_v*.c) speaks
+ * ncclResult_t; everything below it returns 0 or -errno and logs why.
+ *
+ * Threads: NCCL calls one comm from one proxy thread at a time, but we do not
+ * rely on it: every comm entry point takes comm->api_lock. Data sockets are
+ * driven by a small pool of progress threads (progress.c); a socket's task
+ * queue is the only state both sides touch, under sock->lock.
+ */
+#ifndef DM_PLUGIN_H
+#define DM_PLUGIN_H
+
+#include <net/if.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "ncclnet/net.h"
+#include "ctrl.h"
+
+#define DM_NAME "devmem"
+#define DM_MAX_DEVS 16
+#define DM_MAX_SOCKS 16
+#define DM_MAX_RECVS 8			/* maxRecvs: subs in one multi-receive */
+#define DM_MAX_REQS NCCL_NET_MAX_REQUESTS
+#define DM_MIN_CHUNK (64u << 10)	/* below this striping costs more than it gains */
+
+#define DM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define DM_DIV_ROUND_UP(a, b) (((a) + (b) - 1) / (b))
+
+/* ---- logging (log.c) ---- */
+void dm_log_set(ncclDebugLogger_t fn);
+void dm_log(ncclDebugLogLevel level, const char *file, int line, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+#define DM_WARN(...) dm_log(NCCL_LOG_WARN, __FILE__, __LINE__, __VA_ARGS__)
+#define DM_INFO(...) dm_log(NCCL_LOG_INFO, __FILE__, __LINE__, __VA_ARGS__)
+#define DM_TRACE(...) dm_log(NCCL_LOG_TRACE, __FILE__, __LINE__, __VA_ARGS__)
+/* -errno (or a plugin code below) → ncclResult_t at the ABI edge */
+ncclResult_t dm_result(int err);
+/* Errors that mean "the other side did something wrong", not our system. */
+#define DM_EREMOTE 100000
+double dm_now(void);
+
+/* ---- configuration (env.c) ---- */
+enum dm_mode { DM_MODE_AUTO = 0, DM_MODE_DEVMEM = 1, DM_MODE_COPY = 2 };
+
+struct dm_config {
+	char ifname[256];	/* NCCL_DEVMEM_IFNAME, comma list, "" = auto */
+	char queues[64];	/* NCCL_DEVMEM_QUEUES, e.g. "15" or "12-15" */
+	int nsocks;		/* NCCL_DEVMEM_NSOCKS */
+	int nthreads;		/* NCCL_DEVMEM_NTHREADS */
+	enum dm_mode mode;	/* NCCL_DEVMEM_MODE */
+	uint64_t pool_size;	/* NCCL_DEVMEM_POOL_SIZE */
+	uint32_t chunk;		/* NCCL_DEVMEM_CHUNK_SIZE */
+	int timeout_ms;		/* NCCL_DEVMEM_TIMEOUT_MS */
+};
+extern struct dm_config dm_cfg;	/* written once in dm_global_init under its lock */
+void dm_config_load(struct dm_config *cfg);
+const char *dm_mode_name(enum dm_mode m);
+int dm_parse_size(const char *s, uint64_t *out);
+
+/* ---- devices (props.c) ---- */
+struct dm_dev {
+	char name[IF_NAMESIZE];
+	char pci_path[256];
+	uint64_t guid;
+	int speed_mbps;
+	int ifindex;
+	struct sockaddr_in addr;	/* IPv4 address we listen on / bind to */
+};
+int dm_devs_scan(const char *iflist, struct dm_dev *devs, int max);
+int dm_ndevs(void);
+const struct dm_dev *dm_dev_get(int dev);
+void dm_props_fill(int dev, ncclNetProperties_v11_t *props);
+
+/* ---- CUDA driver, loaded at run time (cuda.c) ---- */
+struct dm_cuda_buf;
+bool dm_cuda_available(void);
+int dm_cuda_ptr_ctx(const void *ptr, void **ctx);
+int dm_cuda_host_alloc(size_t size, void **out);
+void dm_cuda_host_free(void *p);
+int dm_cuda_htod(void *ctx, void *dst, const void *src, size_t len);
+int dm_cuda_dtoh(void *ctx, void *dst, const void *src, size_t len);
+
+/* ---- memory registration (mr.c) ---- */
+struct dm_mr {
+	int type;		/* NCCL_PTR_HOST or NCCL_PTR_CUDA */
+	char *base;
+	size_t size;
+	void *cuctx;		/* CUDA context owning base (CUDA only) */
+	int dmabuf_fd;		/* -1 unless regMrDmaBuf; not owned */
+};
+int dm_mr_reg(void *data, size_t size, int type, int fd, struct dm_mr **out);
+void dm_mr_dereg(struct dm_mr *mr);
+
+/* ---- striping (stripe.c): identical on both ends, so no per-chunk headers ---- */
+uint64_t dm_stripe_chunk(uint64_t size, unsigned nsocks, uint32_t max_chunk);
+uint64_t dm_stripe_nchunks(uint64_t size, uint64_t chunk);
+
+/* ---- comms ---- */
+struct dm_comm;
+struct dm_req;
+struct dm_sock;
+struct dm_devmem_rx;
+
+/* One message's share of chunks on one data socket: chunks first, first+step, ... */
+struct dm_task {
+	struct dm_task *next;
+	struct dm_req *req;
+	char *base;		/* message start (NCCL buffer) */
+	struct dm_mr *mr;
+	uint64_t size;		/* whole message */
+	uint64_t chunk;
+	uint64_t k;		/* current chunk index */
+	uint64_t step;		/* = nsocks */
+	uint64_t pos;		/* bytes of chunk k already moved */
+	bool staged;		/* CUDA send: chunk k already copied to staging */
+};
+
+struct dm_sock {
+	int fd;
+	int idx;
+	struct dm_comm *comm;
+	struct dm_worker *worker;
+	pthread_mutex_t lock;		/* guards head/tail */
+	struct dm_task *head, *tail;
+	_Atomic uint64_t last_ms;	/* last byte moved or task queued (stall timeout) */
+	void *staging;			/* pinned host chunk for CUDA buffers (lazy) */
+	struct dm_devmem_rx *dmrx;	/* devmem receive state, NULL in copy mode */
+	bool dead;			/* worker saw an error: no more I/O */
+};
+
+enum dm_req_kind { DM_REQ_FREE = 0, DM_REQ_SEND, DM_REQ_RECV, DM_REQ_FLUSH };
+
+struct dm_sub {
+	char *data;
+	uint64_t max;		/* posted size (recv) or message size (send) */
+	uint64_t size;		/* actual size */
+	int tag;
+	bool matched;
+	struct dm_mr *mr;
+};
+
+struct dm_req {
+	struct dm_comm *comm;
+	enum dm_req_kind kind;
+	uint64_t post_seq;
+	int n;
+	int nmatched;
+	atomic_int tasks_left;
+	uint64_t hdr_end;	/* send: done once comm->ctx_sent reaches this */
+	struct dm_sub sub[DM_MAX_RECVS];
+	struct dm_task *tasks;	/* DM_MAX_RECVS * nsocks, from the comm */
+};
+
+struct dm_comm {
+	bool is_recv;
+	int dev;
+	int ctrl_fd;
+	int nsocks;
+	uint32_t max_chunk;
+	enum dm_mode mode;		/* DEVMEM or COPY: what this comm does */
+	char mode_reason[160];
+	pthread_mutex_t api_lock;	/* serialises NCCL entry points on this comm */
+	struct dm_sock socks[DM_MAX_SOCKS];
+	struct dm_req reqs[DM_MAX_REQS];
+	struct dm_task *task_mem;
+	uint64_t post_seq;		/* requests posted so far */
+	uint64_t msg_seq;		/* messages announced (send) / matched (recv) */
+	unsigned stripe_start;		/* socket of the next message's first chunk */
+	bool peer_closed;
+	/* control socket buffers (caller thread only) */
+	uint8_t crx[4096];
+	size_t crx_len;
+	double crx_partial_since;
+	uint8_t ctx[4096];
+	size_t ctx_len;
+	uint64_t ctx_queued;		/* bytes ever queued / sent on ctrl: header flush tracking */
+	uint64_t ctx_sent;
+	bool err_sent;
+	/* first error wins; later calls return it without logging again */
+	atomic_int err;
+	char errmsg[256];
+	pthread_mutex_t err_lock;
+};
+
+int dm_comm_create(bool is_recv, int dev, int ctrl_fd, const int *data_fds, int nsocks,
+		   uint32_t max_chunk, struct dm_comm **out);
+void dm_comm_destroy(struct dm_comm *c);
+/* Records the comm's first error (logged once, WARN) and returns @err. */
+int dm_comm_fail(struct dm_comm *c, int err, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+int dm_comm_isend(struct dm_comm *c, void *data, uint64_t size, int tag, struct dm_mr *mr,
+		  struct dm_req **out);
+int dm_comm_irecv(struct dm_comm *c, int n, void **data, const uint64_t *sizes,
+		  const int *tags, struct dm_mr **mrs, struct dm_req **out);
+int dm_comm_iflush(struct dm_comm *c, struct dm_req **out);
+int dm_req_test(struct dm_req *r, int *done, int *sizes);
+
+/* ---- progress threads (progress.c) ---- */
+int dm_progress_get(void);		/* start the pool on first use (refcounted) */
+void dm_progress_put(void);
+void dm_progress_attach(struct dm_sock *s);
+void dm_progress_detach(struct dm_sock *s);	/* returns once no thread touches s */
+void dm_progress_kick(struct dm_sock *s);
+void dm_sock_enqueue(struct dm_sock *s, struct dm_task *t);
+uint64_t dm_now_ms(void);
+/* Worker steps: 1 = task finished, 2 = progressed, 0 = would block, <0 = -errno (comm failed) */
+#define DM_STEP_DONE 1
+#define DM_STEP_MORE 2
+int dm_copy_step(struct dm_sock *s, struct dm_task *t);
+
+/* ---- connections (conn.c) ---- */
+#define DM_HANDLE_MAGIC 0x444d4e48u	/* "DMNH" */
+struct dm_connect_state;
+struct dm_handle {
+	uint32_t magic;
+	uint16_t version;		/* DM_PROTO_VERSION */
+	uint16_t nsocks;		/* data sockets the listener expects */
+	struct sockaddr_in addr;	/* listener address, network byte order */
+	uint32_t max_chunk;		/* striping chunk the listener uses */
+	uint32_t flags;
+	uint64_t secret;		/* from getrandom(); proves the peer got the handle */
+	/* connector-local: NCCL hands the same handle to every connect() call */
+	struct dm_connect_state *stage;
+	uint8_t reserved[64];
+};
+_Static_assert(sizeof(struct dm_handle) <= NCCL_NET_HANDLE_MAXSIZE,
+	       "listen handle must fit in NCCL_NET_HANDLE_MAXSIZE");
+
+struct dm_listen;
+int dm_listen(int dev, struct dm_handle *h, struct dm_listen **out);
+int dm_accept(struct dm_listen *l, struct dm_comm **out);
+void dm_listen_close(struct dm_listen *l);
+int dm_connect(int dev, struct dm_handle *h, struct dm_comm **out);
+
+/* ---- receive mode selection and devmem (devmem.c) ---- */
+/* Decides the recv comm's mode (and sets up steering for devmem). */
+int dm_devmem_setup_comm(struct dm_comm *c);
+void dm_devmem_teardown_comm(struct dm_comm *c);
+int dm_devmem_step(struct dm_sock *s, struct dm_task *t);
+
+/* ---- global state (net.c) ---- */
+int dm_global_init(ncclDebugLogger_t logger);
+
+#endif /* DM_PLUGIN_H */

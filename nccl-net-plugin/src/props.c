@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Which NICs the plugin offers and what it tells NCCL about them.
+ */
+#include "plugin.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ifaddrs.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * veth, and many virtual NICs, report no speed (sysfs read fails with
+ * EINVAL or says -1). NCCL uses the speed for ring/tree bandwidth estimates
+ * only, so we pick 10 Gbit/s, the same order as what we measured over veth
+ * with several flows, and document it.
+ */
+#define DM_DEFAULT_SPEED_MBPS 10000
+
+static int read_speed(const char *ifname)
+{
+	char path[128];
+	FILE *f;
+	int v = -1;
+
+	/* sysfs "speed" is ethtool's link setting (get_link_ksettings), in Mbit/s. */
+	snprintf(path, sizeof(path), "/sys/class/net/%s/speed", ifname);
+	f = fopen(path, "r");
+	if (f) {
+		if (fscanf(f, "%d", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v > 0 ? v : DM_DEFAULT_SPEED_MBPS;
+}
+
+static uint64_t fnv1a(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
+	return h;
+}
+
+static void fill_dev(struct dm_dev *d, const char *name, const struct sockaddr_in *sin)
+{
+	char path[128], real[PATH_MAX];
+
+	memset(d, 0, sizeof(*d));
+	snprintf(d->name, sizeof(d->name), "%s", name);
+	d->addr = *sin;
+	d->addr.sin_port = 0;
+	d->ifindex = (int)if_nametoindex(name);
+	/* A PCI NIC's device link; a virtual one (veth) has none: use its own node. */
+	snprintf(path, sizeof(path), "/sys/class/net/%s/device", name);
+	if (!realpath(path, real)) {
+		snprintf(path, sizeof(path), "/sys/class/net/%s", name);
+		if (!realpath(path, real))
+			snprintf(real, sizeof(real), "/sys/devices/virtual/net/%s", name);
+	}
+	snprintf(d->pci_path, sizeof(d->pci_path), "%.255s", real);
+	/* Functions of one chip share no sysfs node we can name cheaply; the
+	 * path identifies the function, which is what NCCL's vNIC logic groups. */
+	d->guid = fnv1a(d->pci_path);
+	d->speed_mbps = read_speed(name);
+}
+
+
+/*
+ * With a list: its interfaces in list order (loopback allowed when named).
+ * Without: the first interface that is up, not loopback, with IPv4.
+ */
+int dm_devs_scan(const char *iflist, struct dm_dev *devs, int max)
+{
+	struct ifaddrs *ifa, *i;
+	int n = 0;
+
+	if (getifaddrs(&ifa))
+		return -errno;
+	if (iflist && *iflist) {
+		char buf[256], *save = NULL;
+
+		snprintf(buf, sizeof(buf), "%s", iflist);
+		for (char *tok = strtok_r(buf, ",", &save); tok && n < max;
+		     tok = strtok_r(NULL, ",", &save)) {
+			bool found = false;
+
+			for (i = ifa; i; i = i->ifa_next) {
+				if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+				    strcmp(i->ifa_name, tok))
+					continue;
+				if (!(i->ifa_flags & IFF_UP)) {
+					DM_WARN("NCCL_DEVMEM_IFNAME: %s is down; skipped", tok);
+					found = true;
+					break;
+				}
+				fill_dev(&devs[n++], tok, (struct sockaddr_in *)i->ifa_addr);
+				found = true;
+				break;
+			}
+			if (!found)
+				DM_WARN("NCCL_DEVMEM_IFNAME: %s does not exist or has no IPv4 address; skipped",
+					tok);
+		}
+	} else {
+		for (i = ifa; i && n < 1; i = i->ifa_next) {
+			if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
+			    !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK))
+				continue;
+			fill_dev(&devs[n++], i->ifa_name, (struct sockaddr_in *)i->ifa_addr);
+		}
+	}
+	freeifaddrs(ifa);
+	return n;
+}
+
+void dm_props_fill(int dev, ncclNetProperties_v11_t *props)
+{
+	const struct dm_dev *d = dm_dev_get(dev);
+
+	memset(props, 0, sizeof(*props));
+	props->name = (char *)d->name;
+	props->pciPath = (char *)d->pci_path;
+	props->guid = d->guid;
+	props->ptrSupport = NCCL_PTR_HOST | (dm_cuda_available() ? NCCL_PTR_CUDA : 0);
+	props->regIsGlobal = 0;
+	/* Copy mode finishes the H2D copy before test() says done: no flush needed. */
+	props->forceFlush = 0;
+	props->speed = d->speed_mbps;
+	props->port = 0;
+	props->latency = 0;
+	props->maxComms = 65536;
+	props->maxRecvs = DM_MAX_RECVS;
+	/* Host-side unpack (ours) for now; NCCL's device unpack is a later opt-in. */
+	props->netDeviceType = NCCL_NET_DEVICE_HOST;
+	props->netDeviceVersion = NCCL_NET_DEVICE_INVALID_VERSION;
+	props->vProps.ndevs = 1;
+	props->vProps.devs[0] = dev;
+	/* test() reports sizes as int: keep every transfer representable. */
+	props->maxP2pBytes = 0x7fffffffull & ~4095ull;
+	props->maxCollBytes = props->maxP2pBytes;
+	props->maxMultiRequestSize = 1;
+}

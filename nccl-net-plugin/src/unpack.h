@@ -1,0 +1,37 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Devmem fragments → NCCL buffer. One entry per fragment piece, laid out
+ * exactly like NCCL 2.28.9's device-unpack metadata entry (union loadMeta in
+ * src/device/network/unpack/unpack_defs.h: u32 src_off, u32 len, u64
+ * dst_off; 16 bytes), so the same list can later be published to NCCL's own
+ * unpack kernels (NCCL_NET_DEVICE_UNPACK) instead of ours.
+ */
+#ifndef DM_UNPACK_H
+#define DM_UNPACK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct dm_unpack_entry {
+	uint32_t src_off;	/* byte offset in the dma-buf pool (pool < 4 GiB) */
+	uint32_t len;
+	uint64_t dst_off;	/* byte offset in the destination buffer */
+} __attribute__((aligned(16)));
+
+_Static_assert(sizeof(struct dm_unpack_entry) == 16, "NCCL loadMeta is 16 bytes");
+
+/* NCCL unpack limits (2.28.9): 4 MiB per receive, 2048 entries per slot. */
+#define DM_UNPACK_MAX_ENTRIES 2048
+
+/* memcpy each piece from @pool into @dst (host memory). */
+void dm_unpack_host(const struct dm_unpack_entry *e, size_t n, const void *pool, void *dst);
+
+/*
+ * Same on the GPU (unpack.cu): @pool and @dst are device addresses; the entry
+ * list is copied to the device and one launch scatters them all. Returns 0 or
+ * -errno; -EOPNOTSUPP when the plugin was built without CUDA kernels.
+ */
+int dm_unpack_cuda(void *cuctx, const struct dm_unpack_entry *e, size_t n, uint64_t pool,
+		   uint64_t dst);
+
+#endif
