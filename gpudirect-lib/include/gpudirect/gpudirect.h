@@ -74,6 +74,28 @@ GPUD_API const char *gpud_version(void);
 /* Memory: device or host memory exported as a dma-buf                 */
 /* ------------------------------------------------------------------ */
 
+/*
+ * Backends, chosen at run time; GPU runtimes are dlopen()ed, so a build
+ * without CUDA or ROCm still has every backend (it then reports why it
+ * cannot run).
+ *
+ * host  memfd pages, exported through /dev/udmabuf (CONFIG_UDMABUF). udmabuf
+ *       caps one buffer at its size_limit_mb module parameter (default 64).
+ * cuda  cuMemAlloc memory exported with cuMemGetHandleForAddressRange. Needs
+ *       NVIDIA's open kernel modules (R515+, default since R560); the
+ *       proprietary module cannot export dma-bufs. Each NIC attachment uses
+ *       BAR1 aperture; gpud_mem_probe() reports the BAR1 headroom.
+ *       Library: libcuda.so.1, or the path in env GPUD_LIBCUDA (NVML:
+ *       libnvidia-ml.so.1 or env GPUD_LIBNVML).
+ * hip   a dedicated allocation from the GPU's coarse-grained pool exported
+ *       with hsa_amd_portable_export_dmabuf (ROCm 5.6+). Library:
+ *       libhsa-runtime64.so.1, or env GPUD_LIBHSA.
+ *       HAZARD: devmem attaches without peer-to-peer, and amdgpu then moves a
+ *       statically imported buffer into GTT (system RAM): the bind succeeds,
+ *       GPU reads still see the data, but the NIC never writes VRAM. Check
+ *       gpud_mem_placement() after binding (see there).
+ * drm   DRM PRIME (vgem, amdgpu): parsed, not implemented yet (-EOPNOTSUPP).
+ */
 enum gpud_mem_kind {
 	GPUD_MEM_HOST = 0,	/* memfd pages; dma-buf through /dev/udmabuf */
 	GPUD_MEM_CUDA = 1,	/* NVIDIA GPU memory (libcuda.so.1, open kernel modules) */
@@ -83,13 +105,23 @@ enum gpud_mem_kind {
 };
 
 /* Flags for gpud_mem_opts.flags */
-#define GPUD_MEM_F_HUGEPAGES	(1u << 0) /* host: back with 2 MiB huge pages (shorter sg lists) */
-#define GPUD_MEM_F_NO_DMABUF	(1u << 1) /* do not export; copy mode only */
+/*
+ * host: back with 2 MiB huge pages (shorter sg lists). The size is rounded up
+ * to 2 MiB. Pages come from the hugetlb pool as far as it has free pages; the
+ * rest is ordinary memory (the dma-buf then spans two memfds).
+ */
+#define GPUD_MEM_F_HUGEPAGES	(1u << 0)
+/*
+ * Do not export: copy mode only. The memory is still allocated and readable
+ * and writable with gpud_mem_read()/gpud_mem_write(), where the export is not
+ * possible (no /dev/udmabuf, GPU driver without dma-buf support) too.
+ */
+#define GPUD_MEM_F_NO_DMABUF	(1u << 1)
 
 /*
  * Options that can grow: set .sz = sizeof(struct gpud_mem_opts); fields the
  * library does not know (a newer caller) must be zero, fields the caller does
- * not know (an older caller) take their defaults.
+ * not know (an older caller) take their defaults. NULL options = defaults.
  */
 struct gpud_mem_opts {
 	size_t sz;
@@ -102,43 +134,74 @@ struct gpud_mem;
 
 /*
  * Parses "host", "cuda:N", "hip:N", "drm:/dev/dri/cardN" into @kind and @opts
- * (opts->sz must be set by the caller; path points into @spec).
- * Returns 0 or -EINVAL with a message naming the accepted forms.
+ * (opts->sz must be set by the caller; opts->path points into @spec, so @spec
+ * must outlive its use). "cuda" and "hip" alone mean device 0. Only ->device
+ * and ->path are written; ->flags is left as the caller set it. Outputs are
+ * written only on success. Returns 0 or -EINVAL with a message naming the
+ * accepted forms. Thread-safe.
  */
 GPUD_API int gpud_mem_parse_spec(const char *spec, enum gpud_mem_kind *kind,
 				 struct gpud_mem_opts *opts);
 
-/* "host", "cuda", "hip", "drm" */
+/* "host", "cuda", "hip", "drm"; "?" for an unknown kind. Thread-safe. */
 GPUD_API const char *gpud_mem_kind_name(enum gpud_mem_kind kind);
 
 /*
  * Allocates @size bytes of @kind memory and, unless GPUD_MEM_F_NO_DMABUF,
  * exports it as a dma-buf. @size is rounded up to the backend's granularity
- * (host page, CUDA allocation granularity, ...); gpud_mem_size() tells the
- * result. Size 0 is -EINVAL.
+ * (gpud_mem_size() tells the result):
+ *   host  the page size, or 2 MiB with GPUD_MEM_F_HUGEPAGES;
+ *   cuda  2 MiB (a dedicated, 2 MiB-aligned cuMemAlloc allocation);
+ *   hip   the pool's allocation granule (normally 4 KiB), at least a page.
+ * The memory starts zeroed for host; GPU memory is not initialised.
  *
- * When the memory can be allocated but not exported (e.g. no /dev/udmabuf),
- * the call still succeeds when GPUD_MEM_F_NO_DMABUF is set; otherwise it fails
- * with the reason (-ENODEV, -EOPNOTSUPP, -E2BIG for udmabuf's size limit ...).
+ * Errors (each with a message naming the cause and the fix):
+ *   -EINVAL     size 0, bad options, or @kind unknown
+ *   -E2BIG      larger than the backend allows (udmabuf's size_limit_mb,
+ *               the message says how to raise it)
+ *   -ENODEV     no /dev/udmabuf; GPU index out of range (the message gives
+ *               the device count); driver library present but no device
+ *   -ENOENT     GPU driver library not found
+ *   -EOPNOTSUPP the driver cannot export dma-bufs (e.g. NVIDIA's proprietary
+ *               kernel module); drm backend not implemented
+ *   -ENOSYS     the driver library lacks an entry point (message names it)
+ *   -ENOMEM and others translated from the driver's error (its own text is
+ *               kept in the message)
+ * When the memory can be allocated but not exported the call still succeeds
+ * if GPUD_MEM_F_NO_DMABUF is set. Nothing is leaked on failure.
  *
  * Returns 0 and stores the new object in *out (only on success).
+ * Thread-safe (distinct calls create distinct objects).
  */
 GPUD_API int gpud_mem_create(enum gpud_mem_kind kind, size_t size,
 			     const struct gpud_mem_opts *opts, struct gpud_mem **out);
 
-/* Frees the memory and closes the dma-buf fd. NULL is fine. */
+/*
+ * Closes the dma-buf fd, unmaps and frees the memory. A NIC binding of the
+ * dma-buf keeps its own reference to the pages (the kernel holds the dma-buf
+ * until unbind), so free the binding first if the memory must really go.
+ * NULL is fine. Must not race with any other call on @mem.
+ */
 GPUD_API void gpud_mem_free(struct gpud_mem *mem);
 
+/* Accessors: constant for the object's life; safe from any thread. */
 GPUD_API enum gpud_mem_kind gpud_mem_kind(const struct gpud_mem *mem);
+/* The size after rounding (see gpud_mem_create()). */
 GPUD_API size_t gpud_mem_size(const struct gpud_mem *mem);
 
 /*
- * The dma-buf fd, owned by @mem (do not close it; dup() it to keep it), or
- * -ENOENT when the memory was not exported.
+ * The dma-buf fd, owned by @mem (do not close it; dup() it to keep it beyond
+ * gpud_mem_free()), or -ENOENT when the memory was not exported
+ * (GPUD_MEM_F_NO_DMABUF). The fd is close-on-exec. Byte offset N of the
+ * dma-buf is byte offset N of @mem.
  */
 GPUD_API int gpud_mem_dmabuf_fd(const struct gpud_mem *mem);
 
-/* CPU pointer to the memory, or NULL for device memory. Owned by @mem. */
+/*
+ * CPU pointer to the memory (host: a shared mapping of the memfds), or NULL
+ * for device memory. Owned by @mem. CPU reads of data a device wrote must be
+ * bracketed with DMA_BUF_IOCTL_SYNC (gpud_mem_read() does that for you).
+ */
 GPUD_API void *gpud_mem_host_ptr(const struct gpud_mem *mem);
 
 /* Device virtual address (CUDA/HIP), or 0 for host memory. */
@@ -146,16 +209,51 @@ GPUD_API uint64_t gpud_mem_device_ptr(const struct gpud_mem *mem);
 
 /*
  * Copies between host memory and @mem at byte offset @off (bounds-checked:
- * -ERANGE). Host memory is bracketed with DMA_BUF_IOCTL_SYNC so a CPU read
- * sees what a device wrote; GPU memory uses the backend's synchronous copy.
+ * -ERANGE when [off, off+len) is not inside gpud_mem_size(); len 0 is a
+ * no-op). Host memory that was exported is bracketed with DMA_BUF_IOCTL_SYNC
+ * (START|READ ... END|READ for reads, START|RW ... END|RW for writes) so the
+ * CPU sees what a device wrote and a device sees what the CPU wrote; GPU
+ * memory uses the backend's synchronous copy (CUDA: cuMemcpyDtoH/HtoD, after
+ * cuFlushGPUDirectRDMAWrites where the device does not order remote writes
+ * itself; HIP: hsa_memory_copy). Returns 0 or -errno with the driver's
+ * message. Several threads may read and write the same @mem at once (a NIC
+ * may be writing too); ordering between overlapping copies is the caller's.
  */
 GPUD_API int gpud_mem_write(struct gpud_mem *mem, size_t off, const void *src, size_t len);
 GPUD_API int gpud_mem_read(struct gpud_mem *mem, size_t off, void *dst, size_t len);
 
+/* Where the memory's pages are now. */
+enum gpud_mem_placement {
+	GPUD_MEM_PLACE_UNKNOWN = 0,	/* cannot tell here */
+	GPUD_MEM_PLACE_HOST = 1,	/* system RAM */
+	GPUD_MEM_PLACE_DEVICE = 2,	/* the GPU's own memory */
+};
+
 /*
- * Whether @kind can be used here. Returns 0 when usable (dma-buf export
- * included), else a negative errno, and writes a one-line reason with the fix
- * into @why (may be NULL). Cached after the first call per kind/device.
+ * Reports where @mem's pages are, so validation can tell whether a NIC writes
+ * into GPU memory. host: HOST. cuda: DEVICE (NVIDIA's exporter hands the NIC
+ * BAR1 addresses of VRAM and never migrates). hip: amdgpu may have moved the
+ * buffer to GTT when devmem attached it; this compares the process's amdgpu
+ * memory counters (/proc/self/fdinfo of its render node: drm-memory-vram and
+ * drm-memory-gtt) with the values recorded right after the export: GTT grown
+ * and VRAM shrunk by at least the buffer's size means HOST; both unchanged
+ * means DEVICE; anything else (counters unreadable, other allocations in
+ * between) UNKNOWN. Call it after gpud_bind_rx(), with no other HIP
+ * allocations in flight. Returns 0 and writes *where, or -errno.
+ * Thread-safe.
+ */
+GPUD_API int gpud_mem_placement(const struct gpud_mem *mem, enum gpud_mem_placement *where);
+
+/*
+ * Whether @kind (@device for cuda/hip; ignored for host) can be used here.
+ * Returns 0 when usable with dma-buf export, else a negative errno (the same
+ * codes as gpud_mem_create()), and writes a one-line reason with the fix into
+ * @why (may be NULL; truncated to @why_len). A usable result still says what
+ * was found: the udmabuf size limit, the GPU's name, the BAR1 headroom (cuda,
+ * from NVML when present: "BAR1 free X of Y MiB"; NIC bindings beyond it
+ * fail), the VRAM-to-GTT migration hazard (hip).
+ * The result is cached per kind and device for the life of the process (the
+ * first call loads the driver library and may take a while). Thread-safe.
  */
 GPUD_API int gpud_mem_probe(enum gpud_mem_kind kind, int device, char *why, size_t why_len);
 
