@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Results: a human table (default) or one JSON object on one line (-j).
+ * The JSON keys are a documented, stable schema (docs/results.md): add keys,
+ * never rename or drop them without bumping RXB_SCHEMA.
+ */
+#include "rxbench.h"
+
+#include <math.h>
+#include <string.h>
+
+static double gbps(const struct rxb_run *r)
+{
+	return r->seconds > 0 ? (double)r->bytes * 8 / r->seconds / 1e9 : 0;
+}
+
+static double per_s(uint64_t n, const struct rxb_run *r)
+{
+	return r->seconds > 0 ? (double)n / r->seconds : 0;
+}
+
+static uint64_t frags(const struct rxb_run *r)
+{
+	/* plain runs have no gpud stats: a recv() is their fragment */
+	return r->kind == RXB_KIND_GPUD && r->st.frags ? r->st.frags : r->hist.n;
+}
+
+static double rx_cpu_per_gb(const struct rxb_run *r)
+{
+	return r->bytes ? (r->cpu.rx_user_s + r->cpu.rx_sys_s) / ((double)r->bytes / 1e9) : NAN;
+}
+
+/* Busy core-seconds on the whole machine per GB: softirq and sender included. */
+static double busy_per_gb(const struct rxb_run *r)
+{
+	double busy = 0;
+
+	if (!r->bytes)
+		return NAN;
+	for (int i = 0; i < r->cpu.ncpu; i++)
+		busy += 100.0 - r->cpu.core[i].idle;
+	return busy / 100.0 * r->seconds / ((double)r->bytes / 1e9);
+}
+
+static bool run_ok(const struct rxb_run *r)
+{
+	return !r->err && !r->bad && r->bytes > 0 && !r->interrupted;
+}
+
+const struct rxb_run *rxb_report_find(const struct rxb_report *r, enum rxb_kind kind)
+{
+	for (unsigned int i = 0; i < r->nruns; i++)
+		if (r->run[i].kind == kind)
+			return &r->run[i];
+	return NULL;
+}
+
+static double ratio(double a, double b)
+{
+	return b > 0 ? a / b : NAN;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void fmt_bytes(char *buf, size_t len, uint64_t b)
+{
+	if (b >= 1000000000ull)
+		snprintf(buf, len, "%.2f GB", (double)b / 1e9);
+	else if (b >= 1000000ull)
+		snprintf(buf, len, "%.1f MB", (double)b / 1e6);
+	else
+		snprintf(buf, len, "%llu B", (unsigned long long)b);
+}
+
+static void fmt_size(char *buf, size_t len, uint64_t b)
+{
+	if (b >= (1ull << 30))
+		snprintf(buf, len, "%lluG", (unsigned long long)(b >> 30));
+	else if (b >= (1ull << 20))
+		snprintf(buf, len, "%lluM", (unsigned long long)(b >> 20));
+	else if (b >= (1ull << 10))
+		snprintf(buf, len, "%lluK", (unsigned long long)(b >> 10));
+	else
+		snprintf(buf, len, "%llu", (unsigned long long)b);
+}
+
+static void table_hist(FILE *f, const struct rxb_run *r)
+{
+	uint64_t top = 0;
+
+	for (int i = 0; i < RXB_HIST_BUCKETS; i++)
+		if (r->hist.count[i] > top)
+			top = r->hist.count[i];
+	fprintf(f, "\nfragment sizes, %s run (%s; powers of two):\n", rxb_kind_name(r->kind),
+		r->kind == RXB_KIND_GPUD ? "gpud_frag lengths" : "recv() return values");
+	for (int i = 0; i < RXB_HIST_BUCKETS; i++) {
+		char lo[16], hi[16];
+		int bar;
+
+		if (!r->hist.count[i])
+			continue;
+		fmt_size(lo, sizeof(lo), i ? 1ull << i : 0);
+		fmt_size(hi, sizeof(hi), 2ull << i);
+		bar = (int)(40.0 * (double)r->hist.count[i] / (double)top + 0.5);
+		fprintf(f, "  [%5s, %5s) %12llu  %.*s\n", lo, hi,
+			(unsigned long long)r->hist.count[i], bar,
+			"########################################");
+	}
+}
+
+static void table_cores(FILE *f, const struct rxb_run *r)
+{
+	fprintf(f, "\nper-core CPU during the %s run, %% of each core "
+		"(user / sys+irq / softirq / idle; whole machine, sender included):\n",
+		rxb_kind_name(r->kind));
+	for (int i = 0; i < r->cpu.ncpu; i++)
+		fprintf(f, "  cpu%-3d %5.1f / %5.1f / %5.1f / %5.1f\n", r->cpu.core[i].cpu,
+			r->cpu.core[i].user, r->cpu.core[i].sys, r->cpu.core[i].softirq,
+			r->cpu.core[i].idle);
+}
+
+static void table_run(FILE *f, const struct rxb_run *r)
+{
+	char b[32];
+
+	fmt_bytes(b, sizeof(b), r->bytes);
+	fprintf(f, "%-10s %-7s %8.2f %10s %6.2f %6.2f/%-6.2f %6.2f/%-6.2f %6.2f %6.2f %9.0f %9.0f\n",
+		rxb_kind_name(r->kind), r->kind == RXB_KIND_GPUD ? rxb_mode_name(r->mode) : "-",
+		gbps(r), b, r->seconds, r->cpu.rx_user_s, r->cpu.rx_sys_s, r->cpu.tx_user_s,
+		r->cpu.tx_sys_s, rx_cpu_per_gb(r), r->copies_per_byte, per_s(frags(r), r),
+		per_s(r->st.tokens_released, r));
+}
+
+void rxb_report_table(FILE *f, const struct rxb_report *rep)
+{
+	const struct rxb_opts *o = rep->o;
+	const struct rxb_run *g = rxb_report_find(rep, RXB_KIND_GPUD);
+	const struct rxb_run *p = rxb_report_find(rep, RXB_KIND_PLAIN);
+	const struct rxb_run *h = rxb_report_find(rep, RXB_KIND_PLAIN_H2D);
+
+	fprintf(f, "gpud-rxbench (libgpudirect %s): %u flow(s) over %s, --mem %s\n", gpud_version(),
+		o->flows, rep->env->path, rep->mem_desc);
+	if (g)
+		fprintf(f, "gpud_rx mode: %s -- %s\n", rxb_mode_name(g->mode), g->reason);
+	for (unsigned int i = 0; i < rep->nruns; i++) {
+		const struct rxb_run *r = &rep->run[i];
+
+		if (r->bad)
+			fprintf(f, "VALIDATION FAILED (%s run): flow %u, stream offset %llu: "
+				"expected 0x%02x, got 0x%02x\n", rxb_kind_name(r->kind), r->bad_flow,
+				(unsigned long long)r->bad_off, r->bad_expected, r->bad_actual);
+		else if (r->validate && r->valid)
+			fprintf(f, "validation (%s run): every byte matched, %llu bytes checked "
+				"(the reads are in its CPU figures)\n", rxb_kind_name(r->kind),
+				(unsigned long long)r->bytes_checked);
+		if (r->err)
+			fprintf(f, "ERROR (%s run): %s\n", rxb_kind_name(r->kind), r->errmsg);
+		if (r->interrupted)
+			fprintf(f, "(%s run interrupted: partial numbers)\n", rxb_kind_name(r->kind));
+	}
+	fprintf(f, "\n%-10s %-7s %8s %10s %6s %13s %13s %6s %6s %9s %9s\n", "run", "mode", "Gbit/s",
+		"bytes", "secs", "rx CPU usr/sys", "tx CPU usr/sys", "rxs/GB", "copy/B",
+		"frags/s", "tokens/s");
+	for (unsigned int i = 0; i < rep->nruns; i++)
+		table_run(f, &rep->run[i]);
+	if (g && p)
+		fprintf(f, "\nratio gpud/plain: throughput %.2f, receiver CPU per GB %.2f\n",
+			ratio(gbps(g), gbps(p)), ratio(rx_cpu_per_gb(g), rx_cpu_per_gb(p)));
+	if (g && h)
+		fprintf(f, "ratio gpud/plain_h2d: throughput %.2f, receiver CPU per GB %.2f\n",
+			ratio(gbps(g), gbps(h)), ratio(rx_cpu_per_gb(g), rx_cpu_per_gb(h)));
+	fprintf(f, "(rx/tx CPU: seconds charged to the receiving/sending threads; rxs/GB: "
+		"receiver thread CPU seconds per GB;\n copy/B: bytes the CPU copied per payload "
+		"byte)\n");
+	for (unsigned int i = 0; i < rep->nruns; i++)
+		table_cores(f, &rep->run[i]);
+	if (g)
+		table_hist(f, g);
+	fflush(f);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void json_cpu(struct rxb_json *j, const struct rxb_run *r)
+{
+	rxb_json_obj_begin(j, "cpu");
+	rxb_json_dbl(j, "rx_user_s", r->cpu.rx_user_s);
+	rxb_json_dbl(j, "rx_sys_s", r->cpu.rx_sys_s);
+	rxb_json_dbl(j, "tx_user_s", r->cpu.tx_user_s);
+	rxb_json_dbl(j, "tx_sys_s", r->cpu.tx_sys_s);
+	rxb_json_dbl(j, "rx_cpu_s_per_gb", rx_cpu_per_gb(r));
+	rxb_json_dbl(j, "busy_core_s_per_gb", busy_per_gb(r));
+	rxb_json_arr_begin(j, "cores");
+	for (int i = 0; i < r->cpu.ncpu; i++) {
+		rxb_json_obj_begin(j, NULL);
+		rxb_json_int(j, "cpu", r->cpu.core[i].cpu);
+		rxb_json_dbl(j, "user_pct", r->cpu.core[i].user);
+		rxb_json_dbl(j, "sys_pct", r->cpu.core[i].sys);
+		rxb_json_dbl(j, "softirq_pct", r->cpu.core[i].softirq);
+		rxb_json_dbl(j, "idle_pct", r->cpu.core[i].idle);
+		rxb_json_obj_end(j);
+	}
+	rxb_json_arr_end(j);
+	rxb_json_obj_end(j);
+}
+
+static void json_run(struct rxb_json *j, const struct rxb_run *r)
+{
+	rxb_json_obj_begin(j, NULL);
+	rxb_json_str(j, "name", rxb_kind_name(r->kind));
+	rxb_json_str(j, "mode", r->kind == RXB_KIND_GPUD ? rxb_mode_name(r->mode) : "plain");
+	rxb_json_str(j, "mode_reason", r->reason);
+	rxb_json_u64(j, "flows", r->nflows);
+	rxb_json_u64(j, "bytes", r->bytes);
+	rxb_json_dbl(j, "seconds", r->seconds);
+	rxb_json_dbl(j, "gbps", gbps(r));
+	rxb_json_bool(j, "validate", r->validate);
+	rxb_json_bool(j, "validated", r->validate && r->valid);
+	rxb_json_u64(j, "bytes_checked", r->bytes_checked);
+	if (r->bad) {
+		rxb_json_obj_begin(j, "mismatch");
+		rxb_json_u64(j, "flow", r->bad_flow);
+		rxb_json_u64(j, "offset", r->bad_off);
+		rxb_json_u64(j, "expected", r->bad_expected);
+		rxb_json_u64(j, "actual", r->bad_actual);
+		rxb_json_obj_end(j);
+	} else {
+		rxb_json_null(j, "mismatch");
+	}
+	rxb_json_str(j, "error", r->err ? r->errmsg : NULL);
+	rxb_json_bool(j, "interrupted", r->interrupted);
+	rxb_json_u64(j, "bytes_devmem", r->st.bytes_devmem);
+	rxb_json_u64(j, "bytes_copied", r->kind == RXB_KIND_GPUD ? r->st.bytes_copied :
+			(uint64_t)(r->copies_per_byte * (double)r->bytes));
+	rxb_json_dbl(j, "cpu_copies_per_byte", r->copies_per_byte);
+	rxb_json_u64(j, "frags", frags(r));
+	rxb_json_dbl(j, "frags_per_s", per_s(frags(r), r));
+	rxb_json_u64(j, "tokens_released", r->st.tokens_released);
+	rxb_json_dbl(j, "tokens_per_s", per_s(r->st.tokens_released, r));
+	rxb_json_dbl(j, "avg_frag_bytes", r->hist.n ? (double)r->hist.sum / (double)r->hist.n : 0);
+	rxb_json_hist(j, "frag_hist", &r->hist);
+	json_cpu(j, r);
+	rxb_json_arr_begin(j, "per_flow");
+	for (unsigned int i = 0; i < r->nflows; i++) {
+		const struct rxb_flow_res *fl = &r->flow[i];
+
+		rxb_json_obj_begin(j, NULL);
+		rxb_json_u64(j, "flow", i);
+		rxb_json_u64(j, "bytes", fl->bytes);
+		rxb_json_dbl(j, "gbps", fl->seconds > 0 ? (double)fl->bytes * 8 / fl->seconds / 1e9 : 0);
+		rxb_json_obj_end(j);
+	}
+	rxb_json_arr_end(j);
+	rxb_json_obj_end(j);
+}
+
+static void json_config(struct rxb_json *j, const struct rxb_report *rep)
+{
+	const struct rxb_opts *o = rep->o;
+
+	rxb_json_obj_begin(j, "config");
+	rxb_json_str(j, "role", o->role == RXB_ROLE_DEMO ? "demo" : "recv");
+	rxb_json_str(j, "path", rep->env->path);
+	rxb_json_str(j, "mem", o->mem_spec);
+	rxb_json_str(j, "mem_desc", rep->mem_desc);
+	rxb_json_str(j, "ifname", o->ifname);
+	rxb_json_u64(j, "queues", o->ifname ? o->queues : 0);
+	rxb_json_u64(j, "flows", o->flows);
+	if (o->duration > 0)
+		rxb_json_dbl(j, "duration_s", o->duration);
+	else
+		rxb_json_null(j, "duration_s");
+	if (o->bytes)
+		rxb_json_u64(j, "bytes_limit", o->bytes);
+	else
+		rxb_json_null(j, "bytes_limit");
+	rxb_json_str(j, "mode_requested", rxb_mode_name(o->mode));
+	rxb_json_bool(j, "validate", o->validate);
+	rxb_json_bool(j, "compare", o->compare);
+	rxb_json_u64(j, "chunk", o->chunk);
+	rxb_json_u64(j, "port", o->port);
+	rxb_json_u64(j, "seed", o->seed);
+	rxb_json_obj_end(j);
+}
+
+static void json_ratio(struct rxb_json *j, const struct rxb_report *rep)
+{
+	const struct rxb_run *g = rxb_report_find(rep, RXB_KIND_GPUD);
+	const struct rxb_run *p = rxb_report_find(rep, RXB_KIND_PLAIN);
+	const struct rxb_run *h = rxb_report_find(rep, RXB_KIND_PLAIN_H2D);
+
+	if (!g || !p) {
+		rxb_json_null(j, "ratio");
+		return;
+	}
+	rxb_json_obj_begin(j, "ratio");
+	rxb_json_dbl(j, "gbps_gpud_over_plain", ratio(gbps(g), gbps(p)));
+	rxb_json_dbl(j, "rx_cpu_per_gb_gpud_over_plain", ratio(rx_cpu_per_gb(g), rx_cpu_per_gb(p)));
+	if (h) {
+		rxb_json_dbl(j, "gbps_gpud_over_plain_h2d", ratio(gbps(g), gbps(h)));
+		rxb_json_dbl(j, "rx_cpu_per_gb_gpud_over_plain_h2d",
+			     ratio(rx_cpu_per_gb(g), rx_cpu_per_gb(h)));
+	} else {
+		rxb_json_null(j, "gbps_gpud_over_plain_h2d");
+		rxb_json_null(j, "rx_cpu_per_gb_gpud_over_plain_h2d");
+	}
+	rxb_json_obj_end(j);
+}
+
+void rxb_report_json(FILE *f, const struct rxb_report *rep)
+{
+	const struct rxb_run *g = rxb_report_find(rep, RXB_KIND_GPUD);
+	struct rxb_json j;
+	bool ok = rep->nruns > 0;
+
+	for (unsigned int i = 0; i < rep->nruns; i++)
+		ok = ok && run_ok(&rep->run[i]);
+	rxb_json_init(&j, f);
+	rxb_json_obj_begin(&j, NULL);
+	rxb_json_str(&j, "schema", RXB_SCHEMA);
+	rxb_json_str(&j, "lib_version", gpud_version());
+	rxb_json_bool(&j, "ok", ok);
+	json_config(&j, rep);
+	/* The gpud run's headline numbers, repeated at the top for scripts. */
+	rxb_json_str(&j, "mode", g ? rxb_mode_name(g->mode) : NULL);
+	rxb_json_str(&j, "mode_reason", g ? g->reason : NULL);
+	rxb_json_dbl(&j, "gbps", g ? gbps(g) : NAN);
+	rxb_json_u64(&j, "bytes", g ? g->bytes : 0);
+	rxb_json_bool(&j, "validated", g && g->validate && g->valid);
+	rxb_json_arr_begin(&j, "runs");
+	for (unsigned int i = 0; i < rep->nruns; i++)
+		json_run(&j, &rep->run[i]);
+	rxb_json_arr_end(&j);
+	json_ratio(&j, rep);
+	rxb_json_obj_end(&j);
+	fflush(f);
+}

@@ -1,0 +1,367 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gpud-rxbench internals. One header for the tool's small modules; nothing
+ * here is installed. The library is used only through <gpudirect/gpudirect.h>.
+ *
+ * A "run" is one measured receive over N TCP flows, one thread per flow, in
+ * one of three receive kinds: through gpud_rx (devmem or copy), plain recv()
+ * into host memory (what iperf does), or plain recv() followed by a
+ * host->device copy (NCCL's socket transport path). --compare makes several
+ * runs one after another in the same process, on the same path.
+ */
+#ifndef RXBENCH_H
+#define RXBENCH_H
+
+#include <gpudirect/gpudirect.h>
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define RXB_SCHEMA		"gpud-rxbench/1"
+#define RXB_DEFAULT_PORT	5301
+#define RXB_DEFAULT_CHUNK	(128u << 10)	/* iperf3's default read/write size */
+#define RXB_DEFAULT_SEED	0x67707564ull	/* "gpud" */
+#define RXB_MAX_FLOWS		64
+#define RXB_MAX_CPUS		256
+#define RXB_HIST_BUCKETS	33		/* [2^k, 2^(k+1)) for k = 0..32 */
+
+/* Exit codes: 2 is "you asked for something this host cannot do as is". */
+#define RXB_EXIT_OK		0
+#define RXB_EXIT_FAIL		1
+#define RXB_EXIT_USAGE		2
+
+/* Set by SIGINT/SIGTERM: every loop ends early, cleanup still runs. */
+extern volatile sig_atomic_t rxb_interrupted;
+
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+/* ------------------------------------------------------------------ */
+
+enum rxb_role {
+	RXB_ROLE_RECV,
+	RXB_ROLE_SEND,
+	RXB_ROLE_DEMO,
+};
+
+struct rxb_opts {
+	enum rxb_role role;
+	const char *mem_spec;		/* "host", "cuda:N", "hip:N" */
+	const char *ifname;		/* bind queues of this NIC (devmem) */
+	unsigned int queues;		/* bind queues 1..queues; 0 = no binding */
+	unsigned int flows;
+	double duration;		/* seconds; 0 = no time limit */
+	uint64_t bytes;			/* total over all flows; 0 = no byte limit */
+	enum gpud_rx_mode mode;
+	bool validate;
+	bool json;
+	bool progress;			/* force the progress line (also in -j mode) */
+	bool compare;
+	bool duration_set, bytes_set;
+	const char *listen_addr;	/* receiver: address to listen on (NULL = any) */
+	const char *host;		/* sender: peer address */
+	unsigned int port;		/* first port; flow i of run r uses port + r*flows + i */
+	unsigned int runs;		/* sender: consecutive runs (a --compare receiver wants 2-3) */
+	uint64_t seed;
+	size_t mem_size;		/* 0 = default for the mode */
+	size_t chunk;			/* bytes per send()/recv() */
+	bool verbose;
+	bool inject;			/* testing the validator: the sender corrupts */
+	uint64_t inject_at;		/* ... this stream offset of flow 0 */
+};
+
+/* Parses argv; returns 0, or RXB_EXIT_USAGE after printing why. */
+int rxb_parse_args(int argc, char **argv, struct rxb_opts *o);
+void rxb_usage(FILE *f);
+const char *rxb_mode_name(enum gpud_rx_mode m);
+
+/* ------------------------------------------------------------------ */
+/* Helpers: time, pattern, histogram, JSON writer, CPU accounting      */
+/* ------------------------------------------------------------------ */
+
+double rxb_now(void);
+
+/*
+ * Deterministic payload: byte i of flow stream with seed s is buf[i % period]
+ * where buf is a splitmix sequence of s. The period is a prime near 1 MiB, so
+ * a fragment delivered at the wrong page or in the wrong order is caught, and
+ * the sender can send straight from the precomputed buffer (no per-byte cost).
+ */
+struct rxb_pattern {
+	uint8_t *buf;		/* period + max_len bytes */
+	size_t period;
+	size_t max_len;		/* longest contiguous run one call may ask for */
+};
+int rxb_pattern_init(struct rxb_pattern *p, uint64_t seed, size_t max_len);
+void rxb_pattern_free(struct rxb_pattern *p);
+/* Contiguous pattern bytes for stream offset @off; valid for max_len bytes. */
+static inline const uint8_t *rxb_pattern_at(const struct rxb_pattern *p, uint64_t off)
+{
+	return p->buf + (off % p->period);
+}
+/* Index of the first byte of @data that differs from the stream at @off, or -1. */
+long rxb_pattern_check(const struct rxb_pattern *p, uint64_t off, const void *data, size_t len);
+
+/* Fragment-size histogram, powers of two. */
+struct rxb_hist {
+	uint64_t count[RXB_HIST_BUCKETS];
+	uint64_t n, sum, min, max;
+};
+void rxb_hist_init(struct rxb_hist *h);
+void rxb_hist_add(struct rxb_hist *h, uint64_t v);
+void rxb_hist_merge(struct rxb_hist *dst, const struct rxb_hist *src);
+/* Bucket of @v: floor(log2(v)), 0 for 0 and 1. */
+unsigned int rxb_hist_bucket(uint64_t v);
+
+/*
+ * Compact single-line JSON writer. Keys are ignored inside arrays. Doubles that
+ * are not finite are written as null (JSON has no NaN).
+ */
+struct rxb_json {
+	FILE *f;
+	int depth;
+	bool need_comma[32];
+	bool in_array[32];
+};
+void rxb_json_init(struct rxb_json *j, FILE *f);
+void rxb_json_obj_begin(struct rxb_json *j, const char *key);
+void rxb_json_obj_end(struct rxb_json *j);
+void rxb_json_arr_begin(struct rxb_json *j, const char *key);
+void rxb_json_arr_end(struct rxb_json *j);
+void rxb_json_str(struct rxb_json *j, const char *key, const char *val);	/* NULL -> null */
+void rxb_json_u64(struct rxb_json *j, const char *key, uint64_t val);
+void rxb_json_int(struct rxb_json *j, const char *key, long long val);
+void rxb_json_dbl(struct rxb_json *j, const char *key, double val);
+void rxb_json_bool(struct rxb_json *j, const char *key, bool val);
+void rxb_json_null(struct rxb_json *j, const char *key);
+void rxb_json_hist(struct rxb_json *j, const char *key, const struct rxb_hist *h);
+
+/* System-wide per-core jiffies from /proc/stat. */
+struct rxb_core_ticks {
+	uint64_t user, nice, sys, idle, iowait, irq, softirq, steal;
+};
+struct rxb_cpustat {
+	int ncpu;
+	struct rxb_core_ticks core[RXB_MAX_CPUS];
+};
+int rxb_cpustat_read(struct rxb_cpustat *s);
+
+/* Per-core use over an interval, in percent of that core's time. */
+struct rxb_core_use {
+	int cpu;
+	double user, sys, softirq, idle;	/* sys includes irq; softirq is separate */
+};
+struct rxb_cpu_use {
+	int ncpu;
+	struct rxb_core_use core[RXB_MAX_CPUS];
+	double rx_user_s, rx_sys_s;	/* receiving threads (getrusage per thread) */
+	double tx_user_s, tx_sys_s;	/* in-process sender threads, if any */
+};
+void rxb_cpustat_delta(const struct rxb_cpustat *a, const struct rxb_cpustat *b,
+		       struct rxb_cpu_use *u);
+/* This thread's user and system seconds so far. */
+void rxb_thread_cpu(double *user_s, double *sys_s);
+
+/* ------------------------------------------------------------------ */
+/* Network namespaces for --demo                                       */
+/* ------------------------------------------------------------------ */
+
+enum rxb_link {
+	RXB_LINK_VETH,
+	RXB_LINK_NSIM,
+};
+
+struct rxb_netns {
+	enum rxb_link link;
+	char ns[2][48];		/* [0] sender side, [1] receiver side */
+	char ifname[2][16];
+	char addr[2][16];
+	int nsfd[2];
+	int orig_nsfd;		/* the namespace we started in */
+	unsigned int nsim_id[2];
+	int guardian_fd;
+	pid_t guardian_pid;
+};
+
+/* Creates both namespaces and the link; 0 or -errno after printing why. */
+int rxb_netns_setup(struct rxb_netns *n, enum rxb_link link);
+/* Removes them now and waits for it; safe to call twice. */
+void rxb_netns_teardown(struct rxb_netns *n);
+/* Moves the calling thread into namespace @nsfd (-1: stay). */
+int rxb_netns_enter(int nsfd);
+/* Is this the patched-kernel VM with netdevsim? */
+bool rxb_in_vm(void);
+
+/* ------------------------------------------------------------------ */
+/* Sender                                                              */
+/* ------------------------------------------------------------------ */
+
+struct rxb_send_flow {
+	struct rxb_send *s;
+	unsigned int idx;
+	pthread_t thr;
+	bool started;
+	int fd;
+	uint64_t limit;			/* bytes; 0 = none */
+	uint64_t sent;
+	uint8_t *bounce;		/* --inject-error only */
+	double user_s, sys_s;
+	int err;			/* 0, or -errno of a real failure */
+	double t_start, t_end;
+};
+
+struct rxb_send {
+	const struct rxb_opts *o;
+	char host[64];
+	unsigned int port;		/* port of flow 0 for this run */
+	int nsfd;			/* namespace to create sockets in, -1 = current */
+	double duration;		/* 0 = until stopped/limit */
+	volatile int stop;
+	unsigned int nflows;
+	struct rxb_send_flow flow[RXB_MAX_FLOWS];
+};
+
+int rxb_send_start(struct rxb_send *s, const struct rxb_opts *o, const char *host,
+		   unsigned int port, int nsfd, double duration);
+/* Waits for every sender thread (stop=true first ends them now). */
+void rxb_send_join(struct rxb_send *s, bool stop);
+/* Standalone `--send`: all runs, summary printed. Returns an exit code. */
+int rxb_send_main(const struct rxb_opts *o);
+
+/* ------------------------------------------------------------------ */
+/* Receiver                                                            */
+/* ------------------------------------------------------------------ */
+
+enum rxb_kind {
+	RXB_KIND_GPUD,		/* gpud_rx: devmem or copy */
+	RXB_KIND_PLAIN,		/* recv() into host memory */
+	RXB_KIND_PLAIN_H2D,	/* recv() + host->device copy (gpud_mem_write) */
+};
+const char *rxb_kind_name(enum rxb_kind k);
+
+/* What the receive side set up once, shared by all runs. */
+struct rxb_rxsetup {
+	enum gpud_mem_kind mem_kind;
+	struct gpud_mem_opts mem_opts;
+	size_t mem_size;			/* bound memory */
+	size_t copy_size;			/* each copy target */
+	struct gpud_nic *nic;
+	struct gpud_binding *binding;
+	struct gpud_mem *bound_mem;		/* devmem: one mem for every flow */
+	struct gpud_mem *flow_mem[RXB_MAX_FLOWS];	/* copy targets, one per flow */
+	struct gpud_mem *h2d_mem[RXB_MAX_FLOWS];	/* plain_h2d targets */
+	uint32_t rule_id[RXB_MAX_FLOWS];
+	enum gpud_rx_mode mode;			/* what we will ask gpud_rx for */
+	char reason[512];			/* why there is no binding */
+	bool have_reason;
+};
+
+int rxb_rxsetup_init(struct rxb_rxsetup *rs, const struct rxb_opts *o, unsigned int nruns);
+void rxb_rxsetup_free(struct rxb_rxsetup *rs);
+
+struct rxb_flow_res {
+	uint64_t bytes;
+	double seconds;
+	double user_s, sys_s;
+	struct gpud_rx_stats st;
+	int err;
+	char errmsg[256];
+};
+
+struct rxb_run {
+	enum rxb_kind kind;
+	enum gpud_rx_mode mode;		/* gpud kind: the mode gpud_rx ran in */
+	char reason[640];
+	unsigned int nflows;
+	uint64_t bytes;
+	double seconds;
+	struct gpud_rx_stats st;	/* summed over flows (gpud kind) */
+	double copies_per_byte;
+	struct rxb_hist hist;
+	struct rxb_cpu_use cpu;
+	bool validate;			/* validation was on for this run */
+	bool valid;			/* ... and every byte matched */
+	bool bad;			/* a mismatch was found */
+	unsigned int bad_flow;
+	uint64_t bad_off;
+	uint8_t bad_expected, bad_actual;
+	uint64_t bytes_checked;
+	bool interrupted;
+	int err;			/* first error of any flow */
+	char errmsg[512];
+	struct rxb_flow_res flow[RXB_MAX_FLOWS];
+};
+
+/* How one run finds its peer. */
+struct rxb_env {
+	int rx_nsfd;			/* receiver namespace, -1 = current */
+	int tx_nsfd;			/* in-process sender's namespace */
+	bool in_process_sender;
+	const char *peer_addr;		/* address the in-process sender connects to */
+	const char *path;		/* words for the report: "veth (netns demo)" */
+};
+
+/* One measured run of @kind; its run index picks the ports. Returns 0 or -errno. */
+int rxb_run_one(const struct rxb_opts *o, struct rxb_rxsetup *rs, const struct rxb_env *env,
+		enum rxb_kind kind, unsigned int run_idx, struct rxb_run *res);
+/* Receiver (and demo) main: setup, runs, report. Returns an exit code. */
+int rxb_recv_main(const struct rxb_opts *o, const struct rxb_env *env);
+int rxb_demo_main(struct rxb_opts *o);
+
+/* All flow threads start their clocks together when the gate opens. */
+struct rxb_gate {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool open;
+};
+void rxb_gate_wait(struct rxb_gate *g);
+
+/* Per-flow receive loops (receiver.c, plain_rx.c). */
+struct rxb_flow_ctx {
+	const struct rxb_opts *o;
+	struct rxb_rxsetup *rs;
+	struct rxb_run *run;
+	unsigned int idx;
+	int fd;
+	uint64_t limit;			/* bytes; 0 = none */
+	double deadline;		/* rxb_now() value; 0 = none */
+	uint64_t seed;
+	volatile int *stop;
+	struct rxb_gate *go;
+	uint64_t bytes;			/* updated as it goes, read by the progress line */
+	struct rxb_hist hist;
+	bool bad;
+	uint64_t bad_off;
+	uint8_t bad_expected, bad_actual;
+	uint64_t bytes_checked;
+	enum gpud_rx_mode mode;
+	char reason[640];
+	struct rxb_flow_res res;
+};
+void *rxb_gpud_flow(void *arg);
+void *rxb_plain_flow(void *arg);
+/* Validates @len bytes at stream offset @off already in host memory @data. */
+bool rxb_flow_check(struct rxb_flow_ctx *f, const struct rxb_pattern *p, uint64_t off,
+		    const uint8_t *data, size_t len);
+bool rxb_flow_done(const struct rxb_flow_ctx *f);
+
+/* ------------------------------------------------------------------ */
+/* Report                                                              */
+/* ------------------------------------------------------------------ */
+
+struct rxb_report {
+	const struct rxb_opts *o;
+	const struct rxb_env *env;
+	const char *mem_desc;
+	unsigned int nruns;
+	struct rxb_run *run;
+};
+void rxb_report_table(FILE *f, const struct rxb_report *r);
+void rxb_report_json(FILE *f, const struct rxb_report *r);
+/* The run of @kind, or NULL. */
+const struct rxb_run *rxb_report_find(const struct rxb_report *r, enum rxb_kind kind);
+
+#endif /* RXBENCH_H */

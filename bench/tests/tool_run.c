@@ -1,0 +1,94 @@
+// SPDX-License-Identifier: MIT
+#define _GNU_SOURCE
+#include "tool_run.h"
+#include "gpud_test.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static void child(int wfd, char *const argv[], bool as_nobody)
+{
+	dup2(wfd, STDOUT_FILENO);
+	if (as_nobody && (setgid(65534) || setuid(65534)))
+		_exit(126);
+	execv(argv[0], argv);
+	_exit(127);
+}
+
+void tool_run(struct tool_run *r, char *const argv[], double signal_after_s, int sig,
+	      bool as_nobody)
+{
+	double t_sig = signal_after_s > 0 ? t_now() + signal_after_s : 0;
+	size_t len = 0, cap = 65536;
+	int pfd[2];
+
+	memset(r, 0, sizeof(*r));
+	r->out = malloc(cap);
+	T_ASSERT(r->out);
+	T_ASSERT_EQ(0, pipe2(pfd, O_CLOEXEC));
+	fflush(NULL);
+	r->pid = fork();
+	T_ASSERT(r->pid >= 0);
+	if (r->pid == 0)
+		child(pfd[1], argv, as_nobody);
+	close(pfd[1]);
+	for (;;) {
+		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
+		ssize_t n;
+
+		if (t_sig && t_now() >= t_sig) {
+			kill(r->pid, sig);
+			t_sig = 0;
+		}
+		if (poll(&p, 1, 100) <= 0)
+			continue;
+		if (len + 4096 > cap) {
+			cap *= 2;
+			r->out = realloc(r->out, cap);
+			T_ASSERT(r->out);
+		}
+		n = read(pfd[0], r->out + len, cap - len - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+	}
+	r->out[len] = '\0';
+	close(pfd[0]);
+	while (waitpid(r->pid, &r->status, 0) < 0)
+		T_ASSERT(errno == EINTR);
+}
+
+void tool_run_free(struct tool_run *r)
+{
+	free(r->out);
+	r->out = NULL;
+}
+
+int tool_exit_code(const struct tool_run *r)
+{
+	if (WIFEXITED(r->status))
+		return WEXITSTATUS(r->status);
+	return 128 + WTERMSIG(r->status);
+}
+
+bool tool_netns_gone(pid_t pid, double wait_s)
+{
+	double give_up = t_now() + wait_s;
+	char a[96], b[96];
+
+	snprintf(a, sizeof(a), "/var/run/netns/gpud-rxbench-%d-tx", (int)pid);
+	snprintf(b, sizeof(b), "/var/run/netns/gpud-rxbench-%d-rx", (int)pid);
+	for (;;) {
+		if (access(a, F_OK) && access(b, F_OK))
+			return true;
+		if (t_now() > give_up)
+			return false;
+		usleep(100000);
+	}
+}
