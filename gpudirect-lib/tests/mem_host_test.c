@@ -96,6 +96,83 @@ static void huge_pages(void)
 	T_ASSERT_EQ(fds, t_count_fds());
 }
 
+#define NR_HUGEPAGES "/proc/sys/vm/nr_hugepages"
+
+static long meminfo(const char *key)
+{
+	char line[128];
+	long v = -1;
+	FILE *f = fopen("/proc/meminfo", "r");
+
+	T_ASSERT(f);
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, key, strlen(key)))
+			v = atol(line + strlen(key));
+	fclose(f);
+	return v;
+}
+
+static long read_nr_hugepages(void)
+{
+	FILE *f = fopen(NR_HUGEPAGES, "r");
+	long v = -1;
+
+	if (f) {
+		if (fscanf(f, "%ld", &v) != 1)
+			v = -1;
+		fclose(f);
+	}
+	return v;
+}
+
+static bool write_nr_hugepages(long n)
+{
+	FILE *f = fopen(NR_HUGEPAGES, "w");
+	bool ok;
+
+	if (!f)
+		return false;
+	ok = fprintf(f, "%ld\n", n) > 0;
+	return !fclose(f) && ok;
+}
+
+/* Two huge pages in the pool, 8 MiB asked: 4 MiB hugetlb + 4 MiB ordinary. */
+static void huge_pages_mixed(void)
+{
+	struct gpud_mem_opts o = opts(GPUD_MEM_F_NO_DMABUF | GPUD_MEM_F_HUGEPAGES);
+	struct gpud_mem *m = NULL;
+	long avail_before;
+
+	avail_before = meminfo("HugePages_Free:") - meminfo("HugePages_Rsvd:");
+	T_ASSERT(avail_before >= 2);
+	T_ASSERT_OK(gpud_mem_create(GPUD_MEM_HOST, 8 * MiB, &o, &m));
+	T_ASSERT_EQ(8 * MiB, gpud_mem_size(m));
+	/* The whole pool is ours (reserved at mmap). */
+	T_ASSERT_EQ(avail_before - 2, meminfo("HugePages_Free:") - meminfo("HugePages_Rsvd:"));
+	check_pattern_roundtrip(m, 14);
+	gpud_mem_free(m);
+	T_ASSERT_EQ(avail_before, meminfo("HugePages_Free:") - meminfo("HugePages_Rsvd:"));
+}
+
+static void maybe_huge_pages_mixed(void)
+{
+	long old = read_nr_hugepages();
+
+	if (old < 0 || geteuid() != 0 || access("/sys/kernel/mm/hugepages/hugepages-2048kB", F_OK)) {
+		t_log("skip: mixed hugetlb/ordinary buffer needs root and 2 MiB hugetlb pages");
+		return;
+	}
+	if (!write_nr_hugepages(old + 2) || read_nr_hugepages() != old + 2) {
+		write_nr_hugepages(old);
+		t_log("skip: could not grow " NR_HUGEPAGES " by 2");
+		return;
+	}
+	t_scenario("huge pages where the pool has them, the rest ordinary", huge_pages_mixed);
+	/* Restore the pool whatever the scenario did. */
+	if (!write_nr_hugepages(old))
+		T_FAIL("could not restore " NR_HUGEPAGES " to %ld", old);
+}
+
 static void segments(void)
 {
 	struct gpud_mem_opts o = opts(GPUD_MEM_F_NO_DMABUF);
@@ -159,6 +236,7 @@ int main(void)
 {
 	t_scenario("copy mode: read/write/bounds/rounding", copy_mode);
 	t_scenario("huge pages flag: 2 MiB rounding, fallback", huge_pages);
+	maybe_huge_pages_mixed();
 	t_scenario("several memfd segments, one range", segments);
 	t_scenario("bad arguments", bad_arguments);
 	if (access("/dev/udmabuf", F_OK))

@@ -89,7 +89,8 @@ GPUD_API const char *gpud_version(void);
  *       libnvidia-ml.so.1 or env GPUD_LIBNVML).
  * hip   a dedicated allocation from the GPU's coarse-grained pool exported
  *       with hsa_amd_portable_export_dmabuf (ROCm 5.6+). Library:
- *       libhsa-runtime64.so.1, or env GPUD_LIBHSA.
+ *       libhsa-runtime64.so.1, or env GPUD_LIBHSA. (Each library is loaded
+ *       at first use and kept; the variables are read until a load works.)
  *       HAZARD: devmem attaches without peer-to-peer, and amdgpu then moves a
  *       statically imported buffer into GTT (system RAM): the bind succeeds,
  *       GPU reads still see the data, but the NIC never writes VRAM. Check
@@ -193,7 +194,7 @@ GPUD_API size_t gpud_mem_size(const struct gpud_mem *mem);
  * The dma-buf fd, owned by @mem (do not close it; dup() it to keep it beyond
  * gpud_mem_free()), or -ENOENT when the memory was not exported
  * (GPUD_MEM_F_NO_DMABUF). The fd is close-on-exec. Byte offset N of the
- * dma-buf is byte offset N of @mem.
+ * dma-buf is byte offset N of @mem. Safe from any thread.
  */
 GPUD_API int gpud_mem_dmabuf_fd(const struct gpud_mem *mem);
 
@@ -201,10 +202,11 @@ GPUD_API int gpud_mem_dmabuf_fd(const struct gpud_mem *mem);
  * CPU pointer to the memory (host: a shared mapping of the memfds), or NULL
  * for device memory. Owned by @mem. CPU reads of data a device wrote must be
  * bracketed with DMA_BUF_IOCTL_SYNC (gpud_mem_read() does that for you).
+ * Safe from any thread.
  */
 GPUD_API void *gpud_mem_host_ptr(const struct gpud_mem *mem);
 
-/* Device virtual address (CUDA/HIP), or 0 for host memory. */
+/* Device virtual address (CUDA/HIP), or 0 for host memory. Safe from any thread. */
 GPUD_API uint64_t gpud_mem_device_ptr(const struct gpud_mem *mem);
 
 /*
