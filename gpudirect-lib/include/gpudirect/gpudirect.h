@@ -407,6 +407,14 @@ GPUD_API void gpud_binding_free(struct gpud_binding *b);
 GPUD_API uint32_t gpud_binding_id(const struct gpud_binding *b);
 
 /*
+ * Whether this kernel can bind dma-bufs to RX queues at all: the "netdev"
+ * generic netlink family resolves and offers NETDEV_CMD_BIND_RX (Linux
+ * 6.12+). Says nothing about a NIC (see gpudctl doctor for that). 0, or
+ * -EOPNOTSUPP with the reason in gpud_errmsg(). No privilege needed.
+ */
+GPUD_API int gpud_devmem_probe(void);
+
+/*
  * Introspection through the netdev family (queue and page-pool dumps), for
  * `gpudctl status` and for tests that prove pools drained after unbind.
  * @ifindex 0 means all devices in the calling thread's namespace. Each

@@ -268,25 +268,36 @@ static int dump_cb(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-static int netdev_dump(struct gpud_nl *nl, bool pools, int ifindex, void *out, size_t max)
+/* Returns the entry count or the kernel's -errno; says nothing itself. */
+static int netdev_dump_quiet(struct gpud_nl *nl, bool pools, int ifindex, void *out,
+			     size_t max, struct gpud_nl_ext *ext)
 {
 	struct dump_ctx d = { .ifindex = ifindex, .out = out, .max = max, .pools = pools };
-	char buf[128], extbuf[256];
-	struct gpud_nl_ext ext;
 	struct nlmsghdr *req;
+	char buf[128];
 	int err;
 
 	if (pools)
 		req = gpud_netdev_pool_dump_msg(buf, sizeof(buf), nl->fam.id, 0);
 	else
 		req = gpud_netdev_queue_dump_msg(buf, sizeof(buf), nl->fam.id, 0, ifindex);
-	err = gpud_nl_talk(nl, req, dump_cb, &d, &ext);
-	if (err) {
-		gpud_nl_ext_str(&ext, req, NULL, extbuf, sizeof(extbuf));
+	err = gpud_nl_talk(nl, req, dump_cb, &d, ext);
+	return err ? err : (int)d.n;
+}
+
+static int netdev_dump(struct gpud_nl *nl, bool pools, int ifindex, void *out, size_t max)
+{
+	struct gpud_nl_ext ext;
+	char extbuf[256];
+	int err;
+
+	err = netdev_dump_quiet(nl, pools, ifindex, out, max, &ext);
+	if (err < 0) {
+		gpud_nl_ext_str(&ext, NULL, NULL, extbuf, sizeof(extbuf));
 		return gpud_err(err, "netdev %s dump%s: %s (%s)", pools ? "page-pool" : "queue",
 				ifindex ? " for one device" : "", strerror(-err), extbuf);
 	}
-	return (int)d.n;
+	return err;
 }
 
 static int dump_public(bool pools, int ifindex, void *out, size_t max)
@@ -404,13 +415,14 @@ static int bind_fail(struct gpud_nl *nl, int err, const struct gpud_nl_ext *ext,
 		     const struct nlmsghdr *req, int ifindex, const unsigned int *queues,
 		     size_t nqueues)
 {
-	struct gpud_queue_info qi[256];
 	char ifname[IF_NAMESIZE] = "", why[320], kext[320], ename[16];
+	struct gpud_queue_info qi[256];
+	struct gpud_nl_ext dump_ext;
 	int nqi, nrxq = -1;
 
 	if (!if_indextoname(ifindex, ifname))
 		snprintf(ifname, sizeof(ifname), "ifindex %d", ifindex);
-	nqi = netdev_dump(nl, false, ifindex, qi, GPUD_ARRAY_SIZE(qi));
+	nqi = netdev_dump_quiet(nl, false, ifindex, qi, GPUD_ARRAY_SIZE(qi), &dump_ext);
 	if (nqi > (int)GPUD_ARRAY_SIZE(qi))
 		nqi = GPUD_ARRAY_SIZE(qi);
 	if (nqi >= 0) {
@@ -505,4 +517,16 @@ void gpud_binding_free(struct gpud_binding *b)
 uint32_t gpud_binding_id(const struct gpud_binding *b)
 {
 	return b ? b->id : 0;
+}
+
+int gpud_devmem_probe(void)
+{
+	struct gpud_nl *nl;
+	int err;
+
+	err = gpud_netdev_open(true, &nl);
+	if (err)
+		return err;
+	gpud_nl_close(nl);
+	return 0;
 }
