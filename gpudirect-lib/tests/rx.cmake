@@ -4,8 +4,12 @@ gpud_add_test(NAME rx_cmsg SOURCES ${CMAKE_CURRENT_LIST_DIR}/rx_cmsg_test.c LABE
   LIBS gpudirect_internal)
 gpud_add_test(NAME rx_tokens SOURCES ${CMAKE_CURRENT_LIST_DIR}/rx_tokens_test.c LABELS unit
   LIBS gpudirect_internal)
+gpud_add_test(NAME rx_devmem_fake SOURCES ${CMAKE_CURRENT_LIST_DIR}/rx_devmem_fake_test.c
+  LABELS unit LIBS gpudirect_internal)
 gpud_add_test(NAME rx_copy_netns SOURCES ${CMAKE_CURRENT_LIST_DIR}/rx_copy_netns_test.c
   LABELS netns LIBS gpudirect TIMEOUT 180)
+gpud_add_test(NAME rx_auto_netns SOURCES ${CMAKE_CURRENT_LIST_DIR}/rx_auto_netns_test.c
+  LABELS netns LIBS gpudirect_internal TIMEOUT 120)
 # The devmem end-to-end test runs only inside the patched-kernel VM (it
 # skips with the reason when started elsewhere), so it is registered through
 # gpud_add_vm_test, which boots the VM around it.

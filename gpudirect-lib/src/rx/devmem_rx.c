@@ -151,7 +151,8 @@ static int devmem_recv(struct gpud_rx *rx, struct gpud_frag *frags, size_t max, 
 	msg.msg_iovlen = 1;
 	msg.msg_control = rx->control;
 	msg.msg_controllen = CMSG_SPACE(sizeof(struct gpud_dmabuf_cmsg)) * cap;
-	ret = recvmsg(rx->fd, &msg, flags | MSG_SOCK_DEVMEM);
+	ret = rx->recvmsg ? rx->recvmsg(rx->fd, &msg, flags | MSG_SOCK_DEVMEM, rx->hook_ctx)
+			  : recvmsg(rx->fd, &msg, flags | MSG_SOCK_DEVMEM);
 	rx->st.recv_calls++;
 	if (ret < 0)
 		return gpud_rx_sock_err(rx, errno, "recvmsg(MSG_SOCK_DEVMEM)");

@@ -128,19 +128,19 @@ static int check_socket(int fd)
 	return 0;
 }
 
-static int check_opts(struct gpud_rx_opts *o)
+static int check_opts(struct gpud_rx_opts *o, bool bound)
 {
 	if (o->mode > GPUD_RX_COPY)
 		return gpud_err(-EINVAL, "gpud_rx_opts.mode %d is not a gpud_rx_mode", (int)o->mode);
-	if (o->mode == GPUD_RX_DEVMEM && !o->binding)
+	if (o->mode == GPUD_RX_DEVMEM && !bound)
 		return gpud_err(-EINVAL,
 				"devmem receive needs opts.binding: bind the memory to the RX queue(s) with gpud_bind_rx() and steer the flow there, or use mode AUTO to fall back to copying");
 	if (o->copy_chunk > GPUD_RX_CHUNK_MAX)
 		return gpud_err(-EINVAL, "gpud_rx_opts.copy_chunk %zu is above the maximum of %u",
 				o->copy_chunk, GPUD_RX_CHUNK_MAX);
 	if (!o->copy_chunk)
-		o->copy_chunk = o->binding && o->mode != GPUD_RX_COPY ? GPUD_RX_DEVMEM_CHUNK
-								     : GPUD_RX_COPY_CHUNK;
+		o->copy_chunk = bound && o->mode != GPUD_RX_COPY ? GPUD_RX_DEVMEM_CHUNK
+								 : GPUD_RX_COPY_CHUNK;
 	if (!o->copy_ring)
 		o->copy_ring = GPUD_RX_COPY_RING;
 	return 0;
@@ -191,7 +191,7 @@ static void initial_mode(struct gpud_rx *rx)
 	else if (rx->requested == GPUD_RX_DEVMEM)
 		set_reason(rx, GPUD_RX_DEVMEM, "devmem: requested; dma-buf binding %u",
 			   rx->binding_id);
-	else if (!rx->opts.binding)
+	else if (!rx->bound)
 		set_reason(rx, GPUD_RX_COPY, "copy: no dma-buf binding%s%s",
 			   why && *why ? ": " : "", why && *why ? why : "");
 	else
@@ -216,7 +216,8 @@ static void rx_destroy(struct gpud_rx *rx)
 	free(rx);
 }
 
-int gpud_rx_open(int fd, const struct gpud_rx_opts *opts, struct gpud_rx **out)
+int gpud_rx_open_hooked(int fd, const struct gpud_rx_opts *opts, const struct gpud_rx_hooks *h,
+			struct gpud_rx **out)
 {
 	struct gpud_rx *rx;
 	int err;
@@ -230,17 +231,21 @@ int gpud_rx_open(int fd, const struct gpud_rx_opts *opts, struct gpud_rx **out)
 	if (!rx)
 		return gpud_err(-ENOMEM, "gpud_rx_open: out of memory");
 	err = gpud_opts_copy(&rx->opts, sizeof(rx->opts), opts, "gpud_rx_opts");
-	if (!err)
-		err = check_opts(&rx->opts);
+	if (err)
+		goto err_free;
+	rx->bound = rx->opts.binding || (h && h->binding_id);
+	err = check_opts(&rx->opts, rx->bound);
 	if (err)
 		goto err_free;
 	rx->fd = fd;
 	rx->requested = rx->opts.mode;
-	rx->engine = rx->opts.binding && rx->requested != GPUD_RX_COPY ? &gpud_rx_devmem_engine
-									 : &gpud_rx_copy_engine;
-	if (rx->opts.binding)
-		rx->binding_id = gpud_binding_id(rx->opts.binding);
-	gpud_tokens_init(&rx->tokens, fd, NULL, NULL);
+	rx->engine = rx->bound && rx->requested != GPUD_RX_COPY ? &gpud_rx_devmem_engine
+								 : &gpud_rx_copy_engine;
+	rx->binding_id = h && h->binding_id ? h->binding_id
+			 : rx->opts.binding ? gpud_binding_id(rx->opts.binding) : 0;
+	rx->recvmsg = h ? h->recvmsg : NULL;
+	rx->hook_ctx = h ? h->ctx : NULL;
+	gpud_tokens_init(&rx->tokens, fd, h ? h->dontneed : NULL, rx->hook_ctx);
 	err = setup_copy_mem(rx);
 	if (err)
 		goto err_free;
@@ -256,6 +261,11 @@ int gpud_rx_open(int fd, const struct gpud_rx_opts *opts, struct gpud_rx **out)
 err_free:
 	rx_destroy(rx);
 	return err;
+}
+
+int gpud_rx_open(int fd, const struct gpud_rx_opts *opts, struct gpud_rx **out)
+{
+	return gpud_rx_open_hooked(fd, opts, NULL, out);
 }
 
 void gpud_rx_free(struct gpud_rx *rx)

@@ -19,6 +19,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 /* ---- cmsg.c ---- */
 
@@ -164,8 +166,27 @@ extern const struct gpud_rx_engine gpud_rx_copy_engine;
 #define GPUD_RX_REASON_MAX 256
 #define GPUD_RX_MAX_CMSGS 1024		/* cmsgs per recvmsg (40 KiB of control) */
 
+/*
+ * White-box hooks (not exported): tests drive the devmem engine without a
+ * devmem NIC by pretending a binding and scripting recvmsg/DONTNEED.
+ */
+typedef ssize_t (*gpud_recvmsg_fn)(int fd, struct msghdr *msg, int flags, void *ctx);
+
+struct gpud_rx_hooks {
+	uint32_t binding_id;		/* != 0: behave as if bound to this id */
+	gpud_recvmsg_fn recvmsg;	/* NULL: recvmsg(2) */
+	gpud_dontneed_fn dontneed;	/* NULL: setsockopt(SO_DEVMEM_DONTNEED) */
+	void *ctx;
+};
+
+int gpud_rx_open_hooked(int fd, const struct gpud_rx_opts *opts, const struct gpud_rx_hooks *h,
+			struct gpud_rx **out);
+
 struct gpud_rx {
 	int fd;
+	bool bound;			/* a binding (real or hooked) is given */
+	gpud_recvmsg_fn recvmsg;
+	void *hook_ctx;
 	struct gpud_rx_opts opts;
 	enum gpud_rx_mode requested;
 	enum gpud_rx_mode mode;		/* AUTO until decided */
