@@ -135,9 +135,12 @@ static void group_close(struct dm_group *g)
 {
 	if (g->ctrl_fd >= 0)
 		close(g->ctrl_fd);
-	for (int i = 0; i < DM_MAX_SOCKS; i++)
+	g->ctrl_fd = -1;
+	for (int i = 0; i < DM_MAX_SOCKS; i++) {
 		if (g->data_fd[i] >= 0)
 			close(g->data_fd[i]);
+		g->data_fd[i] = -1;
+	}
 }
 
 void dm_listen_close(struct dm_listen *l)
@@ -231,7 +234,7 @@ static void pending_progress(struct dm_listen *l, uint64_t now)
 			DM_WARN("connection from %s closed during the handshake (%zu of %d bytes)",
 				peer, p->got, DM_HELLO_LEN);
 			drop = true;
-		} else if (now - p->since_ms > (uint64_t)dm_cfg.timeout_ms) {
+		} else if (now > p->since_ms && now - p->since_ms > (uint64_t)dm_cfg.timeout_ms) {
 			peer_str(p->fd, peer, sizeof(peer));
 			DM_WARN("connection from %s sent no complete handshake in %d ms; dropped",
 				peer, dm_cfg.timeout_ms);
@@ -272,7 +275,7 @@ int dm_accept(struct dm_listen *l, struct dm_comm **out)
 		struct dm_comm *c;
 
 		if (g->have < 1 + l->nsocks) {
-			if (now - g->since_ms > (uint64_t)dm_cfg.timeout_ms) {
+			if (now > g->since_ms && now - g->since_ms > (uint64_t)dm_cfg.timeout_ms) {
 				DM_WARN("connection %llx got %d of %d sockets in %d ms; dropped",
 					(unsigned long long)g->conn_id, g->have, 1 + l->nsocks,
 					dm_cfg.timeout_ms);

@@ -69,7 +69,7 @@ int dm_global_init(ncclDebugLogger_t logger)
 		goto out;
 	}
 	for (int i = 0; i < ndevs; i++)
-		DM_INFO("NET/" DM_NAME " dev %d: %s %s speed %d Mbit/s, mode %s, %d data socket(s), %d thread(s)",
+		DM_INFO("dev %d: %s %s speed %d Mbit/s, mode %s, %d data socket(s), %d thread(s)",
 			i, devs[i].name, devs[i].pci_path, devs[i].speed_mbps,
 			dm_mode_name(dm_cfg.mode), dm_cfg.nsocks, dm_cfg.nthreads);
 	inited = true;

@@ -553,7 +553,9 @@ GPUD_API struct gpud_mem *gpud_rx_copy_mem(const struct gpud_rx *rx);
 
 /*
  * Receives up to @max_frags fragments (at least 1). Blocks like recv() on a
- * blocking socket for the first byte; @flags may add MSG_DONTWAIT. Returns
+ * blocking socket for the first byte; @flags may be MSG_DONTWAIT and/or
+ * MSG_WAITALL (anything else is -EINVAL). Entries of @frags past the returned
+ * count are unspecified (also after an error). Returns
  * the number of fragments (> 0), 0 at orderly EOF (after all data), or
  * -errno:
  *   -EAGAIN     non-blocking and nothing to read (no message)

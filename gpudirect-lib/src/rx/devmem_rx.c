@@ -123,12 +123,16 @@ static int emit(struct gpud_rx *rx, size_t n, struct gpud_frag *frags)
 /* Plain bytes: the flow's data did not come through a bound queue. */
 static int plain(struct gpud_rx *rx, struct gpud_frag *frags, ssize_t ret)
 {
+	int err;
+
 	if (rx->requested == GPUD_RX_DEVMEM && !rx->devmem_seen)
 		return gpud_rx_fail(rx, gpud_err(-EOPNOTSUPP,
 			"devmem demanded, but the connection's data arrives in host memory: its flow is not steered to a queue bound to dma-buf %u, or the NIC does not split headers; use mode AUTO to fall back to copying",
 			rx->binding_id));
 	gpud_rx_decide(rx, false);
-	return gpud_rx_copy_in(rx, rx->staging, (uint32_t)ret, frags) ?: 1;
+	err = gpud_rx_copy_in(rx, rx->staging, (uint32_t)ret, frags);
+	/* The bytes are out of the socket: failing to keep them breaks the stream. */
+	return err ? gpud_rx_fail(rx, err) : 1;
 }
 
 static int devmem_recv(struct gpud_rx *rx, struct gpud_frag *frags, size_t max, int flags)

@@ -300,9 +300,13 @@ int gpud_rx_recv(struct gpud_rx *rx, struct gpud_frag *frags, size_t max_frags, 
 
 	if (!rx || !frags || !max_frags)
 		return gpud_err(-EINVAL, "gpud_rx_recv: rx and frags must be set and max_frags > 0");
+	/* MSG_PEEK, MSG_TRUNC ... would desynchronise tokens and the ring. */
+	if (flags & ~(MSG_DONTWAIT | MSG_WAITALL))
+		return gpud_err(-EINVAL, "gpud_rx_recv: flags 0x%x: only MSG_DONTWAIT and MSG_WAITALL are allowed",
+				flags);
 	if (rx->err)
 		return gpud_err(rx->err, "%s", rx->errtext);
-	n = rx->engine->recv(rx, frags, max_frags, flags & ~MSG_SOCK_DEVMEM);
+	n = rx->engine->recv(rx, frags, max_frags, flags);
 	for (int i = 0; i < n; i++) {
 		rx->st.bytes += frags[i].len;
 		if (frags[i].flags & GPUD_FRAG_COPY)
