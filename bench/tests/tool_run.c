@@ -10,9 +10,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void child(int wfd, char *const argv[], bool as_nobody)
+static void child(int wfd, int efd, char *const argv[], bool as_nobody)
 {
 	dup2(wfd, STDOUT_FILENO);
+	dup2(efd, STDERR_FILENO);
 	if (as_nobody && (setgid(65534) || setuid(65534)))
 		_exit(126);
 	execv(argv[0], argv);
@@ -24,6 +25,7 @@ void tool_run(struct tool_run *r, char *const argv[], double signal_after_s, int
 {
 	double t_sig = signal_after_s > 0 ? t_now() + signal_after_s : 0;
 	size_t len = 0, cap = 65536;
+	FILE *ef = tmpfile();
 	int pfd[2];
 
 	memset(r, 0, sizeof(*r));
@@ -33,8 +35,9 @@ void tool_run(struct tool_run *r, char *const argv[], double signal_after_s, int
 	fflush(NULL);
 	r->pid = fork();
 	T_ASSERT(r->pid >= 0);
+	T_ASSERT(ef);
 	if (r->pid == 0)
-		child(pfd[1], argv, as_nobody);
+		child(pfd[1], fileno(ef), argv, as_nobody);
 	close(pfd[1]);
 	for (;;) {
 		struct pollfd p = { .fd = pfd[0], .events = POLLIN };
@@ -62,12 +65,21 @@ void tool_run(struct tool_run *r, char *const argv[], double signal_after_s, int
 	close(pfd[0]);
 	while (waitpid(r->pid, &r->status, 0) < 0)
 		T_ASSERT(errno == EINTR);
+	len = (size_t)ftell(ef);
+	r->err = calloc(1, len + 1);
+	T_ASSERT(r->err);
+	rewind(ef);
+	len = fread(r->err, 1, len, ef);
+	r->err[len] = '\0';
+	fclose(ef);
+	fputs(r->err, stderr);
 }
 
 void tool_run_free(struct tool_run *r)
 {
 	free(r->out);
-	r->out = NULL;
+	free(r->err);
+	r->out = r->err = NULL;
 }
 
 int tool_exit_code(const struct tool_run *r)

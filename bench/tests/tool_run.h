@@ -8,6 +8,7 @@
 
 struct tool_run {
 	char *out;		/* stdout, NUL-terminated (malloc'd) */
+	char *err;		/* stderr, likewise (also echoed to ours) */
 	int status;		/* waitpid status */
 	pid_t pid;
 };
@@ -15,7 +16,7 @@ struct tool_run {
 /*
  * Runs argv (argv[0] = program) and waits for it. When @signal_after_s > 0,
  * sends @sig after that many seconds. @as_nobody drops root in the child
- * before exec (to check the "needs root" message). stderr is passed through.
+ * before exec (to check the "needs root" message).
  */
 void tool_run(struct tool_run *r, char *const argv[], double signal_after_s, int sig,
 	      bool as_nobody);
