@@ -149,6 +149,20 @@ static void queue_msg(const struct nlmsghdr *nlh, int i, void *data)
 	T_ASSERT_OK(gpud_netdev_parse_queue(nlh, &d->q[d->n++]));
 }
 
+/* The VM's kernel numbers the family differently (19). */
+static void queue_msg_any(const struct nlmsghdr *nlh, int i, void *data)
+{
+	struct qdump *d = data;
+	struct gpud_nl_ext ext;
+
+	if (nlh->nlmsg_type == NLMSG_DONE) {
+		T_ASSERT_EQ(0, gpud_nl_parse_ack(nlh, &ext));
+		d->done++;
+		return;
+	}
+	T_ASSERT_OK(gpud_netdev_parse_queue(nlh, &d->q[d->n++]));
+}
+
 static void test_queue_dump(void)
 {
 	struct qdump d = { 0 };
@@ -165,6 +179,59 @@ static void test_queue_dump(void)
 	}
 }
 
+static void test_queue_dump_612(void)
+{
+	struct qdump d = { 0 };
+
+	T_ASSERT_EQ(9, for_each_msg(cap612_queue_dump, sizeof(cap612_queue_dump), queue_msg_any,
+				    &d));
+	T_ASSERT_EQ(1, d.done);
+	T_ASSERT_EQ(8, d.n);
+	for (int i = 0; i < 8; i++) {
+		T_ASSERT_EQ(3, d.q[i].ifindex);
+		T_ASSERT_EQ(i & 3, d.q[i].id);
+		T_ASSERT_EQ(i >> 2, d.q[i].type);
+		T_ASSERT_EQ(i < 4 ? 3 + i : 0, d.q[i].napi_id);	/* netdevsim: NAPI per rx queue */
+		T_ASSERT_EQ(0, d.q[i].dmabuf_id);
+	}
+}
+
+struct pdump {
+	struct gpud_page_pool_info pp[8];
+	int n, done;
+};
+
+static void pool_msg(const struct nlmsghdr *nlh, int i, void *data)
+{
+	struct pdump *d = data;
+	struct gpud_nl_ext ext;
+
+	if (nlh->nlmsg_type == NLMSG_DONE) {
+		T_ASSERT_EQ(0, gpud_nl_parse_ack(nlh, &ext));
+		d->done++;
+		return;
+	}
+	T_ASSERT_OK(gpud_netdev_parse_pool(nlh, &d->pp[d->n++]));
+}
+
+static void test_pool_dump_612(void)
+{
+	struct pdump d = { 0 };
+
+	T_ASSERT_EQ(5, for_each_msg(cap612_pool_dump, sizeof(cap612_pool_dump), pool_msg, &d));
+	T_ASSERT_EQ(1, d.done);
+	T_ASSERT_EQ(4, d.n);
+	for (int i = 0; i < 4; i++) {
+		T_ASSERT_EQ(6 - i, d.pp[i].id);
+		T_ASSERT_EQ(3, d.pp[i].ifindex);
+		T_ASSERT_EQ(6 - i, d.pp[i].napi_id);
+		T_ASSERT_EQ(0, d.pp[i].inflight);
+		T_ASSERT_EQ(0, d.pp[i].inflight_mem);
+		T_ASSERT_EQ(0, d.pp[i].detach_time);
+		T_ASSERT_EQ(0, d.pp[i].dmabuf_id);
+	}
+}
+
 static void test_pool_parse(void)
 {
 	struct gpud_page_pool_info pp;
@@ -172,7 +239,7 @@ static void test_pool_parse(void)
 	uint8_t buf[256];
 	struct nlmsghdr *nlh;
 
-	/* The captured dump is only its end. */
+	/* The host's captured dump is only its end. */
 	T_ASSERT_EQ(NLMSG_DONE, ((const struct nlmsghdr *)cap_pool_dump)->nlmsg_type);
 	T_ASSERT_EQ(0, gpud_nl_parse_ack((const void *)cap_pool_dump, &ext));
 
@@ -330,6 +397,8 @@ int main(void)
 	test_bind_request();
 	test_family();
 	test_queue_dump();
+	test_queue_dump_612();
+	test_pool_dump_612();
 	test_pool_parse();
 	test_extack();
 	test_explain();

@@ -10,7 +10,9 @@
 #include "nic/nic_internal.h"
 
 #include <arpa/inet.h>
+#include <signal.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static struct t_netpair p;
@@ -172,6 +174,45 @@ static void test_doctor(const char *gpudctl)
 	T_ASSERT_EQ(0, t_netpair_exec(&p, 0, "%s doctor %s", gpudctl, p.ifname[0]));
 }
 
+/* gpudctl bind holds the binding until SIGTERM, then unbinds and exits 0. */
+static void test_gpudctl_bind(const char *gpudctl)
+{
+	struct gpud_queue_info q[16];
+	unsigned int id = 0;
+	char line[512];
+	int pfd[2], st, n;
+	FILE *f;
+	pid_t pid;
+
+	T_ASSERT_OK(pipe(pfd));
+	pid = fork();
+	T_ASSERT(pid >= 0);
+	if (pid == 0) {
+		dup2(pfd[1], 1);
+		close(pfd[0]);
+		execl(gpudctl, "gpudctl", "-j", "bind", p.ifname[0], "2-3", "--mem", "host",
+		      "2M", (char *)NULL);
+		_exit(127);
+	}
+	close(pfd[1]);
+	f = fdopen(pfd[0], "r");
+	T_ASSERT(f && fgets(line, sizeof(line), f));
+	t_log("gpudctl bind: %s", line);
+	T_ASSERT(sscanf(strstr(line, "\"dmabuf_id\":") ?: "", "\"dmabuf_id\":%u", &id) == 1);
+	T_ASSERT(id > 0);
+	n = gpud_queues_get(p.ifindex[0], q, 16);
+	T_ASSERT_EQ(id, rxq(q, n, 2)->dmabuf_id);
+	T_ASSERT_EQ(id, rxq(q, n, 3)->dmabuf_id);
+	kill(pid, SIGTERM);
+	T_ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	T_ASSERT(WIFEXITED(st));
+	T_ASSERT_EQ(0, WEXITSTATUS(st));
+	fclose(f);
+	n = gpud_queues_get(p.ifindex[0], q, 16);
+	T_ASSERT_EQ(0, rxq(q, n, 2)->dmabuf_id);
+	T_ASSERT_EQ(0, rxq(q, n, 3)->dmabuf_id);
+}
+
 int main(int argc, char **argv)
 {
 	t_require_vm();
@@ -185,6 +226,7 @@ int main(int argc, char **argv)
 	test_ntuple_rss();
 	test_bind();
 	test_doctor(argv[1]);
+	test_gpudctl_bind(argv[1]);
 	t_netpair_teardown(&p);
 	printf("nic_vm_nsim: all checks passed\n");
 	return T_EXIT_PASS;
