@@ -255,52 +255,31 @@ static void abort_flows(const struct rxb_opts *o, struct run_state *st)
 			pthread_join(st->thr[i], NULL);
 }
 
-int rxb_run_one(const struct rxb_opts *o, struct rxb_rxsetup *rs, const struct rxb_env *env,
-		enum rxb_kind kind, unsigned int run_idx, struct rxb_run *res)
+static int listen_all(const struct rxb_opts *o, unsigned int port0, int *lfd)
 {
-	unsigned int port0 = o->port + run_idx * o->flows;
-	struct rxb_cpustat *cs0 = NULL, *cs1 = NULL;
-	struct run_state *st;
-	bool sending = false;
-	int err = 0;
-	double t0;
-
-	memset(res, 0, sizeof(*res));
-	res->kind = kind;
-	res->nflows = o->flows;
-	res->validate = o->validate;
-	st = calloc(1, sizeof(*st));
-	cs0 = malloc(sizeof(*cs0));
-	cs1 = malloc(sizeof(*cs1));
-	if (!st || !cs0 || !cs1) {
-		err = -ENOMEM;
-		goto out_free;
-	}
-	for (unsigned int i = 0; i < RXB_MAX_FLOWS; i++)
-		st->lfd[i] = st->fd[i] = -1;
 	for (unsigned int i = 0; i < o->flows; i++) {
-		st->lfd[i] = open_listener(o, port0 + i);
-		if (st->lfd[i] < 0) {
-			err = st->lfd[i];
+		lfd[i] = open_listener(o, port0 + i);
+		if (lfd[i] < 0) {
 			fprintf(stderr, "gpud-rxbench: cannot listen on port %u: %s\n", port0 + i,
-				strerror(-err));
-			goto out_close;
+				strerror(-lfd[i]));
+			return lfd[i];
 		}
 	}
-	if (!env->in_process_sender && !o->json)
-		fprintf(stderr, "gpud-rxbench: %s run: listening on ports %u..%u\n",
-			rxb_kind_name(kind), port0, port0 + o->flows - 1);
-	if (env->in_process_sender) {
-		/* The receiver ends timed runs; the sender's own limit is a safety net. */
-		err = rxb_send_start(&st->send, o, env->peer_addr, port0, env->tx_nsfd,
-				     o->duration ? o->duration + 10 : 0);
-		if (err)
-			goto out_close;
-		sending = true;
-	}
-	err = accept_all(o, env, port0, st->lfd, st->fd);
-	if (err)
-		goto out_sender;
+	return 0;
+}
+
+/* Starts the flow threads, opens the gate, waits, collects. */
+static int measure(const struct rxb_opts *o, struct rxb_rxsetup *rs, struct run_state *st,
+		   struct rxb_run *res)
+{
+	struct rxb_cpustat *cs0, *cs1;
+	int err = -ENOMEM;
+	double t0;
+
+	cs0 = malloc(sizeof(*cs0));
+	cs1 = malloc(sizeof(*cs1));
+	if (!cs0 || !cs1)
+		goto out_free;
 	pthread_mutex_init(&st->go.lock, NULL);
 	pthread_cond_init(&st->go.cond, NULL);
 	err = start_flows(o, rs, st, res);
@@ -321,34 +300,77 @@ int rxb_run_one(const struct rxb_opts *o, struct rxb_rxsetup *rs, const struct r
 out_gate:
 	pthread_cond_destroy(&st->go.cond);
 	pthread_mutex_destroy(&st->go.lock);
+out_free:
+	free(cs1);
+	free(cs0);
+	return err;
+}
 
-out_sender:
-	/* Close the receive side first: a sender blocked on a full window sees a reset. */
-	for (unsigned int i = 0; i < o->flows; i++) {
-		if (st->fd[i] >= 0)
-			close(st->fd[i]);
-		st->fd[i] = -1;
-	}
-	if (sending) {
-		rxb_send_join(&st->send, true);
-		for (unsigned int i = 0; i < st->send.nflows; i++) {
-			res->cpu.tx_user_s += st->send.flow[i].user_s;
-			res->cpu.tx_sys_s += st->send.flow[i].sys_s;
-			if (st->send.flow[i].err && !err && !res->err) {
-				res->err = st->send.flow[i].err;
-				snprintf(res->errmsg, sizeof(res->errmsg), "sender flow %u: %s", i,
-					 strerror(-res->err));
-			}
+/* Stops the in-process sender; its CPU and any real failure go into @res. */
+static void reap_sender(struct run_state *st, struct rxb_run *res, bool report_err)
+{
+	rxb_send_join(&st->send, true);
+	for (unsigned int i = 0; i < st->send.nflows; i++) {
+		struct rxb_send_flow *f = &st->send.flow[i];
+
+		res->cpu.tx_user_s += f->user_s;
+		res->cpu.tx_sys_s += f->sys_s;
+		if (f->err && report_err && !res->err) {
+			res->err = f->err;
+			snprintf(res->errmsg, sizeof(res->errmsg), "sender flow %u: %s", i,
+				 strerror(-f->err));
 		}
 	}
+}
+
+int rxb_run_one(const struct rxb_opts *o, struct rxb_rxsetup *rs, const struct rxb_env *env,
+		enum rxb_kind kind, unsigned int run_idx, struct rxb_run *res)
+{
+	unsigned int port0 = o->port + run_idx * o->flows;
+	struct run_state *st;
+	bool sending = false;
+	int err;
+
+	memset(res, 0, sizeof(*res));
+	res->kind = kind;
+	res->nflows = o->flows;
+	res->validate = o->validate;
+	st = calloc(1, sizeof(*st));
+	if (!st) {
+		err = -ENOMEM;
+		goto out;
+	}
+	for (unsigned int i = 0; i < RXB_MAX_FLOWS; i++)
+		st->lfd[i] = st->fd[i] = -1;
+	err = listen_all(o, port0, st->lfd);
+	if (err)
+		goto out_close;
+	if (!env->in_process_sender && !o->json)
+		fprintf(stderr, "gpud-rxbench: %s run: listening on ports %u..%u\n",
+			rxb_kind_name(kind), port0, port0 + o->flows - 1);
+	if (env->in_process_sender) {
+		/* The receiver ends timed runs; the sender's own limit is a safety net. */
+		err = rxb_send_start(&st->send, o, env->peer_addr, port0, env->tx_nsfd,
+				     o->duration ? o->duration + 10 : 0);
+		if (err)
+			goto out_close;
+		sending = true;
+	}
+	err = accept_all(o, env, port0, st->lfd, st->fd);
+	if (!err)
+		err = measure(o, rs, st, res);
+	/* Close the receive side first: a sender blocked on a full window sees a reset. */
+	for (unsigned int i = 0; i < o->flows; i++)
+		if (st->fd[i] >= 0)
+			close(st->fd[i]);
+	if (sending)
+		reap_sender(st, res, !err);
 out_close:
 	for (unsigned int i = 0; i < o->flows; i++)
 		if (st->lfd[i] >= 0)
 			close(st->lfd[i]);
-out_free:
-	free(cs1);
-	free(cs0);
 	free(st);
+out:
 	if (err && !res->err) {
 		res->err = err;
 		snprintf(res->errmsg, sizeof(res->errmsg), "%s run: %s", rxb_kind_name(kind),
