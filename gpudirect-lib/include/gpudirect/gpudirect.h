@@ -289,7 +289,11 @@ GPUD_API void gpud_nic_free(struct gpud_nic *nic);
 
 GPUD_API const char *gpud_nic_name(const struct gpud_nic *nic);
 GPUD_API int gpud_nic_ifindex(const struct gpud_nic *nic);
-/* Number of RX queues in use (real_num_rx_queues, from the netdev family), or -errno. */
+/*
+ * Number of RX queues in use (real_num_rx_queues, from a netdev-family queue
+ * dump in the namespace @nic was opened in; RX + combined channels on kernels
+ * without that family), or -errno.
+ */
 GPUD_API int gpud_nic_rx_queues(const struct gpud_nic *nic);
 
 /* TCP header split (ethtool rings tcp-data-split). */

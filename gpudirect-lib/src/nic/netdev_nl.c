@@ -300,6 +300,12 @@ static int netdev_dump(struct gpud_nl *nl, bool pools, int ifindex, void *out, s
 	return err;
 }
 
+int gpud_netdev_queues(struct gpud_nl *nl, int ifindex, struct gpud_queue_info *out,
+		       size_t max)
+{
+	return netdev_dump(nl, false, ifindex, out, max);
+}
+
 static int dump_public(bool pools, int ifindex, void *out, size_t max)
 {
 	struct gpud_nl *nl;

@@ -32,6 +32,10 @@ struct nlmsghdr *gpud_netdev_queue_dump_msg(void *buf, size_t len, uint16_t fami
 struct nlmsghdr *gpud_netdev_pool_dump_msg(void *buf, size_t len, uint16_t family,
 					   uint32_t seq);
 
+/* Queue dump on an open netdev socket (its namespace); count or -errno. */
+int gpud_netdev_queues(struct gpud_nl *nl, int ifindex, struct gpud_queue_info *out,
+		       size_t max);
+
 /* Reply parsers: 0, or -EINVAL when a mandatory attribute is missing. */
 int gpud_netdev_parse_queue(const struct nlmsghdr *nlh, struct gpud_queue_info *q);
 int gpud_netdev_parse_pool(const struct nlmsghdr *nlh, struct gpud_page_pool_info *pp);

@@ -29,6 +29,7 @@ struct gpud_nic {
 	char name[IF_NAMESIZE];
 	int ifindex;
 	struct gpud_nl *eth;	/* ethtool netlink, bound to the open-time netns */
+	struct gpud_nl *nd;	/* netdev family, same netns; NULL before 6.3 */
 	int ioctl_fd;		/* SIOCETHTOOL socket, same netns */
 	pthread_mutex_t lock;
 	struct gpud_nic *next;	/* registry, under reg_lock */
@@ -90,6 +91,9 @@ int gpud_nic_open(const char *ifname, struct gpud_nic **out)
 	err = gpud_ethtool_open(&nic->eth);
 	if (err)
 		goto err_close_fd;
+	/* Only for counting queues; older kernels fall back to channels. */
+	if (gpud_nl_open("netdev", &nic->nd))
+		nic->nd = NULL;
 	pthread_mutex_init(&nic->lock, NULL);
 	reg_add(nic);
 	*out = nic;
@@ -112,14 +116,31 @@ int gpud_nic_ifindex(const struct gpud_nic *nic)
 	return nic ? nic->ifindex : -EINVAL;
 }
 
-int gpud_nic_rx_queues(const struct gpud_nic *nic)
+/* Without the netdev family: RX channels, which is what most drivers use. */
+static int rx_queues_from_channels(struct gpud_nic *nic)
 {
+	struct gpud_channels ch;
+	int err;
+
+	pthread_mutex_lock(&nic->lock);
+	err = gpud_ethtool_get_channels(nic->eth, nic->ifindex, &ch);
+	pthread_mutex_unlock(&nic->lock);
+	return err ? err : (int)(ch.rx + ch.combined);
+}
+
+int gpud_nic_rx_queues(const struct gpud_nic *cnic)
+{
+	struct gpud_nic *nic = (struct gpud_nic *)cnic;	/* the lock only */
 	struct gpud_queue_info q[512];
 	int n, rx = 0;
 
 	if (!nic)
 		return -EINVAL;
-	n = gpud_queues_get(nic->ifindex, q, GPUD_ARRAY_SIZE(q));
+	if (!nic->nd)
+		return rx_queues_from_channels(nic);
+	pthread_mutex_lock(&nic->lock);
+	n = gpud_netdev_queues(nic->nd, nic->ifindex, q, GPUD_ARRAY_SIZE(q));
+	pthread_mutex_unlock(&nic->lock);
 	if (n < 0)
 		return n;
 	if (n > (int)GPUD_ARRAY_SIZE(q))
@@ -444,6 +465,7 @@ void gpud_nic_free(struct gpud_nic *nic)
 	pthread_mutex_unlock(&reg_lock);
 	pthread_mutex_destroy(&nic->lock);
 	gpud_nl_close(nic->eth);
+	gpud_nl_close(nic->nd);
 	close(nic->ioctl_fd);
 	free(nic->flows);
 	free(nic);
