@@ -112,7 +112,7 @@ static int count_dir(const char *path)
 
 static void check_machine(struct doctor *d)
 {
-	static const enum gpud_mem_kind gpus[] = { GPUD_MEM_CUDA, GPUD_MEM_HIP };
+	static const enum gpud_mem_kind gpus[2] = { GPUD_MEM_CUDA, GPUD_MEM_HIP };
 	int units = count_dir("/sys/class/iommu"), groups = count_dir("/sys/kernel/iommu_groups");
 	bool udmabuf = access("/dev/udmabuf", F_OK) == 0;
 	struct check *c;
@@ -123,7 +123,7 @@ static void check_machine(struct doctor *d)
 		 "does not need it)");
 	if (!udmabuf)
 		snprintf(c->fix, sizeof(c->fix), "modprobe udmabuf (CONFIG_UDMABUF)");
-	for (size_t i = 0; i < sizeof(gpus) / sizeof(gpus[0]); i++) {
+	for (size_t i = 0; i < 2; i++) {
 		char why[300] = "";
 		int err = gpud_mem_probe(gpus[i], 0, why, sizeof(why));
 

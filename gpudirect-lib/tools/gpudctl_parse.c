@@ -78,12 +78,22 @@ int gpudctl_parse_size(const char *s, size_t *out)
 	if (errno || !v)
 		return -EINVAL;
 	switch (toupper((unsigned char)*end)) {
-	case 'K': mul = 1ULL << 10; end++; break;
-	case 'M': mul = 1ULL << 20; end++; break;
-	case 'G': mul = 1ULL << 30; end++; break;
-	case '\0': break;
-	default: return -EINVAL;
+	case 'K':
+		mul = 1ULL << 10;
+		break;
+	case 'M':
+		mul = 1ULL << 20;
+		break;
+	case 'G':
+		mul = 1ULL << 30;
+		break;
+	case '\0':
+		break;
+	default:
+		return -EINVAL;
 	}
+	if (mul > 1)
+		end++;
 	if (mul > 1 && (!strcmp(end, "iB") || !strcmp(end, "B")))
 		end += strlen(end);
 	if (*end || v > SIZE_MAX / mul)

@@ -146,26 +146,39 @@ int gpud_ethtool_set_hds(struct gpud_nl *nl, int ifindex, uint8_t hds)
 	return 0;
 }
 
+/* Channel attributes and where each lives in struct gpud_channels. */
+static const struct {
+	uint16_t type;
+	unsigned int bit;	/* GPUD_CH_* for the settable counts, else 0 */
+	size_t off;
+} channel_fields[] = {
+	{ ETHTOOL_A_CHANNELS_RX_MAX, 0, offsetof(struct gpud_channels, max_rx) },
+	{ ETHTOOL_A_CHANNELS_TX_MAX, 0, offsetof(struct gpud_channels, max_tx) },
+	{ ETHTOOL_A_CHANNELS_OTHER_MAX, 0, offsetof(struct gpud_channels, max_other) },
+	{ ETHTOOL_A_CHANNELS_COMBINED_MAX, 0, offsetof(struct gpud_channels, max_combined) },
+	{ ETHTOOL_A_CHANNELS_RX_COUNT, GPUD_CH_RX, offsetof(struct gpud_channels, rx) },
+	{ ETHTOOL_A_CHANNELS_TX_COUNT, GPUD_CH_TX, offsetof(struct gpud_channels, tx) },
+	{ ETHTOOL_A_CHANNELS_OTHER_COUNT, GPUD_CH_OTHER, offsetof(struct gpud_channels, other) },
+	{ ETHTOOL_A_CHANNELS_COMBINED_COUNT, GPUD_CH_COMBINED,
+	  offsetof(struct gpud_channels, combined) },
+};
+
+static uint32_t *channel_field(struct gpud_channels *ch, size_t i)
+{
+	return (uint32_t *)((char *)ch + channel_fields[i].off);
+}
+
 int gpud_ethtool_parse_channels(const struct nlmsghdr *nlh, struct gpud_channels *ch)
 {
 	struct gpud_channels v = { 0 };
 	const struct nlattr *a;
 
 	mnl_attr_for_each(a, nlh, GENL_HDRLEN) {
-		uint32_t *dst = NULL;
-
-		switch (mnl_attr_get_type(a)) {
-		case ETHTOOL_A_CHANNELS_RX_MAX: dst = &v.max_rx; break;
-		case ETHTOOL_A_CHANNELS_TX_MAX: dst = &v.max_tx; break;
-		case ETHTOOL_A_CHANNELS_OTHER_MAX: dst = &v.max_other; break;
-		case ETHTOOL_A_CHANNELS_COMBINED_MAX: dst = &v.max_combined; break;
-		case ETHTOOL_A_CHANNELS_RX_COUNT: dst = &v.rx; break;
-		case ETHTOOL_A_CHANNELS_TX_COUNT: dst = &v.tx; break;
-		case ETHTOOL_A_CHANNELS_OTHER_COUNT: dst = &v.other; break;
-		case ETHTOOL_A_CHANNELS_COMBINED_COUNT: dst = &v.combined; break;
-		}
-		if (dst && mnl_attr_validate(a, MNL_TYPE_U32) == 0)
-			*dst = mnl_attr_get_u32(a);
+		if (mnl_attr_validate(a, MNL_TYPE_U32) < 0)
+			continue;
+		for (size_t i = 0; i < GPUD_ARRAY_SIZE(channel_fields); i++)
+			if (channel_fields[i].type == mnl_attr_get_type(a))
+				*channel_field(&v, i) = mnl_attr_get_u32(a);
 	}
 	*ch = v;
 	return 0;
@@ -199,21 +212,15 @@ struct nlmsghdr *gpud_ethtool_channels_set_msg(void *buf, size_t len, uint16_t f
 					       const struct gpud_channels *ch,
 					       unsigned int which)
 {
-	static const struct { unsigned int bit; uint16_t type; size_t off; } f[] = {
-		{ GPUD_CH_RX, ETHTOOL_A_CHANNELS_RX_COUNT, offsetof(struct gpud_channels, rx) },
-		{ GPUD_CH_TX, ETHTOOL_A_CHANNELS_TX_COUNT, offsetof(struct gpud_channels, tx) },
-		{ GPUD_CH_OTHER, ETHTOOL_A_CHANNELS_OTHER_COUNT,
-		  offsetof(struct gpud_channels, other) },
-		{ GPUD_CH_COMBINED, ETHTOOL_A_CHANNELS_COMBINED_COUNT,
-		  offsetof(struct gpud_channels, combined) },
-	};
+	struct gpud_channels v = *ch;
 	struct nlmsghdr *nlh;
 
 	nlh = ethtool_msg(buf, len, family, seq, ETHTOOL_MSG_CHANNELS_SET, NLM_F_ACK, ifindex);
-	for (size_t i = 0; nlh && i < GPUD_ARRAY_SIZE(f); i++) {
-		const uint32_t *v = (const void *)((const char *)ch + f[i].off);
-
-		if ((which & f[i].bit) && !mnl_attr_put_u32_check(nlh, len, f[i].type, *v))
+	for (size_t i = 0; nlh && i < GPUD_ARRAY_SIZE(channel_fields); i++) {
+		if (!(which & channel_fields[i].bit))
+			continue;
+		if (!mnl_attr_put_u32_check(nlh, len, channel_fields[i].type,
+					    *channel_field(&v, i)))
 			return NULL;
 	}
 	return nlh;

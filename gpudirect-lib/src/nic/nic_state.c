@@ -488,16 +488,18 @@ static struct {
 } sigr = { .lock = PTHREAD_MUTEX_INITIALIZER, .pipe = { -1, -1 } };
 
 static const int sigr_signals[2] = { SIGINT, SIGTERM };
-static volatile int sigr_wfd = -1;
+/* Read by the handler: sig_atomic_t, as C allows for handler-visible data. */
+static volatile sig_atomic_t sigr_wfd = -1;
 
 static void sigr_handler(int sig)
 {
 	unsigned char c = (unsigned char)sig;
 	int saved = errno;
+	ssize_t n;
 
-	if (write(sigr_wfd, &c, 1) < 0) {
-		/* Pipe full: a restoration is already pending. */
-	}
+	/* A full pipe means a restoration is pending already: nothing lost. */
+	n = write(sigr_wfd, &c, 1);
+	(void)n;
 	errno = saved;
 }
 
