@@ -347,18 +347,26 @@ static void test_explain(void)
 	};
 	char s[320], e[16];
 
-	gpud_netdev_explain_bind(-EOPNOTSUPP, "veth0", q, 1, 1, NULL, 0, s, sizeof(s));
+	gpud_netdev_explain_bind(-EOPNOTSUPP, NULL, "veth0", q, 1, 1, NULL, 0, s, sizeof(s));
 	T_ASSERT_STREQ("veth0 has no queue management API: devmem needs a NIC driver that "
 		       "supports it (see docs/setup.md)", s);
-	gpud_netdev_explain_bind(-ERANGE, "eth1", q, 2, 4, NULL, 0, s, sizeof(s));
+	gpud_netdev_explain_bind(-ERANGE, NULL, "eth1", q, 2, 4, NULL, 0, s, sizeof(s));
 	T_ASSERT_STREQ("queue 9 out of range, eth1 has 4 RX queues", s);
-	gpud_netdev_explain_bind(-EEXIST, "eth1", q, 1, 2, qi, 2, s, sizeof(s));
+	gpud_netdev_explain_bind(-EEXIST, NULL, "eth1", q, 1, 2, qi, 2, s, sizeof(s));
 	T_ASSERT_STREQ("queue 1 of eth1 is already bound (dma-buf id 3): free that binding "
 		       "first (gpudctl status shows it)", s);
-	gpud_netdev_explain_bind(-EPERM, "eth1", q, 1, 2, qi, 2, s, sizeof(s));
+	gpud_netdev_explain_bind(-EPERM, NULL, "eth1", q, 1, 2, qi, 2, s, sizeof(s));
 	T_ASSERT(strstr(s, "CAP_NET_ADMIN"));
-	gpud_netdev_explain_bind(-EINVAL, "eth1", q, 1, 2, qi, 2, s, sizeof(s));
+	gpud_netdev_explain_bind(-EINVAL, NULL, "eth1", q, 1, 2, qi, 2, s, sizeof(s));
 	T_ASSERT(strstr(s, "not a dma-buf") && strstr(s, "tcp-data-split on"));
+	/* The kernel's own words win where it names the obstacle (6.14+). */
+	gpud_netdev_explain_bind(-EINVAL, "tcp-data-split is disabled", "eth1", q, 1, 2, qi, 2,
+				 s, sizeof(s));
+	T_ASSERT_STREQ("header split is off on eth1: enable it (gpud_nic_set_header_split() "
+		       "or ethtool -G eth1 tcp-data-split on)", s);
+	gpud_netdev_explain_bind(-EEXIST, "unable to bind dmabuf to device with XDP program "
+				 "attached", "eth1", q, 1, 2, qi, 2, s, sizeof(s));
+	T_ASSERT(strstr(s, "an XDP program is attached to eth1"));
 	T_ASSERT_STREQ("-EOPNOTSUPP", gpud_errno_name(-EOPNOTSUPP, e, sizeof(e)));
 	T_ASSERT_STREQ("-E4095", gpud_errno_name(-4095, e, sizeof(e)));
 }

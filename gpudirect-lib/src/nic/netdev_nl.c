@@ -343,12 +343,29 @@ static const struct gpud_queue_info *find_rxq(const struct gpud_queue_info *qi, 
 }
 
 /* Our words for the errors BIND_RX gives (net/core/devmem.c, netdev-genl.c). */
-static void explain_bind(int err, const char *ifname, const unsigned int *queues,
-			 size_t nqueues, int nrxq, const struct gpud_queue_info *qi, int nqi,
-			 char *buf, size_t len)
+static void explain_bind(int err, const char *kmsg, const char *ifname,
+			 const unsigned int *queues, size_t nqueues, int nrxq,
+			 const struct gpud_queue_info *qi, int nqi, char *buf, size_t len)
 {
 	const struct gpud_queue_info *q;
 
+	/* Newer kernels (6.14+) name the setting that is in the way. */
+	if (strstr(kmsg, "tcp-data-split")) {
+		snprintf(buf, len, "header split is off on %s: enable it "
+			 "(gpud_nic_set_header_split() or ethtool -G %s tcp-data-split on)",
+			 ifname, ifname);
+		return;
+	}
+	if (strstr(kmsg, "hds-thresh")) {
+		snprintf(buf, len, "the header-split threshold of %s is not 0: "
+			 "ethtool -G %s hds-thresh 0", ifname, ifname);
+		return;
+	}
+	if (strstr(kmsg, "XDP")) {
+		snprintf(buf, len, "an XDP program is attached to %s: detach it "
+			 "(ip link set %s xdp off)", ifname, ifname);
+		return;
+	}
 	switch (-err) {
 	case EOPNOTSUPP:
 		snprintf(buf, len, "%s has no queue management API: devmem needs a NIC driver "
@@ -409,11 +426,11 @@ static void explain_bind(int err, const char *ifname, const unsigned int *queues
 	}
 }
 
-void gpud_netdev_explain_bind(int err, const char *ifname, const unsigned int *queues,
-			      size_t nqueues, int nrxq, const struct gpud_queue_info *qi,
-			      int nqi, char *buf, size_t len)
+void gpud_netdev_explain_bind(int err, const char *kmsg, const char *ifname,
+			      const unsigned int *queues, size_t nqueues, int nrxq,
+			      const struct gpud_queue_info *qi, int nqi, char *buf, size_t len)
 {
-	explain_bind(err, ifname, queues, nqueues, nrxq, qi, nqi, buf, len);
+	explain_bind(err, kmsg ? kmsg : "", ifname, queues, nqueues, nrxq, qi, nqi, buf, len);
 }
 
 /* After a failure: reads the device's queues to say which one was at fault. */
@@ -436,7 +453,7 @@ static int bind_fail(struct gpud_nl *nl, int err, const struct gpud_nl_ext *ext,
 		for (int i = 0; i < nqi; i++)
 			nrxq += qi[i].type == GPUD_NETDEV_QUEUE_TYPE_RX;
 	}
-	explain_bind(err, ifname, queues, nqueues, nrxq, qi, nqi < 0 ? 0 : nqi, why,
+	explain_bind(err, ext->msg, ifname, queues, nqueues, nrxq, qi, nqi < 0 ? 0 : nqi, why,
 		     sizeof(why));
 	gpud_nl_ext_str(ext, req, gpud_netdev_bind_attr_names, kext, sizeof(kext));
 	return gpud_err(err, "bind %s: %s: %s [%s]", ifname,

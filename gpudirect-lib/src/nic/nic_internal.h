@@ -42,12 +42,13 @@ int gpud_netdev_parse_pool(const struct nlmsghdr *nlh, struct gpud_page_pool_inf
 int gpud_netdev_parse_bind(const struct nlmsghdr *nlh, uint32_t *id);
 
 /*
- * Writes our explanation of a failed bind (the kernel's errno and extack,
- * plus what to do) into @buf. @nrxq is the device's RX queue count or -1.
+ * Writes our explanation of a failed bind (from the errno, the kernel's
+ * extack message @kmsg, which may be NULL, and the queues @qi as dumped
+ * after the failure) into @buf. @nrxq is the RX queue count or -1.
  */
-void gpud_netdev_explain_bind(int err, const char *ifname, const unsigned int *queues,
-			      size_t nqueues, int nrxq, const struct gpud_queue_info *qi,
-			      int nqi, char *buf, size_t len);
+void gpud_netdev_explain_bind(int err, const char *kmsg, const char *ifname,
+			      const unsigned int *queues, size_t nqueues, int nrxq,
+			      const struct gpud_queue_info *qi, int nqi, char *buf, size_t len);
 
 /* gpud_bind_rx() on a raw fd (tests use a memfd to reach the device check). */
 int gpud_bind_rx_fd(int ifindex, int dmabuf_fd, const unsigned int *queues, size_t nqueues,
