@@ -39,7 +39,10 @@ trap 'rm -rf "$tmp"' EXIT INT TERM
 # One row per run: flows, run name (gpud mode in brackets), Gbit/s, rx CPU s/GB.
 cat "$@" | jq -r 'select(.schema == "gpud-rxbench/1" and .ok) |
 	.config.flows as $f | .runs[] |
-	[$f, (if .name == "gpud" then "gpud (" + .mode + ")" else .name end),
+	[$f, (if .name == "gpud" then "gpud_rx (" + .mode + ")"
+	      elif .name == "plain" then "plain recv()"
+	      elif .name == "plain_h2d" then "recv() + host-to-device copy"
+	      else .name end),
 	 .gbps, .cpu.rx_cpu_s_per_gb] | @tsv' > "$tmp/runs.tsv"
 # One row per result line with a ratio: flows, throughput ratio, CPU ratio.
 cat "$@" | jq -r 'select(.schema == "gpud-rxbench/1" and .ok and .ratio != null) |
@@ -72,7 +75,7 @@ awk -F'\t' '{ n[$1]++; g[$1] += $2; c[$1] += $3 }
 	"$tmp/ratio.tsv" | sort -n > "$tmp/ratio.dat"
 
 cat > "$tmp/tput.gp" <<EOF
-set terminal pngcairo size 900,560 font "DejaVu Sans,11"
+set terminal pngcairo size 900,560 font "DejaVu Sans,11" noenhanced
 set output "$out/rxbench-throughput.png"
 set title "$title: receive throughput per mode\n(bar: mean of repeats, whiskers: min..max)"
 set ylabel "payload Gbit/s"
@@ -83,7 +86,7 @@ set style fill solid 0.8 border -1
 set boxwidth 0.9
 set yrange [0:*]
 set grid ytics
-set key top left
+set key below
 set datafile separator "\t"
 plot for [i=0:$nruns-1] "$tmp/tput.dat" using 2+3*i:3+3*i:4+3*i:xtic(1) title columnheader(2+3*i)
 EOF
@@ -91,7 +94,7 @@ gnuplot "$tmp/tput.gp"
 
 if [ -s "$tmp/ratio.dat" ]; then
 	cat > "$tmp/ratio.gp" <<EOF
-set terminal pngcairo size 900,560 font "DejaVu Sans,11"
+set terminal pngcairo size 900,560 font "DejaVu Sans,11" noenhanced
 set output "$out/rxbench-ratio.png"
 set title "$title: gpud mode relative to plain TCP on the same path\n(mean of repeats; 1.0 = same as plain recv())"
 set xlabel "TCP flows"
