@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <sys/prctl.h>
@@ -80,16 +81,36 @@ static void cleanup_cmds(const char *ns0, const char *ns1, unsigned int id0,
 
 static void guardian(int rfd, struct t_netpair *p)
 {
+	struct pollfd pfd = { .fd = rfd, .events = POLLIN };
+	bool owner_gone = false;
 	char c;
 
 	/* Ignore the terminal's ^C: the test's exit is what ends us. */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
-	while (read(rfd, &c, 1) != 0) {
-		if (errno == EINTR)
-			continue;
-		break;
+	/*
+	 * EOF on the pipe means every holder of its write end is gone. A
+	 * forked peer of the test holds it too and may hang after the test
+	 * was killed, so also watch the owner itself: once it is gone we are
+	 * reparented.
+	 */
+	for (;;) {
+		int n = poll(&pfd, 1, 200);
+
+		if (getppid() != p->owner_pid) {
+			owner_gone = true;
+			break;
+		}
+		if (n > 0 && read(rfd, &c, 1) <= 0)
+			break;
 	}
+	/*
+	 * A killed test may leave peers (hung senders) that keep the
+	 * namespaces alive; on an orderly teardown the test itself may still
+	 * sit in one of them, so only the first case kills.
+	 */
+	for (int s = 0; owner_gone && s < 2; s++)
+		run("ip netns pids %s 2>/dev/null | xargs -r kill -9 2>/dev/null", p->ns[s]);
 	cleanup_cmds(p->ns[0], p->ns[1], nsim_id(p, 0), nsim_id(p, 1), p->kind);
 	_exit(0);
 }
