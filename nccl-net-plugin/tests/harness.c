@@ -267,7 +267,8 @@ void *h_isend_wait(struct h_plugin *p, void *c, void *data, size_t size, int tag
 int h_pair_start(struct h_pair *hp)
 {
 	t_require_root();
-	t_netpair_setup(&hp->net, T_LINK_VETH);
+	/* inside the patched-kernel VM: linked netdevsim ports, the devmem-capable link */
+	t_netpair_setup(&hp->net, t_in_vm() ? T_LINK_NSIM : T_LINK_VETH);
 	T_ASSERT_EQ(0, pipe(hp->hpipe));
 	T_ASSERT_EQ(0, pipe(hp->spipe));
 	fflush(stdout);

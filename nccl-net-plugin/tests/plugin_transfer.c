@@ -152,6 +152,8 @@ static void pipelined(struct h_plugin *p, bool rx, struct conn *c)
 	}
 }
 
+static bool devmem_run;
+
 static void setup(struct h_plugin *p, struct h_pair *hp, bool rx, struct conn *c, int n,
 		  size_t buflen)
 {
@@ -167,8 +169,17 @@ static void setup(struct h_plugin *p, struct h_pair *hp, bool rx, struct conn *c
 			c[i].comm = h_connect_wait(p, 0, handle, TO);
 		}
 	}
-	for (int i = 0; rx && i < n; i++)
-		c[i].comm = h_accept_wait(p, c[i].listen, TO);
+	for (int i = 0; rx && i < n; i++) {
+		if (devmem_run) {	/* devmem demanded: accept fails with the reason if it cannot */
+			double end = t_now() + TO;
+
+			while (!c[i].comm && t_now() < end)
+				if (h_accept(p, c[i].listen, &c[i].comm) != ncclSuccess)
+					t_skip("devmem receive not available here: %s", h_last_warn);
+		}
+		if (!c[i].comm)
+			c[i].comm = h_accept_wait(p, c[i].listen, TO);
+	}
 	for (int i = 0; i < n; i++) {
 		c[i].buflen = buflen;
 		c[i].buf = h_alloc(buflen);
@@ -282,6 +293,14 @@ int main(int argc, char **argv)
 	int n = !strcmp(what, "many") ? 16 : 1;
 
 	memset(c, 0, sizeof(c));
+	if (!strcmp(what, "devmem")) {
+		if (!t_in_vm())
+			t_skip("devmem mode needs the patched-kernel VM (veth has no queue management API)");
+		devmem_run = true;
+		setenv("NCCL_DEVMEM_MODE", "devmem", 1);
+		/* udmabuf caps a buffer at 64 MiB by default */
+		setenv("NCCL_DEVMEM_POOL_SIZE", "32M", 0);
+	}
 	setenv("NCCL_DEVMEM_MODE", "copy", 0);
 	rx = h_pair_start(&hp) == 0;
 	pair = &hp;
@@ -290,6 +309,13 @@ int main(int argc, char **argv)
 	if (!strcmp(what, "full")) {
 		setup(&p, &hp, rx, c, 1, (256 << 20) + 2 * SLACK);
 		run_sizes(&p, rx, c, full_sizes, DM_ARRAY_LEN(full_sizes));
+		multi(&p, rx, c);
+		pipelined(&p, rx, c);
+	} else if (!strcmp(what, "devmem")) {
+		static const size_t dsizes[] = { 0, 1, 4096, 1 << 20, 16 << 20 };
+
+		setup(&p, &hp, rx, c, 1, (16 << 20) + 2 * SLACK);
+		run_sizes(&p, rx, c, dsizes, DM_ARRAY_LEN(dsizes));
 		multi(&p, rx, c);
 		pipelined(&p, rx, c);
 	} else if (!strcmp(what, "smoke")) {
