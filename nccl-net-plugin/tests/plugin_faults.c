@@ -177,8 +177,10 @@ static void bad_secret(bool rx)
 
 		T_ASSERT_EQ(DM_ACK_BAD_SECRET, raw_connect(&r, h, h->secret ^ 1));
 		/* and one that does not speak our protocol is dropped */
+		static const char http[DM_HELLO_LEN] = "GET / HTTP/1.0\r\n\r\n";
+
 		fd = raw_sock(h);
-		raw_write(fd, "GET / HTTP/1.0\r\n\r\n\r\n\r\n\r\n\r\n\r\n", 32);
+		raw_write(fd, http, sizeof(http));
 	}
 	{	/* the plugin's own connect with a wrong secret fails, and says so */
 		char bad[NCCL_NET_HANDLE_MAXSIZE];
@@ -304,6 +306,7 @@ static void mismatch(bool rx, const char *name)
 			if ((unsigned char)buf[i] != 0xee)
 				T_FAIL("%s: byte %zu of the receive buffer was written", name, i);
 		h_sync_recv(&HP);
+		h_deregmr(&P, comm, mh);
 		T_ASSERT_EQ(ncclSuccess, h_close_recv(&P, comm));
 		h_close_listen(&P, lc);
 		return;
@@ -337,6 +340,7 @@ static void mismatch(bool rx, const char *name)
 		t_log("%s (sender): %s", name, h_last_warn);
 	}
 	h_sync_send(&HP);
+	h_deregmr(&P, comm, mh);
 	T_ASSERT_EQ(ncclSuccess, h_close_send(&P, comm));
 }
 
@@ -352,6 +356,7 @@ static void close_inflight(bool rx)
 		h_sync_recv(&HP);	/* the sender has posted its sends */
 		usleep(20000);		/* some bytes are moving */
 		T_ASSERT_EQ(ncclSuccess, h_close_recv(&P, comm));
+		h_deregmr(&P, NULL, mh);
 		h_close_listen(&P, lc);
 		return;
 	}
@@ -361,6 +366,7 @@ static void close_inflight(bool rx)
 	h_sync_send(&HP);
 	expect_fail(req[3], "close_inflight (sender)", NULL);
 	T_ASSERT_EQ(ncclSuccess, h_close_send(&P, comm));
+	h_deregmr(&P, NULL, mh);
 }
 
 static void exhaust(bool rx)
@@ -390,6 +396,7 @@ static void exhaust(bool rx)
 		T_ASSERT_EQ(ncclSuccess, h_wait(&P, req[0], &got, DEADLINE));
 		T_ASSERT_EQ(100, got);
 		h_sync_recv(&HP);
+		h_deregmr(&P, comm, mh);
 		T_ASSERT_EQ(ncclSuccess, h_close_recv(&P, comm));
 		h_close_listen(&P, lc);
 		return;
@@ -401,6 +408,7 @@ static void exhaust(bool rx)
 		T_ASSERT_EQ(ncclSuccess, h_wait(&P, req[0], &got, DEADLINE));
 	}
 	h_sync_send(&HP);
+	h_deregmr(&P, comm, mh);
 	T_ASSERT_EQ(ncclSuccess, h_close_send(&P, comm));
 }
 
