@@ -9,6 +9,9 @@
 #   --print-path     print the cached bzImage for the current series/config
 #                    and exit 0, or exit 1 when it has not been built
 #
+# The series is kernel-patches/patches/[0-9][0-9][0-9][0-9]-*.patch without
+# 0000-cover-letter.patch ($GPUD_KERNEL_SERIES names another dir).
+#
 # Cache: ${GPUD_KERNEL_CACHE:-/var/cache/gpudirect/kernel}
 #   src/linux/           extracted source, a git tree: branch "base" is the
 #                        pristine Debian tree, HEAD is base + series
@@ -24,7 +27,8 @@ SCRIPT_VERSION=1
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KP_DIR=$(dirname "$HERE")
-PATCH_DIR=$KP_DIR/patches
+# GPUD_KERNEL_SERIES: build another series dir (a work-in-progress export).
+PATCH_DIR=${GPUD_KERNEL_SERIES:-$KP_DIR/patches}
 CONFIG_DIR=$KP_DIR/config
 CACHE_ROOT=${GPUD_KERNEL_CACHE:-/var/cache/gpudirect/kernel}
 SRC_PKG=linux-source-6.12
@@ -49,7 +53,7 @@ while [ $# -gt 0 ]; do
 	--flavour=*) flavour=${1#*=}; shift ;;
 	--print-path) print_path=1; shift ;;
 	--jobs|-j) jobs=${2:?}; shift 2 ;;
-	-h|--help) sed -n '2,21s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,24s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) die "unknown argument '$1' (see --help)" ;;
 	esac
 done
@@ -180,8 +184,14 @@ done < <(sed -n 's/^CONFIG_\([A-Za-z0-9_]*\)=y$/\1/p' "${fragments[@]}")
 for opt in "${wanted[@]}"; do
 	grep -qx "CONFIG_$opt=y" "$build/.config" || missing+=("CONFIG_$opt")
 done
+# ... and every "# CONFIG_X is not set" must stay off.
+while IFS= read -r opt; do
+	if grep -qx "CONFIG_$opt=[ym]" "$build/.config"; then
+		missing+=("CONFIG_$opt (wanted off)")
+	fi
+done < <(sed -n 's/^# CONFIG_\([A-Za-z0-9_]*\) is not set$/\1/p' "${fragments[@]}")
 if [ ${#missing[@]} -gt 0 ]; then
-	printf 'build-kernel.sh: error: not =y after olddefconfig (a dependency is missing): %s\n' \
+	printf 'build-kernel.sh: error: not as the fragments ask after olddefconfig (a dependency missing?): %s\n' \
 		"${missing[@]}" >&2
 	die "fix kernel-patches/config/*.config; see $build/.config"
 fi
