@@ -25,6 +25,7 @@ static int recv_loop(struct rxb_flow_ctx *f, uint8_t *buf, struct gpud_mem *dst,
 		chunk = cap;
 	while (!rxb_flow_done(f)) {
 		r = recv(f->fd, buf, chunk, 0);
+		f->res.st.recv_calls++;
 		if (r == 0)
 			break;
 		if (r < 0) {

@@ -237,6 +237,10 @@ static void json_run(struct rxb_json *j, const struct rxb_run *r)
 	rxb_json_dbl(j, "frags_per_s", per_s(frags(r), r));
 	rxb_json_u64(j, "tokens_released", r->st.tokens_released);
 	rxb_json_dbl(j, "tokens_per_s", per_s(r->st.tokens_released, r));
+	rxb_json_u64(j, "recv_calls", r->st.recv_calls);
+	rxb_json_u64(j, "dontneed_calls", r->st.dontneed_calls);
+	rxb_json_dbl(j, "syscalls_per_mb", r->bytes ? (double)(r->st.recv_calls +
+			r->st.dontneed_calls) / ((double)r->bytes / 1e6) : NAN);
 	rxb_json_dbl(j, "avg_frag_bytes", r->hist.n ? (double)r->hist.sum / (double)r->hist.n : 0);
 	rxb_json_hist(j, "frag_hist", &r->hist);
 	json_cpu(j, r);

@@ -172,6 +172,8 @@ static void collect(const struct rxb_opts *o, const struct rxb_rxsetup *rs, stru
 		res->st.frags += f->res.st.frags;
 		res->st.tokens_released += f->res.st.tokens_released;
 		res->st.tokens_outstanding += f->res.st.tokens_outstanding;
+		res->st.recv_calls += f->res.st.recv_calls;
+		res->st.dontneed_calls += f->res.st.dontneed_calls;
 		res->cpu.rx_user_s += f->res.user_s;
 		res->cpu.rx_sys_s += f->res.sys_s;
 		res->bytes_checked += f->bytes_checked;
