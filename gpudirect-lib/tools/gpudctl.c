@@ -37,7 +37,8 @@ void gpudctl_usage(FILE *f)
 	      "        unbinds and restores the NIC.\n"
 	      "  status [IFNAME]\n"
 	      "        bindings, RX/TX queues and page pools (all devices without IFNAME)\n"
-	      "options: -j JSON output, -v library debug messages on stderr, -h help\n"
+	      "options: -j/--json JSON output, -v/--verbose library debug messages on stderr,\n"
+	      "         -h/--help this text\n"
 	      "exit: 0 ok, 1 failure, 2 usage error\n", f);
 }
 
@@ -178,11 +179,17 @@ out:
 
 int main(int argc, char **argv)
 {
+	static const struct option long_opts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
 	struct gpudctl_opts o = { 0 };
 	const char *cmd;
 	int c;
 
-	while ((c = getopt(argc, argv, "+jvh")) != -1) {
+	while ((c = getopt_long(argc, argv, "+jvh", long_opts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			o.json = true;
