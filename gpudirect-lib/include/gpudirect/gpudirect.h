@@ -6,8 +6,8 @@
  * Object model (every create has its free; every fd and mapping is owned by
  * exactly one object):
  *
- *   gpud_mem      memory the NIC writes into (host/udmabuf, CUDA, HIP),
- *                 exported as a dma-buf fd that the gpud_mem owns.
+ *   gpud_mem      memory the NIC writes into (host/udmabuf, CUDA, HIP,
+ *                 DRM PRIME), exported as a dma-buf fd that the gpud_mem owns.
  *   gpud_nic      one network interface; remembers its original settings
  *                 (header split, channels, RSS, flow rules it added) and
  *                 restores them when freed.
@@ -15,6 +15,8 @@
  *                 socket that made the binding: freeing it unbinds.
  *   gpud_rx       the receive side of one TCP socket: devmem fragments or,
  *                 in copy mode, bytes copied into a gpud_mem. Same API.
+ *   gpud_rdma_dev an RDMA device and protection domain (rdma-core);
+ *   gpud_rdma_mr  a gpud_mem registered with it (dma-buf MR or fallback).
  *
  * Error rule: functions returning int return 0 (or a count) on success and a
  * negative errno on failure; functions returning a pointer return NULL and set
@@ -95,7 +97,21 @@ GPUD_API const char *gpud_version(void);
  *       statically imported buffer into GTT (system RAM): the bind succeeds,
  *       GPU reads still see the data, but the NIC never writes VRAM. Check
  *       gpud_mem_placement() after binding (see there).
- * drm   DRM PRIME (vgem, amdgpu): parsed, not implemented yet (-EOPNOTSUPP).
+ * drm   a GEM buffer of a DRM driver exported with PRIME (raw ioctls, no
+ *       libdrm needed). opts.path names the node:
+ *       - amdgpu nodes (card or render): a dedicated VRAM buffer object (GTT
+ *         with GPUD_MEM_F_GTT) from libdrm_amdgpu.so.1 (or env
+ *         GPUD_LIBDRM_AMDGPU), loaded at first use. Same migration HAZARD as
+ *         hip: check gpud_mem_placement_why() after binding. Spec
+ *         "amdgpu:N" (opts.path NULL, opts.device N) picks the Nth amdgpu
+ *         render node in /dev/dri.
+ *       - any other driver with dumb buffers (vgem: shmem pages, like
+ *         udmabuf): DRM_IOCTL_MODE_CREATE_DUMB, which only primary nodes
+ *         (/dev/dri/cardN) allow: render nodes answer -EACCES. A dumb buffer
+ *         is at most 4 GiB - 1 page (its size is 32-bit in the ioctl).
+ *       The CPU reaches the buffer through the driver's mapping (MAP_DUMB or
+ *       amdgpu_bo_cpu_map) for gpud_mem_read()/gpud_mem_write();
+ *       gpud_mem_host_ptr() returns it only where it is system RAM (vgem).
  */
 enum gpud_mem_kind {
 	GPUD_MEM_HOST = 0,	/* memfd pages; dma-buf through /dev/udmabuf */
@@ -118,6 +134,8 @@ enum gpud_mem_kind {
  * possible (no /dev/udmabuf, GPU driver without dma-buf support) too.
  */
 #define GPUD_MEM_F_NO_DMABUF	(1u << 1)
+/* drm on amdgpu: allocate in GTT (system RAM the GPU maps) instead of VRAM. */
+#define GPUD_MEM_F_GTT		(1u << 2)
 
 /*
  * Options that can grow: set .sz = sizeof(struct gpud_mem_opts); fields the
@@ -126,7 +144,7 @@ enum gpud_mem_kind {
  */
 struct gpud_mem_opts {
 	size_t sz;
-	int device;		/* GPU index for cuda/hip; ignored for host */
+	int device;		/* GPU index for cuda/hip (and drm "amdgpu:N"); ignored for host */
 	uint32_t flags;		/* GPUD_MEM_F_* */
 	const char *path;	/* drm: device node; otherwise NULL */
 };
@@ -134,7 +152,8 @@ struct gpud_mem_opts {
 struct gpud_mem;
 
 /*
- * Parses "host", "cuda:N", "hip:N", "drm:/dev/dri/cardN" into @kind and @opts
+ * Parses "host", "cuda:N", "hip:N", "drm:/dev/dri/cardN", "amdgpu:N" (kind
+ * drm, path NULL, device N) into @kind and @opts
  * (opts->sz must be set by the caller; opts->path points into @spec, so @spec
  * must outlive its use). "cuda" and "hip" alone mean device 0. Only ->device
  * and ->path are written; ->flags is left as the caller set it. Outputs are
@@ -154,17 +173,22 @@ GPUD_API const char *gpud_mem_kind_name(enum gpud_mem_kind kind);
  *   host  the page size, or 2 MiB with GPUD_MEM_F_HUGEPAGES;
  *   cuda  2 MiB (a dedicated, 2 MiB-aligned cuMemAlloc allocation);
  *   hip   the pool's allocation granule (normally 4 KiB), at least a page.
- * The memory starts zeroed for host; GPU memory is not initialised.
+ *   drm   the page size.
+ * The memory starts zeroed for host and vgem; GPU memory is not initialised.
  *
  * Errors (each with a message naming the cause and the fix):
  *   -EINVAL     size 0, bad options, or @kind unknown
  *   -E2BIG      larger than the backend allows (udmabuf's size_limit_mb,
  *               the message says how to raise it)
  *   -ENODEV     no /dev/udmabuf; GPU index out of range (the message gives
- *               the device count); driver library present but no device
+ *               the device count); driver library present but no device;
+ *               drm: the node is missing or not a DRM device
+ *   -EACCES     drm: dumb buffers asked of a render node (use cardN), or no
+ *               permission to open the node
  *   -ENOENT     GPU driver library not found
  *   -EOPNOTSUPP the driver cannot export dma-bufs (e.g. NVIDIA's proprietary
- *               kernel module); drm backend not implemented
+ *               kernel module; a DRM driver without PRIME export or without
+ *               dumb buffers)
  *   -ENOSYS     the driver library lacks an entry point (message names it)
  *   -ENOMEM and others translated from the driver's error (its own text is
  *               kept in the message)
@@ -234,7 +258,11 @@ enum gpud_mem_placement {
 /*
  * Reports where @mem's pages are, so validation can tell whether a NIC writes
  * into GPU memory. host: HOST. cuda: DEVICE (NVIDIA's exporter hands the NIC
- * BAR1 addresses of VRAM and never migrates). hip: amdgpu may have moved the
+ * BAR1 addresses of VRAM and never migrates). drm: vgem HOST; amdgpu GTT
+ * buffers HOST; amdgpu VRAM buffers as hip below, but from the counters of
+ * the buffer's own DRM file (libdrm_amdgpu's), so other processes' and
+ * ROCr's allocations do not blur it; other drivers UNKNOWN.
+ * hip: amdgpu may have moved the
  * buffer to GTT when devmem attached it; this compares the process's amdgpu
  * memory counters (/proc/self/fdinfo of its render node: drm-memory-vram and
  * drm-memory-gtt) with the values recorded right after the export: GTT grown
@@ -247,6 +275,18 @@ enum gpud_mem_placement {
 GPUD_API int gpud_mem_placement(const struct gpud_mem *mem, enum gpud_mem_placement *where);
 
 /*
+ * gpud_mem_placement() plus the reason in @why (may be NULL; truncated to
+ * @why_len), with the numbers it was decided on, e.g. "moved from VRAM to
+ * GTT (system RAM) after export: ...". Report the reason wherever the
+ * placement is shown: an UNKNOWN must never read as GPU-direct.
+ */
+GPUD_API int gpud_mem_placement_why(const struct gpud_mem *mem, enum gpud_mem_placement *where,
+				    char *why, size_t why_len);
+
+/* "system", "vram" (device memory) or "unknown". Thread-safe. */
+GPUD_API const char *gpud_mem_placement_name(enum gpud_mem_placement where);
+
+/*
  * Whether @kind (@device for cuda/hip; ignored for host) can be used here.
  * Returns 0 when usable with dma-buf export, else a negative errno (the same
  * codes as gpud_mem_create()), and writes a one-line reason with the fix into
@@ -254,10 +294,34 @@ GPUD_API int gpud_mem_placement(const struct gpud_mem *mem, enum gpud_mem_placem
  * was found: the udmabuf size limit, the GPU's name, the BAR1 headroom (cuda,
  * from NVML when present: "BAR1 free X of Y MiB"; NIC bindings beyond it
  * fail), the VRAM-to-GTT migration hazard (hip).
+ * drm: @device is ignored; 0 when some node in /dev/dri can create and
+ * export buffers, and @why lists each node (gpud_drm_nodes_get() has the
+ * details).
  * The result is cached per kind and device for the life of the process (the
  * first call loads the driver library and may take a while). Thread-safe.
  */
 GPUD_API int gpud_mem_probe(enum gpud_mem_kind kind, int device, char *why, size_t why_len);
+
+/* One /dev/dri node, as gpud_drm_nodes_get() finds it. */
+struct gpud_drm_node_info {
+	char path[64];		/* "/dev/dri/card0" */
+	char driver[32];	/* DRM_IOCTL_VERSION's name ("vgem", "amdgpu"), "" if none */
+	bool render;		/* a render node (renderDN) */
+	bool prime_export;	/* DRM_CAP_PRIME has DRM_PRIME_CAP_EXPORT */
+	bool dumb;		/* the driver has dumb buffers (usable on card nodes only) */
+	bool usable;		/* gpud_mem_create(GPUD_MEM_DRM) with this path can work */
+	int amdgpu_index;	/* N of "amdgpu:N" for amdgpu render nodes, else -1 */
+	char why[192];		/* what it can do, or why not, in words */
+};
+
+/*
+ * Lists the nodes in /dev/dri (cards first, then render nodes, by number),
+ * opening each to ask its driver. Returns the number found (which may exceed
+ * @max; only @max are written) or -errno. A node that cannot be opened is
+ * listed with usable false and the reason. No privilege needed beyond
+ * opening the nodes. Thread-safe.
+ */
+GPUD_API int gpud_drm_nodes_get(struct gpud_drm_node_info *out, size_t max);
 
 /* ------------------------------------------------------------------ */
 /* NIC configuration (ethtool netlink), restored when freed            */
@@ -600,6 +664,136 @@ struct gpud_rx_stats {
 };
 /* Writes a snapshot into *st. */
 GPUD_API void gpud_rx_get_stats(const struct gpud_rx *rx, struct gpud_rx_stats *st);
+
+/* ------------------------------------------------------------------ */
+/* RDMA: register a gpud_mem with an RDMA device (rdma-core)           */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The same dma-buf a NIC receives into can be handed to an RDMA device, so a
+ * peer can RDMA-write into (or read from) GPU memory. libibverbs.so.1 (or env
+ * GPUD_LIBIBVERBS) is dlopen()ed at first use: the library builds and runs
+ * without rdma-core, and these calls then fail with -ENOENT and the package
+ * to install.
+ *
+ * Objects (every create has its free):
+ *   gpud_rdma_dev  an opened RDMA device and a protection domain on it.
+ *   gpud_rdma_mr   a memory region of a gpud_mem on a gpud_rdma_dev. It holds
+ *                  a reference on its gpud_rdma_dev (freeing the device
+ *                  object first is fine: the last MR to go closes it) and a
+ *                  dup of the gpud_mem's dma-buf fd.
+ *
+ * How a region is registered, tried in this order:
+ *   1. ibv_reg_dmabuf_mr() on the dma-buf (libibverbs 34+; providers mlx5,
+ *      efa, bnxt_re, irdma, mana, ionic). RDMA importers attach with
+ *      peer-to-peer allowed, so GPU memory stays in place.
+ *   2. The provider cannot (soft-RoCE rxe and siw: EOPNOTSUPP) and the
+ *      memory has a CPU mapping in system RAM (gpud_mem_host_ptr(): host
+ *      memory, vgem): ibv_reg_mr() of that mapping, which pins its pages.
+ *   3. Otherwise -EOPNOTSUPP, naming the device and its provider.
+ *
+ * Thread safety: distinct objects are independent; a gpud_rdma_dev may be
+ * used by several threads at once (registration is thread-safe in verbs).
+ */
+struct gpud_rdma_dev;
+struct gpud_rdma_mr;
+
+/* Access flags for gpud_rdma_reg(); the values are IBV_ACCESS_*'s. */
+#define GPUD_RDMA_ACCESS_LOCAL_WRITE	(1u << 0)
+#define GPUD_RDMA_ACCESS_REMOTE_WRITE	(1u << 1)
+#define GPUD_RDMA_ACCESS_REMOTE_READ	(1u << 2)
+
+/*
+ * Opens RDMA device @ibdev ("mlx5_0", "rxe0"; NULL: the first one) and
+ * allocates a protection domain on it. Errors: -ENOENT libibverbs.so.1 not
+ * installed; -ENODEV no such device (the message lists those present and how
+ * to add a soft-RoCE one) or none at all; -ENOSYS the library lacks an entry
+ * point; others from ibv_open_device()/ibv_alloc_pd() (-EACCES: no access to
+ * /dev/infiniband/uverbsN). Returns 0 and *out only on success.
+ */
+GPUD_API int gpud_rdma_dev_open(const char *ibdev, struct gpud_rdma_dev **out);
+
+/*
+ * Drops the caller's reference; the PD and device context go when the last
+ * gpud_rdma_mr on it is freed too. NULL ok.
+ */
+GPUD_API void gpud_rdma_dev_free(struct gpud_rdma_dev *dev);
+
+/* The device's name ("rxe0"). Owned by @dev. */
+GPUD_API const char *gpud_rdma_dev_name(const struct gpud_rdma_dev *dev);
+/*
+ * Its provider as far as sysfs tells: the kernel driver bound to the device
+ * ("mlx5_core"), "rxe" for soft-RoCE, else "unknown". Owned by @dev.
+ */
+GPUD_API const char *gpud_rdma_dev_provider(const struct gpud_rdma_dev *dev);
+/*
+ * The verbs objects, for the caller's own queue pairs and completion queues:
+ * a struct ibv_context * and a struct ibv_pd * (void * here so that this
+ * header does not need <infiniband/verbs.h>). Owned by @dev: never close or
+ * deallocate them. The caller must use the same libibverbs.so.1 (a process
+ * has one copy once it is loaded).
+ */
+GPUD_API void *gpud_rdma_dev_context(const struct gpud_rdma_dev *dev);
+GPUD_API void *gpud_rdma_dev_pd(const struct gpud_rdma_dev *dev);
+
+/* How a region was registered (gpud_rdma_mr_how()). */
+enum gpud_rdma_mr_how {
+	GPUD_RDMA_MR_DMABUF = 1,	/* ibv_reg_dmabuf_mr: the device imports the dma-buf */
+	GPUD_RDMA_MR_HOST_VA = 2,	/* ibv_reg_mr of the CPU mapping (fallback) */
+};
+
+/*
+ * Registers bytes [@off, @off + @len) of @mem (@len 0: to the end) with
+ * @dev's PD, for @access (GPUD_RDMA_ACCESS_*). The region's address in work
+ * requests (its iova) is @off whichever way it was registered: byte N of
+ * @mem is at address N. The MR keeps the memory alive: @mem may be freed
+ * before the MR (the MR holds a dup of the dma-buf fd, the kernel its own
+ * reference or pinned pages), but registering a gpud_mem that was already
+ * freed is the caller's bug (a dangling pointer cannot be detected).
+ *
+ * Errors: -EINVAL bad arguments or a range outside @mem; -EOPNOTSUPP the
+ * provider cannot import dma-bufs and @mem has no system-RAM CPU mapping
+ * (the message names device and provider, and what would work); -EFAULT the
+ * CPU mapping cannot be pinned (fallback failed); -ENODEV the device is gone
+ * (unplugged, or its rxe link deleted); others from the provider.
+ * Returns 0 and *out only on success. Thread-safe.
+ */
+GPUD_API int gpud_rdma_reg(struct gpud_rdma_dev *dev, struct gpud_mem *mem, size_t off,
+			   size_t len, uint32_t access, struct gpud_rdma_mr **out);
+
+/*
+ * Deregisters (ibv_dereg_mr), closes the dup'd dma-buf fd and drops the
+ * device reference. A failing deregistration (device gone) is logged at WARN
+ * and the object freed anyway. NULL ok.
+ */
+GPUD_API void gpud_rdma_mr_free(struct gpud_rdma_mr *mr);
+
+/* Keys and address for work requests; constant for the MR's life. */
+GPUD_API uint32_t gpud_rdma_mr_lkey(const struct gpud_rdma_mr *mr);
+GPUD_API uint32_t gpud_rdma_mr_rkey(const struct gpud_rdma_mr *mr);
+/* The iova of the region's first byte (= the @off it was registered at). */
+GPUD_API uint64_t gpud_rdma_mr_addr(const struct gpud_rdma_mr *mr);
+GPUD_API size_t gpud_rdma_mr_length(const struct gpud_rdma_mr *mr);
+GPUD_API enum gpud_rdma_mr_how gpud_rdma_mr_how(const struct gpud_rdma_mr *mr);
+/* The struct ibv_mr * itself (owned by @mr), for callers that want it. */
+GPUD_API void *gpud_rdma_mr_ibv(const struct gpud_rdma_mr *mr);
+
+/* One RDMA device, as gpud_rdma_devs_get() finds it. */
+struct gpud_rdma_dev_info {
+	char name[64];		/* "rxe0" */
+	char provider[32];	/* as gpud_rdma_dev_provider() */
+	char netdev[32];	/* the netdev under a soft-RoCE device, else "" */
+	int dmabuf;		/* 1: ibv_reg_dmabuf_mr works, 0: it does not, -1: unknown */
+	char why[192];		/* what it can do, or why not, in words */
+};
+
+/*
+ * Lists the RDMA devices, opening each to ask whether it imports dma-bufs
+ * (NCCL's probe: ibv_reg_dmabuf_mr with fd -1 answers EBADF where it can).
+ * Returns the number found (may exceed @max; only @max are written), or
+ * -errno (-ENOENT: libibverbs.so.1 not installed). Thread-safe.
+ */
+GPUD_API int gpud_rdma_devs_get(struct gpud_rdma_dev_info *out, size_t max);
 
 #ifdef __cplusplus
 }

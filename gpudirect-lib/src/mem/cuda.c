@@ -573,10 +573,12 @@ static int cuda_read(struct gpud_mem *mem, size_t off, void *dst, size_t len)
 	return cuda_copy(mem, false, off, dst, len);
 }
 
-static int cuda_placement(const struct gpud_mem *mem, enum gpud_mem_placement *where)
+static int cuda_placement(const struct gpud_mem *mem, enum gpud_mem_placement *where,
+			  char *why, size_t len)
 {
 	/* NVIDIA's exporter is static and pins VRAM behind BAR1: never moves. */
 	*where = GPUD_MEM_PLACE_DEVICE;
+	gpud_mem_why(0, why, len, "NVIDIA exports VRAM through BAR1 and never migrates it");
 	return 0;
 }
 

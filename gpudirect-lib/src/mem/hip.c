@@ -18,7 +18,6 @@
  */
 #include "mem_internal.h"
 
-#include <dirent.h>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -99,16 +98,10 @@ static const struct hsa_sym {
 static pthread_mutex_t hsa_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct hsa_api *hsa_loaded;
 
-/* amdgpu's per-process counters (KiB), to tell where our buffer went. */
-struct amdgpu_counters {
-	bool valid;
-	unsigned long long vram, gtt;
-};
-
 struct hip_mem {
 	const struct hsa_api *api;
 	void *ptr;
-	struct amdgpu_counters at_export;
+	struct gpud_amdgpu_counters at_export;
 };
 
 static int hsa_load_locked(const struct hsa_api **out, char *why, size_t len)
@@ -333,82 +326,15 @@ static int hip_probe(int device, char *why, size_t len)
 
 /* ---- placement: amdgpu fdinfo counters of this process's render nodes ---- */
 
-/* Parses "<value> [KiB|MiB|GiB]" into KiB. */
-static unsigned long long fdinfo_kib(const char *v)
-{
-	unsigned long long n = strtoull(v, (char **)&v, 10);
-
-	while (*v == ' ' || *v == '\t')
-		v++;
-	if (!strncmp(v, "MiB", 3))
-		return n << 10;
-	if (!strncmp(v, "GiB", 3))
-		return n << 20;
-	if (!strncmp(v, "KiB", 3))
-		return n;
-	return n >> 10;	/* plain bytes */
-}
-
-static void amdgpu_counters_read(struct amdgpu_counters *c)
-{
-	char link[64], path[300], line[160];
-	struct dirent *de;
-	DIR *d;
-
-	memset(c, 0, sizeof(*c));
-	d = opendir("/proc/self/fd");
-	if (!d)
-		return;
-	while ((de = readdir(d))) {
-		unsigned long long vram = 0, gtt = 0;
-		bool amdgpu = false;
-		ssize_t n;
-		FILE *f;
-
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n <= 0)
-			continue;
-		link[n] = '\0';
-		if (strncmp(link, "/dev/dri/renderD", 16))
-			continue;
-		snprintf(path, sizeof(path), "/proc/self/fdinfo/%s", de->d_name);
-		f = fopen(path, "re");
-		if (!f)
-			continue;
-		/* Older kernels: drm-memory-*; newer ones add drm-resident-*. */
-		while (fgets(line, sizeof(line), f)) {
-			if (!strncmp(line, "drm-driver:", 11) && strstr(line, "amdgpu"))
-				amdgpu = true;
-			else if (!strncmp(line, "drm-memory-vram:", 16))
-				vram = fdinfo_kib(line + 16);
-			else if (!strncmp(line, "drm-memory-gtt:", 15))
-				gtt = fdinfo_kib(line + 15);
-		}
-		fclose(f);
-		if (amdgpu) {
-			c->valid = true;
-			c->vram += vram;
-			c->gtt += gtt;
-		}
-	}
-	closedir(d);
-}
-
-static int hip_placement(const struct gpud_mem *mem, enum gpud_mem_placement *where)
+static int hip_placement(const struct gpud_mem *mem, enum gpud_mem_placement *where,
+			 char *why, size_t len)
 {
 	const struct hip_mem *hm = mem->priv;
-	unsigned long long kib = mem->size >> 10;
-	struct amdgpu_counters now;
+	struct gpud_amdgpu_counters now;
 
-	amdgpu_counters_read(&now);
-	*where = GPUD_MEM_PLACE_UNKNOWN;
-	if (!now.valid || !hm->at_export.valid)
-		return 0;
-	if (now.gtt >= hm->at_export.gtt + kib && now.vram + kib <= hm->at_export.vram)
-		*where = GPUD_MEM_PLACE_HOST;
-	else if (now.gtt == hm->at_export.gtt && now.vram == hm->at_export.vram)
-		*where = GPUD_MEM_PLACE_DEVICE;
+	/* ROCr's render-node fd is not ours to name: sum every amdgpu one. */
+	gpud_amdgpu_counters_read(&now, -1);
+	*where = gpud_amdgpu_placement(&hm->at_export, &now, mem->size, why, len);
 	return 0;
 }
 
@@ -476,7 +402,7 @@ static int hip_create(struct gpud_mem *mem, size_t req)
 				       device, (unsigned long long)dmabuf_off);
 			goto err_close_dmabuf;
 		}
-		amdgpu_counters_read(&hm->at_export);
+		gpud_amdgpu_counters_read(&hm->at_export, -1);
 	}
 
 	mem->size = size;

@@ -19,7 +19,6 @@
 
 #include <fcntl.h>
 #include <limits.h>
-#include <linux/dma-buf.h>
 #include <linux/udmabuf.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -384,51 +383,21 @@ static void host_destroy(struct gpud_mem *mem)
 	free(hm);
 }
 
-/* DMA_BUF_IOCTL_SYNC; START and END must name the same direction. */
-static int dmabuf_sync(int fd, __u64 flags)
-{
-	struct dma_buf_sync s = { .flags = flags };
-
-	while (ioctl(fd, DMA_BUF_IOCTL_SYNC, &s)) {
-		if (errno != EINTR && errno != EAGAIN)
-			return gpud_err(-errno, "host: DMA_BUF_IOCTL_SYNC(%s%s): %s",
-					flags & DMA_BUF_SYNC_END ? "END" : "START",
-					(flags & DMA_BUF_SYNC_RW) == DMA_BUF_SYNC_RW ? "|RW" : "|READ",
-					strerror(errno));
-	}
-	return 0;
-}
-
-static int host_copy(struct gpud_mem *mem, void *dst, const void *src, size_t len,
-		     __u64 dir)
-{
-	int ret;
-
-	/* Unexported memory has no device side to synchronise with. */
-	if (mem->dmabuf_fd < 0) {
-		memcpy(dst, src, len);
-		return 0;
-	}
-	ret = dmabuf_sync(mem->dmabuf_fd, DMA_BUF_SYNC_START | dir);
-	if (ret)
-		return ret;
-	memcpy(dst, src, len);
-	return dmabuf_sync(mem->dmabuf_fd, DMA_BUF_SYNC_END | dir);
-}
-
 static int host_write(struct gpud_mem *mem, size_t off, const void *src, size_t len)
 {
-	return host_copy(mem, (char *)mem->host_ptr + off, src, len, DMA_BUF_SYNC_RW);
+	return gpud_mem_sync_copy(mem, (char *)mem->host_ptr + off, src, len, true);
 }
 
 static int host_read(struct gpud_mem *mem, size_t off, void *dst, size_t len)
 {
-	return host_copy(mem, dst, (const char *)mem->host_ptr + off, len, DMA_BUF_SYNC_READ);
+	return gpud_mem_sync_copy(mem, dst, (const char *)mem->host_ptr + off, len, false);
 }
 
-static int host_placement(const struct gpud_mem *mem, enum gpud_mem_placement *where)
+static int host_placement(const struct gpud_mem *mem, enum gpud_mem_placement *where,
+			  char *why, size_t len)
 {
 	*where = GPUD_MEM_PLACE_HOST;
+	gpud_mem_why(0, why, len, "memfd pages in system RAM");
 	return 0;
 }
 

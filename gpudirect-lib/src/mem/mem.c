@@ -8,18 +8,20 @@
 #include "mem_internal.h"
 
 #include <limits.h>
+#include <linux/dma-buf.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 static const struct gpud_mem_ops *const mem_backends[GPUD_MEM_KIND_MAX] = {
 	[GPUD_MEM_HOST] = &gpud_mem_host_ops,
 	[GPUD_MEM_CUDA] = &gpud_mem_cuda_ops,
 	[GPUD_MEM_HIP] = &gpud_mem_hip_ops,
-	[GPUD_MEM_DRM] = NULL,	/* DRM PRIME export: a later issue */
+	[GPUD_MEM_DRM] = &gpud_mem_drm_ops,
 };
 
 static const char *const kind_names[GPUD_MEM_KIND_MAX] = {
@@ -53,6 +55,34 @@ static bool kind_has_device(enum gpud_mem_kind kind)
 	return kind == GPUD_MEM_CUDA || kind == GPUD_MEM_HIP;
 }
 
+int gpud_mem_sync_copy(struct gpud_mem *mem, void *dst, const void *src, size_t len,
+		       bool to_mem)
+{
+	__u64 dir = to_mem ? DMA_BUF_SYNC_RW : DMA_BUF_SYNC_READ;
+	struct dma_buf_sync s = { .flags = DMA_BUF_SYNC_START | dir };
+
+	/* Unexported memory has no device side to synchronise with. */
+	if (mem->dmabuf_fd < 0) {
+		memcpy(dst, src, len);
+		return 0;
+	}
+	/* START and END must name the same direction (a bare START is EINVAL). */
+	while (ioctl(mem->dmabuf_fd, DMA_BUF_IOCTL_SYNC, &s))
+		if (errno != EINTR && errno != EAGAIN)
+			goto err_sync;
+	memcpy(dst, src, len);
+	s.flags = DMA_BUF_SYNC_END | dir;
+	while (ioctl(mem->dmabuf_fd, DMA_BUF_IOCTL_SYNC, &s))
+		if (errno != EINTR && errno != EAGAIN)
+			goto err_sync;
+	return 0;
+
+err_sync:
+	return gpud_err(-errno, "%s: DMA_BUF_IOCTL_SYNC(%s%s): %s", mem->ops->name,
+			s.flags & DMA_BUF_SYNC_END ? "END" : "START",
+			to_mem ? "|RW" : "|READ", strerror(errno));
+}
+
 /* ---- spec parsing ---- */
 
 static int parse_index(const char *s, int *out)
@@ -73,7 +103,8 @@ static int parse_index(const char *s, int *out)
 int gpud_mem_parse_spec(const char *spec, enum gpud_mem_kind *kind,
 			struct gpud_mem_opts *opts)
 {
-	static const char forms[] = "accepted: host, cuda[:N], hip[:N], drm:/dev/dri/cardN";
+	static const char forms[] =
+		"accepted: host, cuda[:N], hip[:N], drm:/dev/dri/cardN, amdgpu[:N]";
 	enum gpud_mem_kind k;
 	const char *arg = NULL;
 	const char *colon;
@@ -91,6 +122,16 @@ int gpud_mem_parse_spec(const char *spec, enum gpud_mem_kind *kind,
 	name_len = colon ? (size_t)(colon - spec) : strlen(spec);
 	if (colon)
 		arg = colon + 1;
+	/* "amdgpu[:N]": drm memory on the Nth amdgpu render node (no path). */
+	if (name_len == 6 && !strncmp(spec, "amdgpu", 6)) {
+		if (arg && parse_index(arg, &device))
+			return gpud_err(-EINVAL, "memory spec \"%s\": \"%s\" is not an amdgpu index (%s)",
+					spec, arg, forms);
+		*kind = GPUD_MEM_DRM;
+		opts->device = device;
+		opts->path = NULL;
+		return 0;
+	}
 	for (k = 0; k < GPUD_MEM_KIND_MAX; k++)
 		if (strlen(kind_names[k]) == name_len && !strncmp(spec, kind_names[k], name_len))
 			break;
@@ -126,15 +167,8 @@ int gpud_mem_parse_spec(const char *spec, enum gpud_mem_kind *kind,
 
 /* ---- lifetime ---- */
 
-static int mem_no_backend(enum gpud_mem_kind kind, const struct gpud_mem_opts *o,
-			  char *why, size_t len)
+static int mem_no_backend(enum gpud_mem_kind kind, char *why, size_t len)
 {
-	if (kind == GPUD_MEM_DRM) {
-		gpud_mem_why(-EOPNOTSUPP, why, len,
-			     "drm (PRIME export of %s) is not implemented yet; use host, cuda:N or hip:N",
-			     o && o->path ? o->path : "a DRM device");
-		return -EOPNOTSUPP;
-	}
 	gpud_mem_why(-EINVAL, why, len, "unknown memory kind %d", (int)kind);
 	return -EINVAL;
 }
@@ -154,16 +188,16 @@ int gpud_mem_create(enum gpud_mem_kind kind, size_t size, const struct gpud_mem_
 	if (ret)
 		return ret;
 	if ((unsigned int)kind >= GPUD_MEM_KIND_MAX || !mem_backends[kind]) {
-		ret = mem_no_backend(kind, &o, why, sizeof(why));
+		ret = mem_no_backend(kind, why, sizeof(why));
 		return gpud_err(ret, "%s", why);
 	}
 	ops = mem_backends[kind];
 	if (!size)
 		return gpud_err(-EINVAL, "%s memory: size 0; ask for at least one byte",
 				ops->name);
-	if (o.flags & ~(GPUD_MEM_F_HUGEPAGES | GPUD_MEM_F_NO_DMABUF))
+	if (o.flags & ~GPUD_MEM_F_ALL)
 		return gpud_err(-EINVAL, "%s memory: unknown flags 0x%x", ops->name,
-				o.flags & ~(GPUD_MEM_F_HUGEPAGES | GPUD_MEM_F_NO_DMABUF));
+				o.flags & ~GPUD_MEM_F_ALL);
 	if (kind_has_device(kind) && o.device < 0)
 		return gpud_err(-ENODEV, "%s:%d: device index must be >= 0", ops->name, o.device);
 	if (!ops->create)
@@ -174,11 +208,12 @@ int gpud_mem_create(enum gpud_mem_kind kind, size_t size, const struct gpud_mem_
 		return gpud_err(-ENOMEM, "%s memory: out of memory", ops->name);
 	mem->kind = kind;
 	mem->ops = ops;
-	mem->opts = o;
-	mem->opts.path = NULL;	/* the caller's string need not outlive us */
+	mem->opts = o;	/* .path is the caller's until create() returns */
 	mem->dmabuf_fd = -1;
 
 	ret = ops->create(mem, size);
+	/* The backend copied what it needs of the caller's path. */
+	mem->opts.path = NULL;
 	if (ret)
 		goto err_free;
 	gpud_log(GPUD_LOG_DEBUG, "%s memory: %zu bytes (asked %zu)%s", ops->name, mem->size,
@@ -264,15 +299,36 @@ int gpud_mem_read(struct gpud_mem *mem, size_t off, void *dst, size_t len)
 	return mem->ops->read(mem, off, dst, len);
 }
 
-int gpud_mem_placement(const struct gpud_mem *mem, enum gpud_mem_placement *where)
+int gpud_mem_placement_why(const struct gpud_mem *mem, enum gpud_mem_placement *where,
+			   char *why, size_t why_len)
 {
 	if (!mem || !where)
 		return gpud_err(-EINVAL, "gpud_mem_placement: NULL argument");
+	if (why && why_len)
+		why[0] = '\0';
 	if (!mem->ops->placement) {
 		*where = GPUD_MEM_PLACE_UNKNOWN;
+		gpud_mem_why(0, why, why_len, "%s memory: placement not known", mem->ops->name);
 		return 0;
 	}
-	return mem->ops->placement(mem, where);
+	return mem->ops->placement(mem, where, why, why_len);
+}
+
+int gpud_mem_placement(const struct gpud_mem *mem, enum gpud_mem_placement *where)
+{
+	return gpud_mem_placement_why(mem, where, NULL, 0);
+}
+
+const char *gpud_mem_placement_name(enum gpud_mem_placement where)
+{
+	switch (where) {
+	case GPUD_MEM_PLACE_HOST:
+		return "system";
+	case GPUD_MEM_PLACE_DEVICE:
+		return "vram";
+	default:
+		return "unknown";
+	}
 }
 
 /* ---- probe, cached per kind and device ---- */
@@ -298,7 +354,7 @@ static int probe_uncached(enum gpud_mem_kind kind, int device, char *why, size_t
 	const struct gpud_mem_ops *ops = mem_backends[kind];
 
 	if (!ops)
-		return mem_no_backend(kind, NULL, why, len);
+		return mem_no_backend(kind, why, len);
 	if (!ops->probe)
 		return gpud_mem_why(-EOPNOTSUPP, why, len, "%s: no probe", ops->name);
 	return ops->probe(device, why, len);

@@ -9,10 +9,14 @@
 
 #include "internal.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 struct gpud_mem;
+
+/* Every GPUD_MEM_F_* flag this library knows. */
+#define GPUD_MEM_F_ALL (GPUD_MEM_F_HUGEPAGES | GPUD_MEM_F_NO_DMABUF | GPUD_MEM_F_GTT)
 
 /*
  * One backend. Every op may be NULL: mem.c then answers -EOPNOTSUPP.
@@ -29,7 +33,9 @@ struct gpud_mem_ops {
 	void (*destroy)(struct gpud_mem *mem);
 	int (*write)(struct gpud_mem *mem, size_t off, const void *src, size_t len);
 	int (*read)(struct gpud_mem *mem, size_t off, void *dst, size_t len);
-	int (*placement)(const struct gpud_mem *mem, enum gpud_mem_placement *where);
+	/* Writes *where and a one-line reason into @why (may be NULL). */
+	int (*placement)(const struct gpud_mem *mem, enum gpud_mem_placement *where,
+			 char *why, size_t len);
 };
 
 struct gpud_mem {
@@ -46,6 +52,7 @@ struct gpud_mem {
 extern const struct gpud_mem_ops gpud_mem_host_ops;
 extern const struct gpud_mem_ops gpud_mem_cuda_ops;
 extern const struct gpud_mem_ops gpud_mem_hip_ops;
+extern const struct gpud_mem_ops gpud_mem_drm_ops;
 
 /* Rounds @size up to a multiple of @align (a power of two); 0 on overflow. */
 static inline size_t gpud_mem_round_up(size_t size, size_t align)
@@ -58,6 +65,47 @@ static inline size_t gpud_mem_round_up(size_t size, size_t align)
 /* snprintf into @why when it is non-NULL; returns @rc for tail calls. */
 int gpud_mem_why(int rc, char *why, size_t len, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
+
+/*
+ * CPU copy through @mem's mapping, bracketed with DMA_BUF_IOCTL_SYNC on its
+ * dma-buf (START|RW..END|RW when @to_mem, START|READ..END|READ otherwise) so
+ * the CPU and devices see each other's writes; a plain memcpy when @mem was
+ * not exported. Returns 0 or -errno (with the message set).
+ */
+int gpud_mem_sync_copy(struct gpud_mem *mem, void *dst, const void *src, size_t len,
+		       bool to_mem);
+
+/* amdgpu's per-file memory counters (KiB), from /proc/self/fdinfo. */
+struct gpud_amdgpu_counters {
+	bool valid;		/* at least one amdgpu file was read */
+	unsigned long long vram, gtt;
+};
+
+/*
+ * Reads the counters of @fd, or summed over every /dev/dri/renderD* fd of
+ * the process when @fd < 0. Never fails: ->valid says whether any was found.
+ */
+void gpud_amdgpu_counters_read(struct gpud_amdgpu_counters *c, int fd);
+
+/*
+ * Compares counters taken right after exporting a @size-byte buffer with
+ * @now: GTT grown and VRAM shrunk by at least @size -> HOST (migrated);
+ * both unchanged -> DEVICE; anything else -> UNKNOWN. The reason, with the
+ * numbers, goes into @why.
+ */
+enum gpud_mem_placement gpud_amdgpu_placement(const struct gpud_amdgpu_counters *then,
+					      const struct gpud_amdgpu_counters *now,
+					      size_t size, char *why, size_t len);
+
+/*
+ * White-box test hooks for the drm backend (not exported): scan @dev_dir
+ * instead of /dev/dri (NULL: the default), and ask @driver_of instead of
+ * DRM_IOCTL_VERSION which driver an open node belongs to (NULL: the ioctl),
+ * so the amdgpu path can run against a fake libdrm_amdgpu without a GPU.
+ * Not thread-safe; set before any drm call.
+ */
+void gpud_drm_set_test_hooks(const char *dev_dir,
+			     int (*driver_of)(int fd, char *name, size_t len));
 
 /*
  * White-box test hook (not exported): the host backend puts at most
