@@ -8,10 +8,6 @@
  * gpud_rx_recv(). Fragments are unpacked into the NCCL buffer (unpack_host.c,
  * or unpack.cu for GPU pools) and their tokens returned only after the copy
  * has finished, so the NIC never overwrites bytes still being copied.
- *
- * The library's NIC/binding/rx functions are referenced weakly: until
- * libgpudirect implements them this build runs copy mode and says why
- * ("auto" falls back, "devmem" refuses the comm).
  */
 #include "plugin.h"
 #include "unpack.h"
@@ -23,26 +19,6 @@
 #include <sys/socket.h>
 
 #include <gpudirect/gpudirect.h>
-
-#pragma weak gpud_nic_open
-#pragma weak gpud_nic_free
-#pragma weak gpud_nic_rx_queues
-#pragma weak gpud_nic_set_header_split
-#pragma weak gpud_nic_add_flow
-#pragma weak gpud_nic_del_flow
-#pragma weak gpud_mem_create
-#pragma weak gpud_mem_free
-#pragma weak gpud_mem_host_ptr
-#pragma weak gpud_bind_rx
-#pragma weak gpud_binding_free
-#pragma weak gpud_rx_open
-#pragma weak gpud_rx_free
-#pragma weak gpud_rx_mode
-#pragma weak gpud_rx_mode_reason
-#pragma weak gpud_rx_recv
-#pragma weak gpud_rx_copy_mem
-#pragma weak gpud_rx_release
-#pragma weak gpud_errmsg
 
 #define DM_MAX_QUEUES 16
 #define DM_FRAG_BATCH 64
@@ -71,13 +47,6 @@ struct dm_devmem_rx {
 
 static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct dm_devmem_dev ddev[DM_MAX_DEVS];
-
-static bool lib_has_devmem(void)
-{
-	return gpud_nic_open && gpud_nic_add_flow && gpud_mem_create && gpud_bind_rx &&
-	       gpud_rx_open && gpud_rx_recv && gpud_rx_release && gpud_rx_mode &&
-	       gpud_nic_rx_queues && gpud_mem_host_ptr && gpud_errmsg;
-}
 
 /* "15" or "12-15" or "12,14"; empty = the NIC's last RX queue. */
 static int parse_queues(const char *s, int nrx, unsigned int *q, int max)
@@ -116,11 +85,6 @@ static int dev_setup(int dev, struct dm_devmem_dev *d)
 	struct gpud_mem_opts mo = { .sz = sizeof(mo) };
 	int err, nrx;
 
-	if (!lib_has_devmem()) {
-		snprintf(d->why, sizeof(d->why),
-			 "libgpudirect in this build has no devmem receive path yet");
-		return -EOPNOTSUPP;
-	}
 	err = gpud_nic_open(nd->name, &d->nic);
 	if (err)
 		goto err_msg;
@@ -132,11 +96,9 @@ static int dev_setup(int dev, struct dm_devmem_dev *d)
 		goto err_nic;
 	}
 	d->nqueues = err;
-	if (gpud_nic_set_header_split) {
-		err = gpud_nic_set_header_split(d->nic, true);
-		if (err)
-			goto err_msg_nic;
-	}
+	err = gpud_nic_set_header_split(d->nic, true);
+	if (err)
+		goto err_msg_nic;
 	err = gpud_mem_create(GPUD_MEM_HOST, dm_cfg.pool_size, &mo, &d->pool);
 	if (err)
 		goto err_msg_nic;
@@ -318,7 +280,7 @@ int dm_devmem_step(struct dm_sock *s, struct dm_task *t)
 	}
 	/* Host pool for now; a GPU pool will hand e[] to dm_unpack_cuda() in one launch. */
 	pool = gpud_mem_host_ptr(d->pool);
-	copy = gpud_rx_copy_mem ? gpud_mem_host_ptr(gpud_rx_copy_mem(r->rx)) : NULL;
+	copy = gpud_mem_host_ptr(gpud_rx_copy_mem(r->rx));
 	for (int i = 0; i < ne; i++) {
 		const char *src = r->frags[r->first + i].flags & GPUD_FRAG_COPY ? copy : pool;
 

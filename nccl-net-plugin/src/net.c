@@ -11,8 +11,6 @@
 
 #include <gpudirect/gpudirect.h>
 
-#pragma weak gpud_set_log
-
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool inited;
 static struct dm_dev devs[DM_MAX_DEVS];
@@ -52,8 +50,7 @@ int dm_global_init(ncclDebugLogger_t logger)
 	if (inited)
 		goto out;
 	dm_config_load(&dm_cfg);
-	if (gpud_set_log)
-		gpud_set_log(lib_log, NULL, GPUD_LOG_INFO);
+	gpud_set_log(lib_log, NULL, GPUD_LOG_INFO);
 	err = dm_devs_scan(dm_cfg.ifname, devs, DM_MAX_DEVS);
 	if (err < 0) {
 		DM_WARN("cannot list network interfaces: %s", strerror(-err));
