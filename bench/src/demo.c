@@ -33,8 +33,8 @@ static int check_can_run(void)
 int rxb_demo_main(struct rxb_opts *o)
 {
 	struct rxb_env env = { .in_process_sender = true };
-	enum rxb_link link = rxb_in_vm() ? RXB_LINK_NSIM : RXB_LINK_VETH;
-	struct rxb_netns *n;
+	enum bench_link link = bench_in_vm() ? BENCH_LINK_NSIM : BENCH_LINK_VETH;
+	struct bench_netns *n;
 	int rc, err;
 
 	rc = check_can_run();
@@ -43,7 +43,7 @@ int rxb_demo_main(struct rxb_opts *o)
 	n = calloc(1, sizeof(*n));
 	if (!n)
 		return RXB_EXIT_FAIL;
-	err = rxb_netns_setup(n, link);
+	err = bench_netns_setup(n, "gpud-rxbench", link);
 	if (err) {
 		fprintf(stderr, "gpud-rxbench: demo network setup failed: %s\n", strerror(-err));
 		rc = RXB_EXIT_FAIL;
@@ -60,7 +60,7 @@ int rxb_demo_main(struct rxb_opts *o)
 	o->ifname = n->ifname[1];
 	if (!o->queues)
 		o->queues = 1;
-	if (link == RXB_LINK_NSIM) {
+	if (link == BENCH_LINK_NSIM) {
 		env.path = "two linked netdevsim ports in two namespaces (test VM)";
 		if (o->mode == GPUD_RX_AUTO)
 			o->mode = GPUD_RX_DEVMEM;
@@ -72,7 +72,7 @@ int rxb_demo_main(struct rxb_opts *o)
 			n->addr[0], n->ns[1], n->addr[1]);
 	rc = rxb_recv_main(o, &env);
 out_teardown:
-	rxb_netns_teardown(n);
+	bench_netns_teardown(n);
 	free(n);
 	return rc;
 }

@@ -46,3 +46,22 @@ void rxb_hist_merge(struct rxb_hist *dst, const struct rxb_hist *src)
 	if (src->max > dst->max)
 		dst->max = src->max;
 }
+
+/* [{"min":4096,"max":8191,"count":12}, ...] for non-empty buckets only. */
+void rxb_json_hist(struct bench_json *j, const char *key, const struct rxb_hist *h)
+{
+	bench_json_arr_begin(j, key);
+	for (int i = 0; i < RXB_HIST_BUCKETS; i++) {
+		uint64_t lo = i ? 1ull << i : 0;
+		uint64_t hi = (2ull << i) - 1;
+
+		if (!h->count[i])
+			continue;
+		bench_json_obj_begin(j, NULL);
+		bench_json_u64(j, "min", lo);
+		bench_json_u64(j, "max", hi);
+		bench_json_u64(j, "count", h->count[i]);
+		bench_json_obj_end(j);
+	}
+	bench_json_arr_end(j);
+}

@@ -75,7 +75,7 @@ int rxb_recv_main(const struct rxb_opts *o, const struct rxb_env *env)
 	runs = calloc(3, sizeof(*runs));
 	if (!rs || !runs)
 		goto out_free;
-	if (rxb_netns_enter(env->rx_nsfd)) {
+	if (bench_netns_enter(env->rx_nsfd)) {
 		fprintf(stderr, "gpud-rxbench: cannot enter the receiver's namespace: %s\n",
 			strerror(errno));
 		goto out_free;

@@ -181,161 +181,161 @@ void rxb_report_table(FILE *f, const struct rxb_report *rep)
 
 /* ------------------------------------------------------------------ */
 
-static void json_cpu(struct rxb_json *j, const struct rxb_run *r)
+static void json_cpu(struct bench_json *j, const struct rxb_run *r)
 {
-	rxb_json_obj_begin(j, "cpu");
-	rxb_json_dbl(j, "rx_user_s", r->cpu.rx_user_s);
-	rxb_json_dbl(j, "rx_sys_s", r->cpu.rx_sys_s);
-	rxb_json_dbl(j, "tx_user_s", r->cpu.tx_user_s);
-	rxb_json_dbl(j, "tx_sys_s", r->cpu.tx_sys_s);
-	rxb_json_dbl(j, "rx_cpu_s_per_gb", rx_cpu_per_gb(r));
-	rxb_json_dbl(j, "busy_core_s_per_gb", busy_per_gb(r));
-	rxb_json_arr_begin(j, "cores");
+	bench_json_obj_begin(j, "cpu");
+	bench_json_dbl(j, "rx_user_s", r->cpu.rx_user_s);
+	bench_json_dbl(j, "rx_sys_s", r->cpu.rx_sys_s);
+	bench_json_dbl(j, "tx_user_s", r->cpu.tx_user_s);
+	bench_json_dbl(j, "tx_sys_s", r->cpu.tx_sys_s);
+	bench_json_dbl(j, "rx_cpu_s_per_gb", rx_cpu_per_gb(r));
+	bench_json_dbl(j, "busy_core_s_per_gb", busy_per_gb(r));
+	bench_json_arr_begin(j, "cores");
 	for (int i = 0; i < r->cpu.ncpu; i++) {
-		rxb_json_obj_begin(j, NULL);
-		rxb_json_int(j, "cpu", r->cpu.core[i].cpu);
-		rxb_json_dbl(j, "user_pct", r->cpu.core[i].user);
-		rxb_json_dbl(j, "sys_pct", r->cpu.core[i].sys);
-		rxb_json_dbl(j, "softirq_pct", r->cpu.core[i].softirq);
-		rxb_json_dbl(j, "idle_pct", r->cpu.core[i].idle);
-		rxb_json_obj_end(j);
+		bench_json_obj_begin(j, NULL);
+		bench_json_int(j, "cpu", r->cpu.core[i].cpu);
+		bench_json_dbl(j, "user_pct", r->cpu.core[i].user);
+		bench_json_dbl(j, "sys_pct", r->cpu.core[i].sys);
+		bench_json_dbl(j, "softirq_pct", r->cpu.core[i].softirq);
+		bench_json_dbl(j, "idle_pct", r->cpu.core[i].idle);
+		bench_json_obj_end(j);
 	}
-	rxb_json_arr_end(j);
-	rxb_json_obj_end(j);
+	bench_json_arr_end(j);
+	bench_json_obj_end(j);
 }
 
-static void json_run(struct rxb_json *j, const struct rxb_run *r)
+static void json_run(struct bench_json *j, const struct rxb_run *r)
 {
-	rxb_json_obj_begin(j, NULL);
-	rxb_json_str(j, "name", rxb_kind_name(r->kind));
-	rxb_json_str(j, "mode", r->kind == RXB_KIND_GPUD ? rxb_mode_name(r->mode) : "plain");
-	rxb_json_str(j, "mode_reason", r->reason);
-	rxb_json_u64(j, "flows", r->nflows);
-	rxb_json_u64(j, "bytes", r->bytes);
-	rxb_json_dbl(j, "seconds", r->seconds);
-	rxb_json_dbl(j, "gbps", gbps(r));
-	rxb_json_bool(j, "validate", r->validate);
-	rxb_json_bool(j, "validated", r->validate && r->valid);
-	rxb_json_u64(j, "bytes_checked", r->bytes_checked);
+	bench_json_obj_begin(j, NULL);
+	bench_json_str(j, "name", rxb_kind_name(r->kind));
+	bench_json_str(j, "mode", r->kind == RXB_KIND_GPUD ? rxb_mode_name(r->mode) : "plain");
+	bench_json_str(j, "mode_reason", r->reason);
+	bench_json_u64(j, "flows", r->nflows);
+	bench_json_u64(j, "bytes", r->bytes);
+	bench_json_dbl(j, "seconds", r->seconds);
+	bench_json_dbl(j, "gbps", gbps(r));
+	bench_json_bool(j, "validate", r->validate);
+	bench_json_bool(j, "validated", r->validate && r->valid);
+	bench_json_u64(j, "bytes_checked", r->bytes_checked);
 	if (r->bad) {
-		rxb_json_obj_begin(j, "mismatch");
-		rxb_json_u64(j, "flow", r->bad_flow);
-		rxb_json_u64(j, "offset", r->bad_off);
-		rxb_json_u64(j, "expected", r->bad_expected);
-		rxb_json_u64(j, "actual", r->bad_actual);
-		rxb_json_obj_end(j);
+		bench_json_obj_begin(j, "mismatch");
+		bench_json_u64(j, "flow", r->bad_flow);
+		bench_json_u64(j, "offset", r->bad_off);
+		bench_json_u64(j, "expected", r->bad_expected);
+		bench_json_u64(j, "actual", r->bad_actual);
+		bench_json_obj_end(j);
 	} else {
-		rxb_json_null(j, "mismatch");
+		bench_json_null(j, "mismatch");
 	}
-	rxb_json_str(j, "error", r->err ? r->errmsg : NULL);
-	rxb_json_bool(j, "interrupted", r->interrupted);
-	rxb_json_u64(j, "bytes_devmem", r->st.bytes_devmem);
-	rxb_json_u64(j, "bytes_copied", r->kind == RXB_KIND_GPUD ? r->st.bytes_copied :
+	bench_json_str(j, "error", r->err ? r->errmsg : NULL);
+	bench_json_bool(j, "interrupted", r->interrupted);
+	bench_json_u64(j, "bytes_devmem", r->st.bytes_devmem);
+	bench_json_u64(j, "bytes_copied", r->kind == RXB_KIND_GPUD ? r->st.bytes_copied :
 			(uint64_t)(r->copies_per_byte * (double)r->bytes));
-	rxb_json_dbl(j, "cpu_copies_per_byte", r->copies_per_byte);
-	rxb_json_u64(j, "frags", frags(r));
-	rxb_json_dbl(j, "frags_per_s", per_s(frags(r), r));
-	rxb_json_u64(j, "tokens_released", r->st.tokens_released);
-	rxb_json_dbl(j, "tokens_per_s", per_s(r->st.tokens_released, r));
-	rxb_json_u64(j, "recv_calls", r->st.recv_calls);
-	rxb_json_u64(j, "dontneed_calls", r->st.dontneed_calls);
-	rxb_json_dbl(j, "syscalls_per_mb", r->bytes ? (double)(r->st.recv_calls +
+	bench_json_dbl(j, "cpu_copies_per_byte", r->copies_per_byte);
+	bench_json_u64(j, "frags", frags(r));
+	bench_json_dbl(j, "frags_per_s", per_s(frags(r), r));
+	bench_json_u64(j, "tokens_released", r->st.tokens_released);
+	bench_json_dbl(j, "tokens_per_s", per_s(r->st.tokens_released, r));
+	bench_json_u64(j, "recv_calls", r->st.recv_calls);
+	bench_json_u64(j, "dontneed_calls", r->st.dontneed_calls);
+	bench_json_dbl(j, "syscalls_per_mb", r->bytes ? (double)(r->st.recv_calls +
 			r->st.dontneed_calls) / ((double)r->bytes / 1e6) : NAN);
-	rxb_json_dbl(j, "avg_frag_bytes", r->hist.n ? (double)r->hist.sum / (double)r->hist.n : 0);
+	bench_json_dbl(j, "avg_frag_bytes", r->hist.n ? (double)r->hist.sum / (double)r->hist.n : 0);
 	rxb_json_hist(j, "frag_hist", &r->hist);
 	json_cpu(j, r);
-	rxb_json_arr_begin(j, "per_flow");
+	bench_json_arr_begin(j, "per_flow");
 	for (unsigned int i = 0; i < r->nflows; i++) {
 		const struct rxb_flow_res *fl = &r->flow[i];
 
-		rxb_json_obj_begin(j, NULL);
-		rxb_json_u64(j, "flow", i);
-		rxb_json_u64(j, "bytes", fl->bytes);
-		rxb_json_dbl(j, "gbps", fl->seconds > 0 ? (double)fl->bytes * 8 / fl->seconds / 1e9 : 0);
-		rxb_json_obj_end(j);
+		bench_json_obj_begin(j, NULL);
+		bench_json_u64(j, "flow", i);
+		bench_json_u64(j, "bytes", fl->bytes);
+		bench_json_dbl(j, "gbps", fl->seconds > 0 ? (double)fl->bytes * 8 / fl->seconds / 1e9 : 0);
+		bench_json_obj_end(j);
 	}
-	rxb_json_arr_end(j);
-	rxb_json_obj_end(j);
+	bench_json_arr_end(j);
+	bench_json_obj_end(j);
 }
 
-static void json_config(struct rxb_json *j, const struct rxb_report *rep)
+static void json_config(struct bench_json *j, const struct rxb_report *rep)
 {
 	const struct rxb_opts *o = rep->o;
 
-	rxb_json_obj_begin(j, "config");
-	rxb_json_str(j, "role", o->role == RXB_ROLE_DEMO ? "demo" : "recv");
-	rxb_json_str(j, "path", rep->env->path);
-	rxb_json_str(j, "mem", o->mem_spec);
-	rxb_json_str(j, "mem_desc", rep->mem_desc);
-	rxb_json_str(j, "ifname", o->ifname);
-	rxb_json_u64(j, "queues", o->ifname ? o->queues : 0);
-	rxb_json_u64(j, "flows", o->flows);
+	bench_json_obj_begin(j, "config");
+	bench_json_str(j, "role", o->role == RXB_ROLE_DEMO ? "demo" : "recv");
+	bench_json_str(j, "path", rep->env->path);
+	bench_json_str(j, "mem", o->mem_spec);
+	bench_json_str(j, "mem_desc", rep->mem_desc);
+	bench_json_str(j, "ifname", o->ifname);
+	bench_json_u64(j, "queues", o->ifname ? o->queues : 0);
+	bench_json_u64(j, "flows", o->flows);
 	if (o->duration > 0)
-		rxb_json_dbl(j, "duration_s", o->duration);
+		bench_json_dbl(j, "duration_s", o->duration);
 	else
-		rxb_json_null(j, "duration_s");
+		bench_json_null(j, "duration_s");
 	if (o->bytes)
-		rxb_json_u64(j, "bytes_limit", o->bytes);
+		bench_json_u64(j, "bytes_limit", o->bytes);
 	else
-		rxb_json_null(j, "bytes_limit");
-	rxb_json_str(j, "mode_requested", rxb_mode_name(o->mode));
-	rxb_json_bool(j, "validate", o->validate);
-	rxb_json_bool(j, "compare", o->compare);
-	rxb_json_u64(j, "chunk", o->chunk);
-	rxb_json_u64(j, "port", o->port);
-	rxb_json_u64(j, "seed", o->seed);
-	rxb_json_obj_end(j);
+		bench_json_null(j, "bytes_limit");
+	bench_json_str(j, "mode_requested", rxb_mode_name(o->mode));
+	bench_json_bool(j, "validate", o->validate);
+	bench_json_bool(j, "compare", o->compare);
+	bench_json_u64(j, "chunk", o->chunk);
+	bench_json_u64(j, "port", o->port);
+	bench_json_u64(j, "seed", o->seed);
+	bench_json_obj_end(j);
 }
 
-static void json_ratio(struct rxb_json *j, const struct rxb_report *rep)
+static void json_ratio(struct bench_json *j, const struct rxb_report *rep)
 {
 	const struct rxb_run *g = rxb_report_find(rep, RXB_KIND_GPUD);
 	const struct rxb_run *p = rxb_report_find(rep, RXB_KIND_PLAIN);
 	const struct rxb_run *h = rxb_report_find(rep, RXB_KIND_PLAIN_H2D);
 
 	if (!g || !p) {
-		rxb_json_null(j, "ratio");
+		bench_json_null(j, "ratio");
 		return;
 	}
-	rxb_json_obj_begin(j, "ratio");
-	rxb_json_dbl(j, "gbps_gpud_over_plain", ratio(gbps(g), gbps(p)));
-	rxb_json_dbl(j, "rx_cpu_per_gb_gpud_over_plain", ratio(rx_cpu_per_gb(g), rx_cpu_per_gb(p)));
+	bench_json_obj_begin(j, "ratio");
+	bench_json_dbl(j, "gbps_gpud_over_plain", ratio(gbps(g), gbps(p)));
+	bench_json_dbl(j, "rx_cpu_per_gb_gpud_over_plain", ratio(rx_cpu_per_gb(g), rx_cpu_per_gb(p)));
 	if (h) {
-		rxb_json_dbl(j, "gbps_gpud_over_plain_h2d", ratio(gbps(g), gbps(h)));
-		rxb_json_dbl(j, "rx_cpu_per_gb_gpud_over_plain_h2d",
+		bench_json_dbl(j, "gbps_gpud_over_plain_h2d", ratio(gbps(g), gbps(h)));
+		bench_json_dbl(j, "rx_cpu_per_gb_gpud_over_plain_h2d",
 			     ratio(rx_cpu_per_gb(g), rx_cpu_per_gb(h)));
 	} else {
-		rxb_json_null(j, "gbps_gpud_over_plain_h2d");
-		rxb_json_null(j, "rx_cpu_per_gb_gpud_over_plain_h2d");
+		bench_json_null(j, "gbps_gpud_over_plain_h2d");
+		bench_json_null(j, "rx_cpu_per_gb_gpud_over_plain_h2d");
 	}
-	rxb_json_obj_end(j);
+	bench_json_obj_end(j);
 }
 
 void rxb_report_json(FILE *f, const struct rxb_report *rep)
 {
 	const struct rxb_run *g = rxb_report_find(rep, RXB_KIND_GPUD);
-	struct rxb_json j;
+	struct bench_json j;
 	bool ok = rep->nruns > 0;
 
 	for (unsigned int i = 0; i < rep->nruns; i++)
 		ok = ok && run_ok(&rep->run[i]);
-	rxb_json_init(&j, f);
-	rxb_json_obj_begin(&j, NULL);
-	rxb_json_str(&j, "schema", RXB_SCHEMA);
-	rxb_json_str(&j, "lib_version", gpud_version());
-	rxb_json_bool(&j, "ok", ok);
+	bench_json_init(&j, f);
+	bench_json_obj_begin(&j, NULL);
+	bench_json_str(&j, "schema", RXB_SCHEMA);
+	bench_json_str(&j, "lib_version", gpud_version());
+	bench_json_bool(&j, "ok", ok);
 	json_config(&j, rep);
 	/* The gpud run's headline numbers, repeated at the top for scripts. */
-	rxb_json_str(&j, "mode", g ? rxb_mode_name(g->mode) : NULL);
-	rxb_json_str(&j, "mode_reason", g ? g->reason : NULL);
-	rxb_json_dbl(&j, "gbps", g ? gbps(g) : NAN);
-	rxb_json_u64(&j, "bytes", g ? g->bytes : 0);
-	rxb_json_bool(&j, "validated", g && g->validate && g->valid);
-	rxb_json_arr_begin(&j, "runs");
+	bench_json_str(&j, "mode", g ? rxb_mode_name(g->mode) : NULL);
+	bench_json_str(&j, "mode_reason", g ? g->reason : NULL);
+	bench_json_dbl(&j, "gbps", g ? gbps(g) : NAN);
+	bench_json_u64(&j, "bytes", g ? g->bytes : 0);
+	bench_json_bool(&j, "validated", g && g->validate && g->valid);
+	bench_json_arr_begin(&j, "runs");
 	for (unsigned int i = 0; i < rep->nruns; i++)
 		json_run(&j, &rep->run[i]);
-	rxb_json_arr_end(&j);
+	bench_json_arr_end(&j);
 	json_ratio(&j, rep);
-	rxb_json_obj_end(&j);
+	bench_json_obj_end(&j);
 	fflush(f);
 }

@@ -14,6 +14,9 @@
 
 #include <gpudirect/gpudirect.h>
 
+#include "bench_json.h"
+#include "bench_netns.h"
+
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -116,28 +119,8 @@ void rxb_hist_merge(struct rxb_hist *dst, const struct rxb_hist *src);
 /* Bucket of @v: floor(log2(v)), 0 for 0 and 1. */
 unsigned int rxb_hist_bucket(uint64_t v);
 
-/*
- * Compact single-line JSON writer. Keys are ignored inside arrays. Doubles that
- * are not finite are written as null (JSON has no NaN).
- */
-struct rxb_json {
-	FILE *f;
-	int depth;
-	bool need_comma[32];
-	bool in_array[32];
-};
-void rxb_json_init(struct rxb_json *j, FILE *f);
-void rxb_json_obj_begin(struct rxb_json *j, const char *key);
-void rxb_json_obj_end(struct rxb_json *j);
-void rxb_json_arr_begin(struct rxb_json *j, const char *key);
-void rxb_json_arr_end(struct rxb_json *j);
-void rxb_json_str(struct rxb_json *j, const char *key, const char *val);	/* NULL -> null */
-void rxb_json_u64(struct rxb_json *j, const char *key, uint64_t val);
-void rxb_json_int(struct rxb_json *j, const char *key, long long val);
-void rxb_json_dbl(struct rxb_json *j, const char *key, double val);
-void rxb_json_bool(struct rxb_json *j, const char *key, bool val);
-void rxb_json_null(struct rxb_json *j, const char *key);
-void rxb_json_hist(struct rxb_json *j, const char *key, const struct rxb_hist *h);
+/* Histogram as a JSON array (hist.c). */
+void rxb_json_hist(struct bench_json *j, const char *key, const struct rxb_hist *h);
 
 /* System-wide per-core jiffies from /proc/stat. */
 struct rxb_core_ticks {
@@ -164,36 +147,6 @@ void rxb_cpustat_delta(const struct rxb_cpustat *a, const struct rxb_cpustat *b,
 		       struct rxb_cpu_use *u);
 /* This thread's user and system seconds so far. */
 void rxb_thread_cpu(double *user_s, double *sys_s);
-
-/* ------------------------------------------------------------------ */
-/* Network namespaces for --demo                                       */
-/* ------------------------------------------------------------------ */
-
-enum rxb_link {
-	RXB_LINK_VETH,
-	RXB_LINK_NSIM,
-};
-
-struct rxb_netns {
-	enum rxb_link link;
-	char ns[2][48];		/* [0] sender side, [1] receiver side */
-	char ifname[2][16];
-	char addr[2][16];
-	int nsfd[2];
-	int orig_nsfd;		/* the namespace we started in */
-	unsigned int nsim_id[2];
-	int guardian_fd;
-	pid_t guardian_pid;
-};
-
-/* Creates both namespaces and the link; 0 or -errno after printing why. */
-int rxb_netns_setup(struct rxb_netns *n, enum rxb_link link);
-/* Removes them now and waits for it; safe to call twice. */
-void rxb_netns_teardown(struct rxb_netns *n);
-/* Moves the calling thread into namespace @nsfd (-1: stay). */
-int rxb_netns_enter(int nsfd);
-/* Is this the patched-kernel VM with netdevsim? */
-bool rxb_in_vm(void);
 
 /* ------------------------------------------------------------------ */
 /* Sender                                                              */

@@ -101,7 +101,7 @@ static void *send_flow(void *arg)
 	struct rxb_pattern pat;
 	int err;
 
-	err = rxb_netns_enter(s->nsfd);
+	err = bench_netns_enter(s->nsfd);
 	if (err)
 		goto out;
 	err = rxb_pattern_init(&pat, s->o->seed + f->idx, s->o->chunk);

@@ -47,7 +47,7 @@ static void test_hist(void)
 
 static char *write_doc(void)
 {
-	struct rxb_json j;
+	struct bench_json j;
 	struct rxb_hist h;
 	char *buf = NULL;
 	size_t len = 0;
@@ -58,26 +58,26 @@ static char *write_doc(void)
 	rxb_hist_add(&h, 4096);
 	rxb_hist_add(&h, 5000);
 	rxb_hist_add(&h, 1);
-	rxb_json_init(&j, f);
-	rxb_json_obj_begin(&j, NULL);
-	rxb_json_str(&j, "s", "quote\" back\\ nl\n tab\t ctl\x01 end");
-	rxb_json_str(&j, "nul", NULL);
-	rxb_json_u64(&j, "big", UINT64_MAX);
-	rxb_json_int(&j, "neg", -42);
-	rxb_json_dbl(&j, "pi", 3.25);
-	rxb_json_dbl(&j, "nan", NAN);
-	rxb_json_dbl(&j, "inf", INFINITY);
-	rxb_json_bool(&j, "t", true);
-	rxb_json_arr_begin(&j, "empty");
-	rxb_json_arr_end(&j);
-	rxb_json_obj_begin(&j, "nested");
-	rxb_json_arr_begin(&j, "list");
-	rxb_json_u64(&j, "ignored-key", 1);
-	rxb_json_u64(&j, NULL, 2);
-	rxb_json_arr_end(&j);
-	rxb_json_obj_end(&j);
+	bench_json_init(&j, f);
+	bench_json_obj_begin(&j, NULL);
+	bench_json_str(&j, "s", "quote\" back\\ nl\n tab\t ctl\x01 end");
+	bench_json_str(&j, "nul", NULL);
+	bench_json_u64(&j, "big", UINT64_MAX);
+	bench_json_int(&j, "neg", -42);
+	bench_json_dbl(&j, "pi", 3.25);
+	bench_json_dbl(&j, "nan", NAN);
+	bench_json_dbl(&j, "inf", INFINITY);
+	bench_json_bool(&j, "t", true);
+	bench_json_arr_begin(&j, "empty");
+	bench_json_arr_end(&j);
+	bench_json_obj_begin(&j, "nested");
+	bench_json_arr_begin(&j, "list");
+	bench_json_u64(&j, "ignored-key", 1);
+	bench_json_u64(&j, NULL, 2);
+	bench_json_arr_end(&j);
+	bench_json_obj_end(&j);
 	rxb_json_hist(&j, "hist", &h);
-	rxb_json_obj_end(&j);
+	bench_json_obj_end(&j);
 	fclose(f);
 	return buf;
 }

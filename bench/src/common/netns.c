@@ -1,22 +1,25 @@
 // SPDX-License-Identifier: MIT
 /*
- * --demo's network: two namespaces joined by a veth pair (stock kernel) or by
- * two linked netdevsim ports (patched-kernel VM). This tool may shell out to
- * `ip`; the library never does.
+ * The benches' own network (gpud-rxbench --demo, gpud-pluginbench): two
+ * namespaces joined by a veth pair (stock kernel) or by two linked netdevsim
+ * ports (patched-kernel VM). The tools may shell out to `ip`; the library
+ * never does.
  *
  * Cleanup has to survive every way the tool can end (return from main, exit
  * on error, SIGINT/SIGTERM, even SIGKILL), so a guardian child does it: it
  * waits for EOF on a pipe whose only writer is us, and EOF comes when we are
  * gone, however that happened.
  */
-#include "rxbench.h"
+#include "bench_netns.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -52,21 +55,21 @@ static int write_str(const char *path, const char *s)
 	return err;
 }
 
-bool rxb_in_vm(void)
+bool bench_in_vm(void)
 {
 	const char *v = getenv("GPUD_IN_VM");
 
 	return v && !strcmp(v, "1") && !access("/sys/bus/netdevsim", F_OK);
 }
 
-int rxb_netns_enter(int nsfd)
+int bench_netns_enter(int nsfd)
 {
 	if (nsfd < 0)
 		return 0;
 	return setns(nsfd, CLONE_NEWNET) ? -errno : 0;
 }
 
-static void remove_all(const struct rxb_netns *n)
+static void remove_all(const struct bench_netns *n)
 {
 	char buf[32];
 
@@ -74,7 +77,7 @@ static void remove_all(const struct rxb_netns *n)
 	 * fall back to init_net, so their devices are deleted explicitly. */
 	for (int s = 0; s < 2; s++)
 		run_cmd("ip netns del %s 2>/dev/null", n->ns[s]);
-	if (n->link == RXB_LINK_NSIM) {
+	if (n->link == BENCH_LINK_NSIM) {
 		for (int s = 0; s < 2; s++) {
 			snprintf(buf, sizeof(buf), "%u", n->nsim_id[s]);
 			write_str("/sys/bus/netdevsim/del_device", buf);
@@ -82,7 +85,7 @@ static void remove_all(const struct rxb_netns *n)
 	}
 }
 
-static void guardian(int rfd, const struct rxb_netns *n)
+static void guardian(int rfd, const struct bench_netns *n)
 {
 	char c;
 
@@ -96,7 +99,7 @@ static void guardian(int rfd, const struct rxb_netns *n)
 	_exit(0);
 }
 
-static int start_guardian(struct rxb_netns *n)
+static int start_guardian(struct bench_netns *n)
 {
 	int pfd[2];
 	pid_t pid;
@@ -151,21 +154,21 @@ static int nsim_ifname(unsigned int id, char *out, size_t len)
 }
 
 /* ifindex as seen inside namespace @s (ifindexes are per namespace). */
-static int ifindex_in(const struct rxb_netns *n, int s)
+static int ifindex_in(const struct bench_netns *n, int s)
 {
 	int idx, err;
 
-	err = rxb_netns_enter(n->nsfd[s]);
+	err = bench_netns_enter(n->nsfd[s]);
 	if (err)
 		return err;
 	idx = (int)if_nametoindex(n->ifname[s]);
-	err = rxb_netns_enter(n->orig_nsfd);
+	err = bench_netns_enter(n->orig_nsfd);
 	if (err)
 		return err;
 	return idx > 0 ? idx : -ENODEV;
 }
 
-static int setup_nsim(struct rxb_netns *n)
+static int setup_nsim(struct bench_netns *n)
 {
 	char buf[96], dev[32];
 	int idx[2];
@@ -174,12 +177,12 @@ static int setup_nsim(struct rxb_netns *n)
 		/* one port, 4 queues: queue 0 keeps RSS, queue 1 is bound */
 		snprintf(buf, sizeof(buf), "%u 1 4", n->nsim_id[s]);
 		if (write_str("/sys/bus/netdevsim/new_device", buf)) {
-			fprintf(stderr, "gpud-rxbench: netdevsim new_device '%s': %s\n", buf,
+			fprintf(stderr, "%s: netdevsim new_device '%s': %s\n", n->tool, buf,
 				strerror(errno));
 			return -EIO;
 		}
 		if (nsim_ifname(n->nsim_id[s], dev, sizeof(dev))) {
-			fprintf(stderr, "gpud-rxbench: netdevsim%u has no netdev\n", n->nsim_id[s]);
+			fprintf(stderr, "%s: netdevsim%u has no netdev\n", n->tool, n->nsim_id[s]);
 			return -ENODEV;
 		}
 		snprintf(n->ifname[s], sizeof(n->ifname[s]), "nsim%d", s);
@@ -194,14 +197,14 @@ static int setup_nsim(struct rxb_netns *n)
 	/* The fds are resolved in the writing process: ours. */
 	snprintf(buf, sizeof(buf), "%d:%d %d:%d", n->nsfd[0], idx[0], n->nsfd[1], idx[1]);
 	if (write_str("/sys/bus/netdevsim/link_device", buf)) {
-		fprintf(stderr, "gpud-rxbench: netdevsim link_device '%s': %s\n", buf,
+		fprintf(stderr, "%s: netdevsim link_device '%s': %s\n", n->tool, buf,
 			strerror(errno));
 		return -EIO;
 	}
 	return 0;
 }
 
-static int setup_veth(struct rxb_netns *n)
+static int setup_veth(struct bench_netns *n)
 {
 	snprintf(n->ifname[0], sizeof(n->ifname[0]), "rxb-tx");
 	snprintf(n->ifname[1], sizeof(n->ifname[1]), "rxb-rx");
@@ -211,7 +214,7 @@ static int setup_veth(struct rxb_netns *n)
 	return 0;
 }
 
-int rxb_netns_setup(struct rxb_netns *n, enum rxb_link link)
+int bench_netns_setup(struct bench_netns *n, const char *tool, enum bench_link link)
 {
 	char path[96];
 	pid_t me = getpid();
@@ -219,9 +222,10 @@ int rxb_netns_setup(struct rxb_netns *n, enum rxb_link link)
 
 	memset(n, 0, sizeof(*n));
 	n->link = link;
+	n->tool = tool;
 	n->nsfd[0] = n->nsfd[1] = n->orig_nsfd = n->guardian_fd = -1;
-	snprintf(n->ns[0], sizeof(n->ns[0]), "gpud-rxbench-%d-tx", (int)me);
-	snprintf(n->ns[1], sizeof(n->ns[1]), "gpud-rxbench-%d-rx", (int)me);
+	snprintf(n->ns[0], sizeof(n->ns[0]), "%s-%d-tx", tool, (int)me);
+	snprintf(n->ns[1], sizeof(n->ns[1]), "%s-%d-rx", tool, (int)me);
 	for (int s = 0; s < 2; s++)
 		n->nsim_id[s] = 900000u + (unsigned int)(me % 50000) * 2 + (unsigned int)s;
 
@@ -234,7 +238,7 @@ int rxb_netns_setup(struct rxb_netns *n, enum rxb_link link)
 		return err;
 	for (int s = 0; s < 2; s++) {
 		if (run_cmd("ip netns add %s", n->ns[s])) {
-			fprintf(stderr, "gpud-rxbench: ip netns add %s failed\n", n->ns[s]);
+			fprintf(stderr, "%s: ip netns add %s failed\n", tool, n->ns[s]);
 			return -EIO;
 		}
 		snprintf(path, sizeof(path), "/var/run/netns/%s", n->ns[s]);
@@ -243,10 +247,10 @@ int rxb_netns_setup(struct rxb_netns *n, enum rxb_link link)
 			return -errno;
 		run_cmd("ip -n %s link set lo up", n->ns[s]);
 	}
-	err = link == RXB_LINK_VETH ? setup_veth(n) : setup_nsim(n);
+	err = link == BENCH_LINK_VETH ? setup_veth(n) : setup_nsim(n);
 	if (err) {
-		fprintf(stderr, "gpud-rxbench: cannot create the %s link\n",
-			link == RXB_LINK_VETH ? "veth" : "netdevsim");
+		fprintf(stderr, "%s: cannot create the %s link\n", tool,
+			link == BENCH_LINK_VETH ? "veth" : "netdevsim");
 		return err;
 	}
 	for (int s = 0; s < 2; s++) {
@@ -259,7 +263,7 @@ int rxb_netns_setup(struct rxb_netns *n, enum rxb_link link)
 	return 0;
 }
 
-void rxb_netns_teardown(struct rxb_netns *n)
+void bench_netns_teardown(struct bench_netns *n)
 {
 	int st;
 
@@ -269,7 +273,7 @@ void rxb_netns_teardown(struct rxb_netns *n)
 		n->nsfd[s] = -1;
 	}
 	if (n->orig_nsfd >= 0) {
-		rxb_netns_enter(n->orig_nsfd);
+		bench_netns_enter(n->orig_nsfd);
 		close(n->orig_nsfd);
 		n->orig_nsfd = -1;
 	}
