@@ -11,6 +11,8 @@
  * bracketed), tokens go back as we go. At the end: stats add up, no token
  * outstanding, and after unbind the dma-buf's page pool drains (inflight 0)
  * or is gone. gpud_nic_free() restores the NIC. Outside the VM: skip.
+ * GPUD_E2E_MEM=SPEC runs the same with another exporter (drm.cmake runs it
+ * with vgem: drm:/dev/dri/card0).
  */
 #define _GNU_SOURCE
 #include "gpud_test.h"
@@ -201,7 +203,9 @@ int main(void)
 	struct gpud_rx_opts o = { .sz = sizeof(o), .mode = GPUD_RX_DEVMEM };
 	const unsigned int queues[] = { RXQ };
 	struct gpud_mem_opts mo = { .sz = sizeof(mo) };
+	enum gpud_mem_kind kind;
 	struct gpud_binding *b = NULL;
+	const char *spec;
 	struct gpud_mem *mem = NULL;
 	struct gpud_nic *nic;
 	struct gpud_rx *rx = NULL;
@@ -216,8 +220,14 @@ int main(void)
 	T_ASSERT_OK(t_netpair_enter(&np, 0));
 	nic = setup_nic();
 	ifindex = gpud_nic_ifindex(nic);
-	if (gpud_mem_create(GPUD_MEM_HOST, MEM_SIZE, &mo, &mem))
-		T_FAIL("udmabuf-backed host memory: %s", gpud_errmsg());
+	/* GPUD_E2E_MEM: another exporter, e.g. drm:/dev/dri/card0 (vgem). */
+	spec = getenv("GPUD_E2E_MEM");
+	if (!spec || !*spec)
+		spec = "host";
+	T_ASSERT_OK(gpud_mem_parse_spec(spec, &kind, &mo));
+	if (gpud_mem_create(kind, MEM_SIZE, &mo, &mem))
+		T_FAIL("%s memory: %s", spec, gpud_errmsg());
+	t_log("memory: %s (%s)", spec, gpud_mem_kind_name(kind));
 	if (gpud_bind_rx(ifindex, mem, queues, 1, &b))
 		T_FAIL("binding the dma-buf to %s queue %d: %s", np.ifname[0], RXQ, gpud_errmsg());
 	o.binding = b;

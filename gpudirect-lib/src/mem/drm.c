@@ -694,20 +694,37 @@ static int drm_cpu_map(struct gpud_mem *mem, void **out)
 	return ret;
 }
 
-static int drm_write(struct gpud_mem *mem, size_t off, const void *src, size_t len)
+/*
+ * amdgpu: no DMA_BUF_IOCTL_SYNC bracket. amdgpu's begin_cpu_access moves an
+ * unpinned VRAM buffer to GTT so that the CPU can reach it, which is the very
+ * migration placement must catch, and it would cause it. The BO mapping
+ * (VRAM through the BAR, or GTT) is coherent for the CPU without it.
+ */
+static int drm_copy(struct gpud_mem *mem, size_t off, void *buf, size_t len, bool to_mem)
 {
+	struct drm_mem *dm = mem->priv;
 	void *p;
 	int ret = drm_cpu_map(mem, &p);
 
-	return ret ? ret : gpud_mem_sync_copy(mem, (char *)p + off, src, len, true);
+	if (ret)
+		return ret;
+	p = (char *)p + off;
+	if (dm->api) {
+		memcpy(to_mem ? p : buf, to_mem ? buf : p, len);
+		return 0;
+	}
+	return to_mem ? gpud_mem_sync_copy(mem, p, buf, len, true)
+		      : gpud_mem_sync_copy(mem, buf, p, len, false);
+}
+
+static int drm_write(struct gpud_mem *mem, size_t off, const void *src, size_t len)
+{
+	return drm_copy(mem, off, (void *)src, len, true);
 }
 
 static int drm_read(struct gpud_mem *mem, size_t off, void *dst, size_t len)
 {
-	void *p;
-	int ret = drm_cpu_map(mem, &p);
-
-	return ret ? ret : gpud_mem_sync_copy(mem, dst, (const char *)p + off, len, false);
+	return drm_copy(mem, off, dst, len, false);
 }
 
 static int drm_placement(const struct gpud_mem *mem, enum gpud_mem_placement *where, char *why,
