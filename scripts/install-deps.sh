@@ -7,6 +7,9 @@ pkgs=(
 	build-essential cmake pkg-config git
 	libmnl-dev			# netlink framing for the netdev/ethtool families
 	iproute2 ethtool iputils-ping	# test networks (namespaces, veth)
+	# RDMA importer tests: soft-RoCE userspace (rxe provider), verbs.h for
+	# the test that posts work requests; libdrm-dev only for reference
+	ibverbs-providers libdrm-dev libibverbs-dev rdma-core
 	clang libclang-rt-14-dev	# libFuzzer target for the plugin's parser
 	# patched-kernel VM tier
 	linux-source-6.12 qemu-system-x86 busybox-static

@@ -93,6 +93,8 @@ int rxb_recv_main(const struct rxb_opts *o, const struct rxb_env *env)
 	}
 	describe_mem(mem_desc, sizeof(mem_desc), o, rs);
 	rep.mem_desc = mem_desc;
+	rep.placement = rs->placement[0] ? rs->placement : NULL;
+	rep.placement_why = rs->placement[0] ? rs->placement_why : NULL;
 	rep.run = runs;
 	if (o->json)
 		rxb_report_json(stdout, &rep);

@@ -331,6 +331,9 @@ void rxb_report_json(FILE *f, const struct rxb_report *rep)
 	bench_json_dbl(&j, "gbps", g ? gbps(g) : NAN);
 	bench_json_u64(&j, "bytes", g ? g->bytes : 0);
 	bench_json_bool(&j, "validated", g && g->validate && g->valid);
+	/* Where the NIC wrote: "vram" only when checked after binding. */
+	bench_json_str(&j, "placement", rep->placement);
+	bench_json_str(&j, "placement_reason", rep->placement_why);
 	bench_json_arr_begin(&j, "runs");
 	for (unsigned int i = 0; i < rep->nruns; i++)
 		json_run(&j, &rep->run[i]);

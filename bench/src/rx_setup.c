@@ -47,6 +47,7 @@ static int add_rules(struct rxb_rxsetup *rs, const struct rxb_opts *o)
 
 static int setup_devmem(struct rxb_rxsetup *rs, const struct rxb_opts *o)
 {
+	enum gpud_mem_placement where;
 	unsigned int queues[64];
 	int nq, err;
 
@@ -81,6 +82,11 @@ static int setup_devmem(struct rxb_rxsetup *rs, const struct rxb_opts *o)
 			   &rs->binding);
 	if (err)
 		return fail_step(rs, err, "bind");
+	/* Only now can amdgpu have moved VRAM to GTT: never report GPU-direct unchecked. */
+	if (gpud_mem_placement_why(rs->bound_mem, &where, rs->placement_why,
+				   sizeof(rs->placement_why)))
+		where = GPUD_MEM_PLACE_UNKNOWN;
+	snprintf(rs->placement, sizeof(rs->placement), "%s", gpud_mem_placement_name(where));
 	return 0;
 }
 

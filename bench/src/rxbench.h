@@ -209,6 +209,9 @@ struct rxb_rxsetup {
 	uint32_t rule_id[RXB_MAX_FLOWS];
 	enum gpud_rx_mode mode;			/* what we will ask gpud_rx for */
 	char reason[512];			/* why there is no binding */
+	/* After binding: where the bound memory really is ("" = no binding). */
+	char placement[16];			/* "vram", "system", "unknown" */
+	char placement_why[320];
 	bool have_reason;
 };
 
@@ -309,6 +312,8 @@ struct rxb_report {
 	const struct rxb_opts *o;
 	const struct rxb_env *env;
 	const char *mem_desc;
+	const char *placement;		/* NULL: nothing bound */
+	const char *placement_why;
 	unsigned int nruns;
 	struct rxb_run *run;
 };

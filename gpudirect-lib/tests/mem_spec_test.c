@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* Memory specs ("host", "cuda:N", ...), kind names, and the drm placeholder. */
+/* Memory specs ("host", "cuda:N", ...), kind names, and a missing drm node. */
 #include "mem_util.h"
 
 #include <gpudirect/gpudirect.h>
@@ -66,12 +66,10 @@ int main(void)
 	T_ASSERT_STREQ("drm", gpud_mem_kind_name(GPUD_MEM_DRM));
 	T_ASSERT_STREQ("?", gpud_mem_kind_name(GPUD_MEM_KIND_MAX));
 
-	/* drm is parsed but not implemented yet: a clear -EOPNOTSUPP. */
-	T_ASSERT_EQ(-EOPNOTSUPP, gpud_mem_create(GPUD_MEM_DRM, 4096, &o, &m));
-	T_ASSERT_MSG("not implemented yet");
-	T_ASSERT_MSG("/dev/dri/card0");
-	T_ASSERT_EQ(-EOPNOTSUPP, gpud_mem_probe(GPUD_MEM_DRM, 0, why, sizeof(why)));
-	T_ASSERT(strstr(why, "not implemented yet"));
+	/* drm is implemented (drm_*_test); a node that is not there says so. */
+	o.path = "/nonexistent/dri/card0";
+	T_ASSERT_EQ(-ENODEV, gpud_mem_create(GPUD_MEM_DRM, 4096, &o, &m));
+	T_ASSERT_MSG("/nonexistent/dri/card0");
 	T_ASSERT_EQ(-EINVAL, gpud_mem_probe(GPUD_MEM_KIND_MAX, 0, why, sizeof(why)));
 	T_ASSERT_EQ(-ENODEV, gpud_mem_probe(GPUD_MEM_CUDA, -1, NULL, 0));
 	t_log("ok");

@@ -31,7 +31,7 @@ struct check {
 };
 
 struct doctor {
-	struct check c[16];
+	struct check c[20];
 	int n;
 	bool no_trial;
 };
@@ -110,6 +110,54 @@ static int count_dir(const char *path)
 	return n;
 }
 
+/* Appends "[; ]NAME: WHAT" to @buf (the detail lines list several devices). */
+static void append(char *buf, size_t len, const char *name, const char *what)
+{
+	size_t used = strlen(buf);
+	int n;
+
+	if (used + 1 >= len)
+		return;
+	n = snprintf(buf + used, len - used, "%s%.40s: %.190s", used ? "; " : "", name, what);
+	(void)n;	/* truncation is fine: a long list just ends early */
+}
+
+/*
+ * Other dma-buf exporters (DRM nodes) and importers (RDMA devices): one
+ * line each, informational. Placement is the point for amdgpu: a bound
+ * VRAM buffer may land in system RAM, so nothing here says GPU-direct.
+ */
+static void check_drm_rdma(struct doctor *d)
+{
+	struct gpud_drm_node_info ni[8];
+	struct gpud_rdma_dev_info ri[8];
+	bool ok = false;
+	struct check *c;
+	int n;
+
+	n = gpud_drm_nodes_get(ni, 8);
+	c = add(d, "drm nodes", V_INFO, false);
+	for (int i = 0; i < n && i < 8; i++) {
+		const char *base = strrchr(ni[i].path, '/');
+
+		ok |= ni[i].usable;
+		append(c->detail, sizeof(c->detail), base ? base + 1 : ni[i].path, ni[i].why);
+	}
+	if (n <= 0)
+		snprintf(c->detail, sizeof(c->detail), "%s", n < 0 ? gpud_errmsg() :
+			 "no /dev/dri nodes (vgem for tests: CONFIG_DRM_VGEM)");
+	else if (ok)
+		c->v = V_OK;
+
+	n = gpud_rdma_devs_get(ri, 8);
+	c = add(d, "rdma devices", V_INFO, false);
+	for (int i = 0; i < n && i < 8; i++)
+		append(c->detail, sizeof(c->detail), ri[i].name, ri[i].why);
+	if (n <= 0)
+		snprintf(c->detail, sizeof(c->detail), "%s", n < 0 ? gpud_errmsg() :
+			 "none (soft-RoCE: rdma link add rxe0 type rxe netdev IFNAME)");
+}
+
 static void check_machine(struct doctor *d)
 {
 	static const enum gpud_mem_kind gpus[2] = { GPUD_MEM_CUDA, GPUD_MEM_HIP };
@@ -132,6 +180,7 @@ static void check_machine(struct doctor *d)
 		snprintf(c->detail, sizeof(c->detail), "%s", why[0] ? why :
 			 err ? "not usable" : "dma-buf export works");
 	}
+	check_drm_rdma(d);
 	c = add(d, "iommu", V_INFO, false);
 	if (units > 0)
 		snprintf(c->detail, sizeof(c->detail), "IOMMU on (%d unit(s), %d group(s)): with "

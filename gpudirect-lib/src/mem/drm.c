@@ -317,7 +317,12 @@ static void drm_node_describe(const char *name, int *amdgpu_seen, struct gpud_dr
 	ni->render = drm_is_render(fd, ni->path);
 	ni->prime_export = !drm_get_cap(fd, GPUD_DRM_CAP_PRIME, &prime) &&
 			   (prime & GPUD_DRM_PRIME_CAP_EXPORT);
-	ni->dumb = !drm_get_cap(fd, GPUD_DRM_CAP_DUMB_BUFFER, &dumb) && dumb;
+	/*
+	 * Drivers without modesetting (vgem) answer EOPNOTSUPP for this cap yet
+	 * have dumb buffers: only a definite 0 means none.
+	 */
+	ret = drm_get_cap(fd, GPUD_DRM_CAP_DUMB_BUFFER, &dumb);
+	ni->dumb = ret == -EOPNOTSUPP || (!ret && dumb);
 	close(fd);
 	if (!strcmp(ni->driver, "amdgpu")) {
 		if (ni->render)

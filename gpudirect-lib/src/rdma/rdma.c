@@ -196,6 +196,17 @@ static void rdma_provider(const char *name, char *prov, size_t plen, char *netde
 
 /* ---- devices ---- */
 
+/* ibv_get_device_list() failed: ENOSYS means no RDMA in this kernel at all. */
+static int list_failed(void)
+{
+	int err = errno ? errno : ENODEV;
+
+	if (err == ENOSYS)
+		return gpud_err(-ENODEV, "rdma: this kernel has no RDMA user access (ibv_get_device_list: %s): needs ib_uverbs (CONFIG_INFINIBAND_USER_ACCESS)",
+				strerror(err));
+	return gpud_err(-err, "rdma: ibv_get_device_list: %s", strerror(err));
+}
+
 /* Finds @want (NULL: the first) in the device list, listing the names seen. */
 static int rdma_find(const struct verbs_api *api, const char *want, struct ibv_device ***list_out,
 		     struct ibv_device **dev_out)
@@ -208,8 +219,7 @@ static int rdma_find(const struct verbs_api *api, const char *want, struct ibv_d
 	errno = 0;
 	list = api->get_device_list(&n);
 	if (!list)
-		return gpud_err(errno ? -errno : -ENODEV, "rdma: ibv_get_device_list: %s",
-				strerror(errno ? errno : ENODEV));
+		return list_failed();
 	for (int i = 0; i < n; i++) {
 		const char *name = api->get_device_name(list[i]);
 
@@ -559,8 +569,7 @@ int gpud_rdma_devs_get(struct gpud_rdma_dev_info *out, size_t max)
 	errno = 0;
 	list = api->get_device_list(&n);
 	if (!list)
-		return gpud_err(errno ? -errno : -ENODEV, "rdma: ibv_get_device_list: %s",
-				strerror(errno ? errno : ENODEV));
+		return list_failed();
 	for (int i = 0; i < n && (size_t)i < max; i++)
 		rdma_describe(api, list[i], &out[i]);
 	api->free_device_list(list);
