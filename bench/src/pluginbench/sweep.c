@@ -1,0 +1,136 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One transport over every size, in lockstep on both ranks (nccl-tests'
+ * shape: warmup, then a timed loop, time per iteration averaged over the
+ * ranks). Rank 0 times the warmup and picks the iteration count that fills
+ * this point's share of the time budget, so small messages get many
+ * iterations and 256 MiB gets a few, and the whole sweep has a fixed length.
+ */
+#include "pluginbench.h"
+
+#include <errno.h>
+#include <string.h>
+#include <time.h>
+
+/* What rank 1 reports after each point. */
+struct pb_peer_res {
+	double secs;
+	int32_t err;
+	int32_t bad;		/* 1: its received bytes did not match */
+};
+
+double pb_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int pb_sizes(const struct pb_opts *o, uint64_t *sizes, int max)
+{
+	int n = 0;
+
+	for (uint64_t s = o->min_bytes; s <= o->max_bytes && n < max; s *= o->factor)
+		sizes[n++] = s;
+	return n;
+}
+
+/* Warmup iterations: the option's count, but no more than ~64 MiB of them. */
+static unsigned int warmups(const struct pb_opts *o, uint64_t size)
+{
+	uint64_t w = (64ull << 20) / size;
+
+	if (w > o->warmup)
+		w = o->warmup;
+	return w ? (unsigned int)w : 1;
+}
+
+static int loop(struct pb_xport *x, size_t size, unsigned int n)
+{
+	int err = 0;
+
+	for (unsigned int i = 0; !err && i < n && !pb_interrupted; i++)
+		err = x->ops->sendrecv(x, size);
+	return err ? err : pb_interrupted ? -EINTR : 0;
+}
+
+static int prepare(struct pb_xport *x, size_t size)
+{
+	int err = 0;
+
+	if (x->r->do_send)
+		err = pb_bufs_fill(x->b, size, x->r->rank);
+	if (!err && x->r->do_recv)
+		err = pb_bufs_clear(x->b, size);
+	return err;
+}
+
+static int one_point(struct pb_xport *x, size_t size, double budget, struct pb_point *pt)
+{
+	const struct pb_rank *r = x->r;
+	struct pb_peer_res me = { 0 }, peer = { 0 };
+	bool plugin = x->kind == PB_XPORT_PLUGIN;
+	uint32_t iters = 0;
+	double t0, tw;
+	int err;
+
+	pt->bytes = size;
+	pt->warmup = warmups(x->o, size);
+	err = pb_ctl_agree(r->ctl, prepare(x, size));
+	if (err)
+		return err;
+	t0 = pb_now();
+	err = loop(x, size, pt->warmup);
+	tw = (pb_now() - t0) / pt->warmup;
+	err = pb_ctl_agree(r->ctl, err);
+	if (err)
+		return err;
+	/* rank 0 decides, rank 1 follows: both must run the same count */
+	if (r->rank == 0) {
+		double n = tw > 0 ? budget / tw : x->o->max_iters;
+
+		iters = n < 1 ? 1 : n > x->o->max_iters ? x->o->max_iters : (uint32_t)n;
+		err = pb_ctl_write(r->ctl, &iters, sizeof(iters));
+	} else {
+		err = pb_ctl_read(r->ctl, &iters, sizeof(iters));
+	}
+	if (!err)
+		err = pb_ctl_barrier(r->ctl);
+	if (err)
+		return err;
+	pt->iters = iters;
+	t0 = pb_now();
+	me.err = loop(x, size, iters);
+	me.secs = pb_now() - t0;
+	if (!me.err && r->do_recv && x->o->check)
+		me.bad = pb_bufs_check(x->b, size, !r->rank, plugin) >= 0;
+	if (r->rank == 1)
+		return pb_ctl_write(r->ctl, &me, sizeof(me)) ?: me.err ?: me.bad ? -EBADMSG : 0;
+	if (pb_ctl_read(r->ctl, &peer, sizeof(peer)))
+		return -EPIPE;
+	if (me.err || peer.err)
+		return me.err ? me.err : -ECANCELED;
+	/* nccl-tests averages the ranks' times; one way, the receiver's clock */
+	pt->time_us = (x->o->oneway ? me.secs : (me.secs + peer.secs) / 2) / iters * 1e6;
+	pt->algbw = pt->time_us > 0 ? size / pt->time_us / 1e3 : 0;
+	pt->checked = x->o->check;
+	pt->ok = !me.bad && !peer.bad;
+	return pt->ok ? 0 : -EBADMSG;
+}
+
+int pb_sweep(struct pb_xport *x, const uint64_t *sizes, int nsizes, double budget_per_point,
+	     struct pb_series *s)
+{
+	int err = 0;
+
+	for (int i = 0; i < nsizes && !err; i++) {
+		err = one_point(x, sizes[i], budget_per_point, &s->pt[i]);
+		if (err && !x->err[0])
+			snprintf(x->err, sizeof(x->err), "%llu bytes: %s",
+				 (unsigned long long)sizes[i],
+				 err == -EBADMSG ? "received bytes do not match what was sent"
+						 : strerror(-err));
+	}
+	return err;
+}
