@@ -3,6 +3,9 @@
 # against the *installed* header and pkg-config file, as a user would.
 set -euo pipefail
 build=$1 src=$2
+# A sanitizer build installs an instrumented library: the consumer needs the
+# same runtime first in link order.
+extra=${3:-}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cmake --install "$build" --prefix "$tmp/prefix" >"$tmp/install.log" 2>&1 ||
@@ -12,5 +15,5 @@ pc=$(find "$tmp/prefix" -name gpudirect.pc | head -n1)
 export PKG_CONFIG_PATH=$(dirname "$pc")
 flags=$(pkg-config --cflags --libs gpudirect)
 # shellcheck disable=SC2086
-cc -std=c11 -Wall -Werror -o "$tmp/consumer" "$src/consumer.c" $flags
+cc -std=c11 -Wall -Werror $extra -o "$tmp/consumer" "$src/consumer.c" $flags
 LD_LIBRARY_PATH=$(pkg-config --variable=libdir gpudirect) "$tmp/consumer"
