@@ -136,8 +136,14 @@ static void test_bind(void)
 	int n;
 
 	T_ASSERT_OK(gpud_nic_open(p.ifname[0], &nic));
-	T_ASSERT_OK(gpud_nic_set_header_split(nic, true));
 	T_ASSERT_OK(gpud_mem_create(GPUD_MEM_HOST, 1 << 20, &mo, &mem));
+	/* Header split off: the driver refuses, and the message says why. */
+	T_ASSERT_OK(gpud_nic_set_header_split(nic, false));
+	T_ASSERT_EQ(-EINVAL, gpud_bind_rx(p.ifindex[0], mem, q1, 1, &b2));
+	t_log("bind with header split off: %s", gpud_errmsg());
+	expect_msg("header split is off on");
+	T_ASSERT(!b2);
+	T_ASSERT_OK(gpud_nic_set_header_split(nic, true));
 	T_ASSERT_OK(gpud_bind_rx(p.ifindex[0], mem, q1, 1, &b));
 	id = gpud_binding_id(b);
 	T_ASSERT(id > 0);

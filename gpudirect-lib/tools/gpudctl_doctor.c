@@ -246,7 +246,9 @@ static void check_ntuple(struct doctor *d, struct gpud_nic *nic)
 static void check_queue_api(struct doctor *d, struct gpud_nic *nic, int nrx)
 {
 	struct gpud_mem_opts mo = { .sz = sizeof(mo) };
+	struct gpud_nic *trial_nic = NULL;
 	struct gpud_binding *b = NULL;
+	enum gpud_hds hds = GPUD_HDS_UNKNOWN;
 	struct gpud_mem *mem = NULL;
 	unsigned int q = nrx > 1 ? (unsigned int)nrx - 1 : 0;
 	struct check *c = add(d, "queue management API", V_UNKNOWN, true);
@@ -263,6 +265,13 @@ static void check_queue_api(struct doctor *d, struct gpud_nic *nic, int nrx)
 		snprintf(c->fix, sizeof(c->fix), "modprobe udmabuf, then run doctor again");
 		return;
 	}
+	/*
+	 * A bind needs header split (gpudctl bind turns it on), so the trial
+	 * does too: through a second gpud_nic, whose free restores it.
+	 */
+	if (!gpud_nic_open(gpud_nic_name(nic), &trial_nic) &&
+	    !gpud_nic_get_header_split(trial_nic, &hds) && hds == GPUD_HDS_DISABLED)
+		gpud_nic_set_header_split(trial_nic, true);
 	err = gpud_bind_rx(gpud_nic_ifindex(nic), mem, &q, 1, &b);
 	if (!err || err == -EEXIST) {
 		c->v = V_OK;
@@ -279,6 +288,7 @@ static void check_queue_api(struct doctor *d, struct gpud_nic *nic, int nrx)
 			 "management API and devmem page pools (see docs/setup.md)");
 	}
 	gpud_binding_free(b);
+	gpud_nic_free(trial_nic);
 	gpud_mem_free(mem);
 }
 

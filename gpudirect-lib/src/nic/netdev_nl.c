@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <linux/ethtool_netlink.h>
+
 struct gpud_binding {
 	struct gpud_nl *nl;	/* closing it unbinds */
 	uint32_t id;
@@ -434,6 +436,20 @@ void gpud_netdev_explain_bind(int err, const char *kmsg, const char *ifname,
 }
 
 /* After a failure: reads the device's queues to say which one was at fault. */
+/* Whether ethtool reports tcp-data-split disabled on @ifindex. */
+static bool hds_is_off(int ifindex)
+{
+	struct gpud_nl *nl;
+	uint8_t hds = 0;
+	bool off;
+
+	if (gpud_ethtool_open(&nl))
+		return false;
+	off = !gpud_ethtool_get_hds(nl, ifindex, &hds) && hds == ETHTOOL_TCP_DATA_SPLIT_DISABLED;
+	gpud_nl_close(nl);
+	return off;
+}
+
 static int bind_fail(struct gpud_nl *nl, int err, const struct gpud_nl_ext *ext,
 		     const struct nlmsghdr *req, int ifindex, const unsigned int *queues,
 		     size_t nqueues)
@@ -455,6 +471,15 @@ static int bind_fail(struct gpud_nl *nl, int err, const struct gpud_nl_ext *ext,
 	}
 	explain_bind(err, ext->msg, ifname, queues, nqueues, nrxq, qi, nqi < 0 ? 0 : nqi, why,
 		     sizeof(why));
+	/*
+	 * 6.12 has no core check for header split, so a driver that refuses
+	 * the bind because tcp-data-split is off can only answer -EINVAL,
+	 * without a message (ndo_queue_mem_alloc takes no extack). Ask ethtool
+	 * whether that is the reason before guessing.
+	 */
+	if (err == -EINVAL && !ext->msg[0] && hds_is_off(ifindex))
+		snprintf(why, sizeof(why), "header split is off on %s: enable it "
+			 "(gpud_nic_set_header_split(), or gpudctl bind, which does)", ifname);
 	gpud_nl_ext_str(ext, req, gpud_netdev_bind_attr_names, kext, sizeof(kext));
 	return gpud_err(err, "bind %s: %s: %s [%s]", ifname,
 			gpud_errno_name(err, ename, sizeof(ename)), why, kext);
