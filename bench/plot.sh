@@ -1,13 +1,17 @@
 #!/bin/sh
 # SPDX-License-Identifier: MIT
 #
-# Turns `gpud-rxbench -j --compare` results (one JSON object per line, any
-# number of files, repeats welcome) into PNG charts:
+# Turns `gpud-rxbench -j --compare` and `gpud-pluginbench -j` results (one
+# JSON object per line, any number of files, repeats welcome, the two tools
+# mixed or not) into PNG charts:
 #
 #   rxbench-throughput.png  Gbit/s per receive mode and flow count
 #                           (bar = median of the repeats, whiskers = min..max)
 #   rxbench-ratio.png       gpud mode / plain TCP, throughput and receiver
 #                           CPU per GB, per flow count (1.0 = parity)
+#   pluginbench-algbw.png   algbw (GB/s) vs message size: plugin, raw TCP with
+#                           1 and N connections (median of repeats per size)
+#   pluginbench-ratio.png   plugin / raw TCP algbw per message size
 #
 # usage: bench/plot.sh [-o OUTDIR] [-t TITLE] RESULTS.jsonl...
 #        (OUTDIR defaults to docs/results next to this script)
@@ -17,10 +21,11 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 out="$here/../docs/results"
 title="gpud-rxbench"
+pbtitle="gpud-pluginbench"
 while getopts o:t:h opt; do
 	case $opt in
 	o) out=$OPTARG ;;
-	t) title=$OPTARG ;;
+	t) title=$OPTARG pbtitle=$OPTARG ;;
 	*) sed -n '3,15p' "$0"; exit 2 ;;
 	esac
 done
@@ -44,7 +49,7 @@ cat "$@" | jq -r 'select(.schema == "gpud-rxbench/1" and .ok) |
 	      elif .name == "plain_h2d" then "recv() + host-to-device copy"
 	      else .name end),
 	 .gbps, .cpu.rx_cpu_s_per_gb] | @tsv' > "$tmp/runs.tsv"
-[ -s "$tmp/runs.tsv" ] || { echo "plot.sh: no ok gpud-rxbench/1 results in $*" >&2; exit 1; }
+if [ -s "$tmp/runs.tsv" ]; then
 
 # Wide table for a clustered histogram: flows, then median/min/max per run
 # name. Medians, because one disturbed run on a shared machine moves a mean.
@@ -122,4 +127,48 @@ plot "$tmp/ratio.dat" using 2:3:4:xtic(1) title "throughput (higher is better)",
 EOF
 	gnuplot "$tmp/ratio.gp"
 fi
-ls -1 "$out"/rxbench-*.png
+fi
+
+# gpud-pluginbench: per size, the median over repeats of each algbw and ratio.
+jq -s -r 'def med: map(select(. != null)) | sort |
+		if length == 0 then "NaN" elif length % 2 == 1 then .[length / 2 | floor]
+		else (.[length / 2 - 1] + .[length / 2]) / 2 end;
+	map(select(.schema == "gpud-pluginbench/1")) | map(.sizes[]) | group_by(.bytes)[] |
+	[.[0].bytes, (map(.plugin.algbw_gbs) | med), (map(.raw_1.algbw_gbs) | med),
+	 (map(.raw_n.algbw_gbs) | med), (map(.ratio_raw_1) | med), (map(.ratio_raw_n) | med),
+	 length] | @tsv' "$@" > "$tmp/pb.dat"
+if [ -s "$tmp/pb.dat" ]; then
+	conns=$(cat "$@" | jq -r 'select(.schema == "gpud-pluginbench/1") | .config.nsocks' | head -1)
+	op=$(cat "$@" | jq -r 'select(.schema == "gpud-pluginbench/1") | .op' | head -1)
+	cat > "$tmp/pb.gp" <<EOF
+set terminal pngcairo size 900,560 font "DejaVu Sans,11" noenhanced
+set datafile separator "\t"
+set datafile missing "NaN"
+set logscale x 2
+set format x "%.0b%B"
+set xlabel "message size (bytes)"
+set grid xtics ytics
+set key below
+set output "$out/pluginbench-algbw.png"
+set title "$pbtitle: NCCL net plugin vs plain TCP, $op, 2 ranks\n(algbw = size / time; median of repeats)"
+set ylabel "algbw GB/s"
+set logscale y 10
+plot "$tmp/pb.dat" using 1:2 with linespoints lw 2 title "plugin ($conns data sockets)", \
+     "" using 1:3 with linespoints lw 2 title "raw TCP, 1 connection", \
+     "" using 1:4 with linespoints lw 2 title "raw TCP, $conns connections"
+set output "$out/pluginbench-ratio.png"
+set title "$pbtitle: plugin algbw / raw TCP algbw per message size\n(1.0 = as fast as plain sockets)"
+set ylabel "plugin / raw"
+unset logscale y
+set yrange [0:*]
+set arrow from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 2 lc rgb "black"
+plot "$tmp/pb.dat" using 1:5 with linespoints lw 2 title "plugin / raw TCP, 1 connection", \
+     "" using 1:6 with linespoints lw 2 title "plugin / raw TCP, $conns connections"
+EOF
+	gnuplot "$tmp/pb.gp"
+fi
+[ -s "$tmp/runs.tsv" ] || [ -s "$tmp/pb.dat" ] || {
+	echo "plot.sh: no ok gpud-rxbench/1 or gpud-pluginbench/1 results in $*" >&2
+	exit 1
+}
+ls -1 "$out"/*.png
