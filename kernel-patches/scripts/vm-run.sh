@@ -11,9 +11,10 @@
 #   --append ARGS     extra kernel command line
 #   --env NAME[=VAL]  pass NAME (with VAL, or its current value) to CMD
 #   --rw DIR          make host DIR writable in the guest (repeatable)
-#                     (a working dir under /tmp, /var/tmp, /run or /dev/shm,
-#                     which the guest's tmpfs would hide, is shared read-only
-#                     on its own)
+#                     (the project tree and the working dir, when they lie
+#                     under /tmp, /var/tmp, /run or /dev/shm, which the
+#                     guest's tmpfs would hide, are shared read-only on
+#                     their own)
 #   --allow REGEX     kernel log lines matching REGEX are not failures
 #                     (for tests that trigger a WARN on purpose)
 #   --log FILE        also keep the guest console log in FILE
@@ -147,21 +148,37 @@ echo "$nonce" >"$share/nonce"
 virtfs=(-virtfs "local,path=/,mount_tag=host,security_model=none,readonly=on,multidevs=remap"
 	-virtfs "local,path=$share,mount_tag=gpudrun,security_model=none")
 # The guest's tmpfs mounts hide the host's /tmp, /var/tmp, /run and
-# /dev/shm: a working dir there (a build dir under /tmp, say) is shared on
-# its own, read-only, unless --rw already covers it. Listed first so that
-# --rw dirs inside it are mounted on top.
-case $cwd/ in
-/tmp/*|/var/tmp/*|/run/*|/dev/shm/*)
-	covered=0
+# /dev/shm: a tree there (a clone under /tmp, as CI may make, with its build
+# dir) is shared on its own, read-only, unless --rw already covers it: the
+# project root this script belongs to (tests run binaries and scripts from
+# all over it) and the working dir when it lies outside that root. Listed
+# first so that --rw dirs inside them are mounted on top.
+hidden() {
+	case $1/ in /tmp/*|/var/tmp/*|/run/*|/dev/shm/*) return 0 ;; esac
+	return 1
+}
+covered() {
+	local d
 	for d in "${rw_dirs[@]}"; do
-		case $cwd/ in "$d"/*) covered=1 ;; esac
+		case $1/ in "$d"/*) return 0 ;; esac
 	done
-	if [ "$covered" = 0 ]; then
-		virtfs+=(-virtfs "local,path=$cwd,mount_tag=cwd,security_model=none,readonly=on,multidevs=remap")
-		echo "cwd $cwd" >>"$share/mounts"
-	fi
-	;;
+	return 1
+}
+project_root=$(cd "$HERE/../.." && pwd -P)
+ro_shares=()
+if hidden "$project_root" && ! covered "$project_root"; then
+	ro_shares+=("$project_root")
+fi
+case $cwd/ in
+"$project_root"/*) ;;
+*) if hidden "$cwd" && ! covered "$cwd"; then ro_shares+=("$cwd"); fi ;;
 esac
+i=0
+for d in "${ro_shares[@]}"; do
+	virtfs+=(-virtfs "local,path=$d,mount_tag=ro$i,security_model=none,readonly=on,multidevs=remap")
+	echo "ro$i $d" >>"$share/mounts"
+	i=$((i + 1))
+done
 i=0
 for d in "${rw_dirs[@]}"; do
 	virtfs+=(-virtfs "local,path=$d,mount_tag=rw$i,security_model=none,multidevs=remap")
