@@ -195,6 +195,9 @@ static int ctrl_next(struct dm_comm *c, struct dm_frame *f)
 						    c->crx_len);
 			return 0;
 		}
+		if (errno == EFAULT)
+			return dm_comm_fail(c, -EFAULT, "control socket recv failed: %s: "
+					    DM_EFAULT_WHY("the control connection"), strerror(EFAULT));
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			return dm_comm_fail(c, -errno, "control socket recv failed: %s",
 					    strerror(errno));

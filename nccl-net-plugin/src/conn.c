@@ -229,6 +229,11 @@ static void pending_progress(struct dm_listen *l, uint64_t now)
 			p->got += n;
 		if (p->got == DM_HELLO_LEN) {
 			hello_done(l, p->fd, p->buf);
+		} else if (n < 0 && errno == EFAULT) {
+			peer_str(p->fd, peer, sizeof(peer));
+			DM_WARN("handshake from %s unreadable: %s", peer,
+				DM_EFAULT_WHY("the connection"));
+			drop = true;
 		} else if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
 			peer_str(p->fd, peer, sizeof(peer));
 			DM_WARN("connection from %s closed during the handshake (%zu of %d bytes)",
@@ -434,7 +439,9 @@ int dm_connect(int dev, struct dm_handle *h, struct dm_comm **out)
 	}
 	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
 		err = -errno;
-		DM_WARN("handshake with %s failed: %s", st->peer, strerror(errno));
+		DM_WARN("handshake with %s failed: %s%s%s", st->peer, strerror(errno),
+			errno == EFAULT ? ": " : "",
+			errno == EFAULT ? DM_EFAULT_WHY("the control connection") : "");
 		goto err_free;
 	}
 	if (n > 0)

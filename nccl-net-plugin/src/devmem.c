@@ -2,12 +2,19 @@
 /*
  * Receive-mode choice and the devmem data path.
  *
- * devmem: per device, once, the plugin binds a pool it owns (dma-buf,
- * NCCL_DEVMEM_POOL_SIZE) to NCCL_DEVMEM_QUEUES; per recv comm it steers each
- * data socket's flow to one of those queues and reads fragments with
- * gpud_rx_recv(). Fragments are unpacked into the NCCL buffer (unpack_host.c,
- * or unpack.cu for GPU pools) and their tokens returned only after the copy
- * has finished, so the NIC never overwrites bytes still being copied.
+ * devmem: per device, while any devmem recv comm lives, the plugin binds a
+ * pool it owns (dma-buf, NCCL_DEVMEM_POOL_SIZE) to NCCL_DEVMEM_QUEUES and
+ * keeps RSS off those queues; per recv comm it steers each data socket's
+ * flow (full 4-tuple) to one of them and reads fragments with
+ * gpud_rx_recv(). Everything else (control sockets, handshakes, send comms'
+ * ACKs, other applications) must stay on ordinary queues: a plain recv() of
+ * a flow that lands on a bound queue fails with EFAULT, since its payload
+ * sits in memory the CPU cannot read. The last comm's close frees the
+ * binding and the NIC object, which puts RSS, rules and header split back.
+ *
+ * Fragments are unpacked into the NCCL buffer (unpack_host.c, or unpack.cu
+ * for GPU pools) and their tokens returned only after the copy has finished,
+ * so the NIC never overwrites bytes still being copied.
  */
 #include "plugin.h"
 #include "unpack.h"
@@ -24,8 +31,9 @@
 #define DM_FRAG_BATCH 64
 
 struct dm_devmem_dev {
-	bool tried;
+	bool failed;		/* setup failed once: not retried, the reason is kept */
 	int err;
+	int users;		/* devmem recv comms holding nic/pool/binding */
 	char why[200];
 	struct gpud_nic *nic;
 	struct gpud_mem *pool;
@@ -83,6 +91,7 @@ static int dev_setup(int dev, struct dm_devmem_dev *d)
 {
 	const struct dm_dev *nd = dm_dev_get(dev);
 	struct gpud_mem_opts mo = { .sz = sizeof(mo) };
+	unsigned int minq;
 	int err, nrx;
 
 	err = gpud_nic_open(nd->name, &d->nic);
@@ -96,7 +105,27 @@ static int dev_setup(int dev, struct dm_devmem_dev *d)
 		goto err_nic;
 	}
 	d->nqueues = err;
+	minq = d->queues[0];
+	for (int i = 1; i < d->nqueues; i++)
+		minq = d->queues[i] < minq ? d->queues[i] : minq;
+	if (minq == 0) {
+		/* RSS needs somewhere to put flows that are not steered */
+		err = -ERANGE;
+		snprintf(d->why, sizeof(d->why),
+			 "NCCL_DEVMEM_QUEUES=%s includes queue 0 of %s, which must carry ordinary (control) traffic",
+			 dm_cfg.queues, nd->name);
+		goto err_nic;
+	}
 	err = gpud_nic_set_header_split(d->nic, true);
+	if (err)
+		goto err_msg_nic;
+	/*
+	 * Before the bind: from the moment a queue is bound, any unsteered flow
+	 * hashed to it (our own control sockets first of all) would receive
+	 * unreadable payload. Queues between minq and the bound ones simply
+	 * idle.
+	 */
+	err = gpud_nic_rss_limit(d->nic, minq);
 	if (err)
 		goto err_msg_nic;
 	err = gpud_mem_create(GPUD_MEM_HOST, dm_cfg.pool_size, &mo, &d->pool);
@@ -115,12 +144,24 @@ err_msg_mem:
 err_msg_nic:
 	snprintf(d->why, sizeof(d->why), "%s", gpud_errmsg());
 err_nic:
-	gpud_nic_free(d->nic);
+	gpud_nic_free(d->nic);	/* puts header split and RSS back */
 	d->nic = NULL;
 	return err;
 err_msg:
 	snprintf(d->why, sizeof(d->why), "%s", gpud_errmsg());
 	return err;
+}
+
+/* Last devmem comm gone: unbind, then restore the NIC (rules, RSS, header split). */
+static void dev_release(struct dm_devmem_dev *d)
+{
+	gpud_binding_free(d->binding);
+	d->binding = NULL;
+	gpud_mem_free(d->pool);
+	d->pool = NULL;
+	gpud_nic_free(d->nic);
+	d->nic = NULL;
+	d->next_queue = 0;
 }
 
 static int sock_setup(struct dm_devmem_dev *d, struct dm_sock *s, char *why, size_t wlen)
@@ -167,10 +208,9 @@ err_msg:
 	return err;
 }
 
-void dm_devmem_teardown_comm(struct dm_comm *c)
+/* Caller holds dev_lock. */
+static void socks_teardown(struct dm_devmem_dev *d, struct dm_comm *c)
 {
-	struct dm_devmem_dev *d = &ddev[c->dev];
-
 	for (int i = 0; i < c->nsocks; i++) {
 		struct dm_devmem_rx *r = c->socks[i].dmrx;
 
@@ -182,6 +222,20 @@ void dm_devmem_teardown_comm(struct dm_comm *c)
 		free(r);
 		c->socks[i].dmrx = NULL;
 	}
+}
+
+void dm_devmem_teardown_comm(struct dm_comm *c)
+{
+	struct dm_devmem_dev *d = &ddev[c->dev];
+
+	if (c->mode != DM_MODE_DEVMEM)
+		return;
+	pthread_mutex_lock(&dev_lock);
+	socks_teardown(d, c);
+	if (--d->users == 0)
+		dev_release(d);
+	pthread_mutex_unlock(&dev_lock);
+	c->mode = DM_MODE_COPY;
 }
 
 int dm_devmem_setup_comm(struct dm_comm *c)
@@ -197,17 +251,23 @@ int dm_devmem_setup_comm(struct dm_comm *c)
 		goto out;
 	}
 	pthread_mutex_lock(&dev_lock);
-	if (!d->tried) {
-		d->tried = true;
+	if (!d->failed && !d->nic) {
 		d->err = dev_setup(c->dev, d);
+		d->failed = d->err != 0;
 	}
-	err = d->err;
+	err = d->failed ? d->err : 0;
 	snprintf(why, sizeof(why), "%s", d->why);
 	for (int i = 0; !err && i < c->nsocks; i++)
 		err = sock_setup(d, &c->socks[i], why, sizeof(why));
+	if (err && !d->failed) {
+		socks_teardown(d, c);
+		if (!d->users)
+			dev_release(d);
+	} else if (!err) {
+		d->users++;
+	}
 	pthread_mutex_unlock(&dev_lock);
 	if (err) {
-		dm_devmem_teardown_comm(c);
 		if (dm_cfg.mode == DM_MODE_DEVMEM) {
 			DM_WARN("recv comm on %s: NCCL_DEVMEM_MODE=devmem but devmem is unavailable: %s",
 				ifname, why);

@@ -239,6 +239,16 @@ int dm_accept(struct dm_listen *l, struct dm_comm **out);
 void dm_listen_close(struct dm_listen *l);
 int dm_connect(int dev, struct dm_handle *h, struct dm_comm **out);
 
+/*
+ * What EFAULT from a plain recv() means here: the kernel delivered the flow's
+ * payload into a devmem-bound queue's dma-buf, which recv() cannot copy from.
+ * Only a steering mistake puts a non-devmem flow there.
+ */
+#define DM_EFAULT_WHY(flow)                                                                \
+	flow "'s packets landed on a devmem-bound RX queue (RSS or an n-tuple rule sent "  \
+	"them there), so its payload is in device memory recv() cannot read; bound queues " \
+	"must carry only steered data flows (check NCCL_DEVMEM_QUEUES, ethtool -x/-n IF)"
+
 /* ---- receive mode selection and devmem (devmem.c) ---- */
 /* Decides the recv comm's mode (and sets up steering for devmem). */
 int dm_devmem_setup_comm(struct dm_comm *c);

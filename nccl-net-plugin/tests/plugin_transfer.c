@@ -10,6 +10,7 @@
  */
 #include "harness.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -153,6 +154,75 @@ static void pipelined(struct h_plugin *p, bool rx, struct conn *c)
 }
 
 static bool devmem_run;
+
+/*
+ * devmem: the netdevsim pair has 4 queues and the plugin binds the last.
+ * Before the run every RSS bucket is pointed at that queue, so any flow the
+ * plugin does not steer itself (the control connection above all) would land
+ * on it once bound and its recv() fail with EFAULT: the run passes only if
+ * the plugin keeps RSS off its bound queues, whatever the hash of the ports.
+ */
+#define NSIM_QUEUES 4
+#define DEVMEM_QUEUE (NSIM_QUEUES - 1)
+
+static void rss_skew_to_devmem_queue(const char *ifname)
+{
+	char cmd[160];
+
+	if (system("command -v ethtool >/dev/null 2>&1"))
+		t_skip("ethtool is needed to set the RSS table: apt-get install ethtool");
+	snprintf(cmd, sizeof(cmd), "ethtool -X %s weight 0 0 0 1", ifname);
+	if (system(cmd))
+		T_FAIL("'%s' failed", cmd);
+}
+
+/* RSS buckets of @ifname that point at @queue, of *total. */
+static int rss_buckets_on(const char *ifname, int queue, int *total)
+{
+	char cmd[96], line[512];
+	int n = 0;
+	FILE *f;
+
+	*total = 0;
+	snprintf(cmd, sizeof(cmd), "ethtool -x %s", ifname);
+	f = popen(cmd, "r");
+	T_ASSERT(f != NULL);
+	/* "    0:      3     3     3 ..." lines: row offset, then entries */
+	while (fgets(line, sizeof(line), f)) {
+		char *p = line, *end;
+
+		if (strstr(line, "hash key"))
+			break;	/* the key's hex bytes follow: not table rows */
+
+		strtol(p, &end, 10);
+		if (end == p || *end != ':')
+			continue;
+		for (p = end + 1;; p = end) {
+			long q = strtol(p, &end, 10);
+
+			if (end == p)
+				break;
+			(*total)++;
+			n += q == queue;
+		}
+	}
+	pclose(f);
+	return n;
+}
+
+static void rss_check(const char *ifname, bool comm_open)
+{
+	int total, on = rss_buckets_on(ifname, DEVMEM_QUEUE, &total);
+
+	if (!total)
+		T_FAIL("ethtool -x %s listed no RSS indirection table", ifname);
+	if (comm_open && on)
+		T_FAIL("devmem comm open, yet %d of %d RSS buckets of %s still hash to bound queue %d",
+		       on, total, ifname, DEVMEM_QUEUE);
+	if (!comm_open && on != total)
+		T_FAIL("after close, %d of %d RSS buckets of %s point at queue %d, expected all (the test's table, restored)",
+		       on, total, ifname, DEVMEM_QUEUE);
+}
 
 static void setup(struct h_plugin *p, struct h_pair *hp, bool rx, struct conn *c, int n,
 		  size_t buflen)
@@ -314,7 +384,11 @@ int main(int argc, char **argv)
 	} else if (!strcmp(what, "devmem")) {
 		static const size_t dsizes[] = { 0, 1, 4096, 1 << 20, 16 << 20 };
 
+		if (rx)
+			rss_skew_to_devmem_queue(hp.net.ifname[0]);
 		setup(&p, &hp, rx, c, 1, (16 << 20) + 2 * SLACK);
+		if (rx)
+			rss_check(hp.net.ifname[0], true);
 		run_sizes(&p, rx, c, dsizes, DM_ARRAY_LEN(dsizes));
 		multi(&p, rx, c);
 		pipelined(&p, rx, c);
@@ -335,6 +409,8 @@ int main(int argc, char **argv)
 	else
 		h_sync_send(&hp);
 	teardown(&p, rx, c, n);
+	if (devmem_run && rx)	/* the last devmem comm's close restores the NIC */
+		rss_check(hp.net.ifname[0], false);
 	h_unload(&p);
 	if (!rx)
 		_exit(0);
