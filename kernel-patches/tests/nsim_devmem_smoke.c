@@ -29,6 +29,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <sched.h>
@@ -88,6 +89,7 @@ struct devmem_token {
 #define MAX_TOKENS	128			/* per SO_DEVMEM_DONTNEED */
 #define IOBUF_LEN	(256 << 10)
 #define MAX_CMSGS	1024
+#define MAX_HELD	(2 * DMABUF_SIZE / 4096)	/* a page may be split */
 
 static const char *ifname;
 static unsigned int ifindex;
@@ -665,21 +667,47 @@ out:
 	return wait_sender(pid) ?: ret;
 }
 
-static int return_tokens(int fd, struct devmem_token *tok, unsigned int n)
+/* Tokens received and not yet given back; at most one per page */
+static struct devmem_token held[MAX_HELD];
+static unsigned int n_held;
+
+static int return_tokens(int fd)
 {
+	unsigned int i, n;
 	int ret;
 
-	if (!n)
-		return 0;
-	ret = setsockopt(fd, SOL_SOCKET, SO_DEVMEM_DONTNEED, tok,
-			 n * sizeof(*tok));
-	if (ret != (int)n) {
-		pr_fail("SO_DEVMEM_DONTNEED freed %d of %u: %s\n", ret, n,
-			strerror(errno));
-		return -1;
+	for (i = 0; i < n_held; i += n) {
+		n = n_held - i < MAX_TOKENS ? n_held - i : MAX_TOKENS;
+		ret = setsockopt(fd, SOL_SOCKET, SO_DEVMEM_DONTNEED, held + i,
+				 n * sizeof(*held));
+		if (ret != (int)n) {
+			pr_fail("SO_DEVMEM_DONTNEED freed %d of %u: %s\n",
+				ret, n, strerror(errno));
+			return -1;
+		}
 	}
+	n_held = 0;
 	return 0;
 }
+
+/*
+ * NSIM_SMOKE_MODE picks a stress variant of phase 3:
+ *   exhaust      keep every token until the pool runs dry and the port
+ *                drops packets, then give them back; TCP must recover
+ *   unbind       unbind with traffic in flight and tokens held
+ *   deldev=ID    delete netdevsim device ID (ours) likewise
+ *   exit         _exit() likewise, leaving the kernel to clean up
+ *   downup       take the port down and up mid-transfer, tokens held;
+ *                the reopened queue must pick the binding up again
+ * The kernel log is checked by the VM runner.
+ */
+enum mode {
+	MODE_NORMAL, MODE_EXHAUST, MODE_DOWNUP,
+	MODE_UNBIND, MODE_DELDEV, MODE_EXIT,	/* these end the transfer */
+};
+static enum mode mode;
+static const char *deldev_id;
+static struct nl_req *bind_req;
 
 struct rx_count {
 	size_t bytes, dmabuf_frags, linear_bytes;
@@ -691,14 +719,12 @@ static ssize_t recv_devmem_once(int fd, struct dmabuf *d, uint32_t id,
 {
 	static char ctrl[CMSG_SPACE(sizeof(struct devmem_cmsg)) * MAX_CMSGS];
 	static uint8_t iobuf[IOBUF_LEN];
-	struct devmem_token tok[MAX_TOKENS];
 	struct iovec iov = { iobuf, sizeof(iobuf) };
 	struct msghdr msg = {
 		.msg_iov = &iov, .msg_iovlen = 1,
 		.msg_control = ctrl, .msg_controllen = sizeof(ctrl),
 	};
 	size_t start = off, lin = 0;
-	unsigned int ntok = 0;
 	struct cmsghdr *cm;
 	ssize_t n;
 	int err;
@@ -742,13 +768,15 @@ static ssize_t recv_devmem_once(int fd, struct dmabuf *d, uint32_t id,
 			}
 			if (!check(d->map + dc->frag_offset, off, dc->frag_size))
 				err = -1;
-			tok[ntok].token_start = dc->frag_token;
-			tok[ntok++].token_count = 1;
-			cnt->dmabuf_frags++;
-			if (ntok == MAX_TOKENS) {
-				err = err ?: return_tokens(fd, tok, ntok);
-				ntok = 0;
+			if (n_held == MAX_HELD) {
+				pr_fail("more than %lu tokens outstanding\n",
+					MAX_HELD);
+				err = -1;
+				break;
 			}
+			held[n_held].token_start = dc->frag_token;
+			held[n_held++].token_count = 1;
+			cnt->dmabuf_frags++;
 		} else {
 			continue;
 		}
@@ -758,7 +786,6 @@ static ssize_t recv_devmem_once(int fd, struct dmabuf *d, uint32_t id,
 		pr_fail("DMA_BUF_SYNC_END: %s\n", strerror(errno));
 		err = -1;
 	}
-	err = err ?: return_tokens(fd, tok, ntok);
 	if (!err && off - start != (size_t)n) {
 		pr_fail("cmsgs cover %zu bytes, recvmsg returned %zd\n",
 			off - start, n);
@@ -767,10 +794,82 @@ static ssize_t recv_devmem_once(int fd, struct dmabuf *d, uint32_t id,
 	return err ? -1 : n;
 }
 
+/* Mid-transfer teardown, with tokens held and the sender still going */
+static int teardown(int fd)
+{
+	char path[] = "/sys/bus/netdevsim/del_device";
+	int ret = 0;
+	FILE *f;
+
+	printf("  %u tokens held, tearing down: %s\n", n_held,
+	       mode == MODE_UNBIND ? "unbind" :
+	       mode == MODE_DELDEV ? "delete device" : "exit");
+	switch (mode) {
+	case MODE_UNBIND:
+		nl_close(bind_req);
+		break;
+	case MODE_DELDEV:
+		f = fopen(path, "w");
+		if (!f || fprintf(f, "%s\n", deldev_id) < 0 || fclose(f)) {
+			pr_fail("%s: %s\n", path, strerror(errno));
+			ret = -1;
+		}
+		break;
+	case MODE_EXIT:
+		_exit(0);
+	default:
+		break;
+	}
+	/* closing the socket drops the tokens still held */
+	close(fd);
+	return ret;
+}
+
+static int set_port_up(bool up)
+{
+	struct ifreq ifr = {};
+	int fd, ret;
+
+	fd = socket(AF_INET, SOCK_DGRAM, 0);
+	if (fd < 0)
+		return -errno;
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+	ret = ioctl(fd, SIOCGIFFLAGS, &ifr);
+	if (!ret) {
+		ifr.ifr_flags = up ? ifr.ifr_flags | IFF_UP :
+				     ifr.ifr_flags & ~IFF_UP;
+		ret = ioctl(fd, SIOCSIFFLAGS, &ifr);
+	}
+	ret = ret ? -errno : 0;
+	close(fd);
+	return ret;
+}
+
+/* Exhaust mode: when nothing arrives for a while, the pool ran dry */
+static int maybe_refill(int fd, bool *done, long drops0)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	long drops;
+
+	if (mode != MODE_EXHAUST || *done || poll(&pfd, 1, 1000))
+		return 0;
+	drops = read_stat("rx_dropped");
+	printf("  stalled with %u tokens held, rx_dropped +%ld; returning them\n",
+	       n_held, drops - drops0);
+	if (drops <= drops0) {
+		pr_fail("stalled without drops\n");
+		return -1;
+	}
+	*done = true;
+	return return_tokens(fd);
+}
+
 static int recv_devmem(int lfd, struct dmabuf *d, uint32_t id, size_t len)
 {
+	long drops0 = read_stat("rx_dropped");
 	struct rx_count cnt = {};
 	pid_t pid = start_sender(len);
+	bool refilled = false, bounced = false;
 	size_t off = 0;
 	double t0;
 	ssize_t n;
@@ -781,11 +880,36 @@ static int recv_devmem(int lfd, struct dmabuf *d, uint32_t id, size_t len)
 		goto out;
 	t0 = now();
 	while (off < len) {
+		if (maybe_refill(fd, &refilled, drops0))
+			goto out;
 		n = recv_devmem_once(fd, d, id, off, &cnt);
 		if (n < 0)
 			goto out;
 		off += n;
 		progress = off;
+		if (mode >= MODE_UNBIND && off >= 16UL << 20) {
+			ret = teardown(fd);
+			/* the sender may never learn: without a port, no RST */
+			kill(pid, SIGKILL);
+			waitpid(pid, NULL, 0);
+			return ret;
+		}
+		if (mode == MODE_DOWNUP && !bounced && off >= 16UL << 20) {
+			printf("  %u tokens held, port down and up\n", n_held);
+			if (set_port_up(false) || set_port_up(true)) {
+				pr_fail("port down/up: %s\n", strerror(errno));
+				goto out;
+			}
+			bounced = true;
+		}
+		if (mode != MODE_EXHAUST || refilled) {
+			if (return_tokens(fd))
+				goto out;
+		}
+	}
+	if (mode == MODE_EXHAUST && !refilled) {
+		pr_fail("the pool never ran dry\n");
+		goto out;
 	}
 	printf("  devmem: %zu bytes in %.2f s (%.0f Mbit/s), %zu dmabuf frags, %zu linear bytes\n",
 	       off, now() - t0, off * 8 / (now() - t0) / 1e6,
@@ -887,6 +1011,7 @@ static int run(size_t mib, int lfd, struct dmabuf *d)
 		pr_fail("NETDEV_CMD_BIND_RX: %s\n", strerror(-err));
 		return 1;
 	}
+	bind_req = &bind;
 	printf("  bound dma-buf id %u\n", id);
 	err = set_tcp_data_split(false, true);
 	if (err != -EBUSY) {
@@ -904,6 +1029,10 @@ static int run(size_t mib, int lfd, struct dmabuf *d)
 	drops0 = read_stat("rx_dropped");
 	if (recv_devmem(lfd, d, id, mib << 20))
 		goto err_unbind;
+	if (mode == MODE_DELDEV || mode == MODE_UNBIND) {
+		nl_close(&bind);
+		return wait_pool_drained(id) ? 1 : 0;
+	}
 	drops1 = read_stat("rx_dropped");
 	pp_dump(&pi);
 	printf("  pool %llu: inflight %llu (%llu bytes) after the socket closed, rx_dropped +%ld\n",
@@ -956,6 +1085,22 @@ int main(int argc, char **argv)
 	peer_ns = argv[3];
 	if (argc == 5)
 		mib = strtoul(argv[4], NULL, 0);
+	if (getenv("NSIM_SMOKE_MODE")) {
+		const char *m = getenv("NSIM_SMOKE_MODE");
+
+		if (!strcmp(m, "exhaust"))
+			mode = MODE_EXHAUST;
+		else if (!strcmp(m, "unbind"))
+			mode = MODE_UNBIND;
+		else if (!strncmp(m, "deldev=", 7))
+			mode = MODE_DELDEV, deldev_id = m + 7;
+		else if (!strcmp(m, "exit"))
+			mode = MODE_EXIT;
+		else if (!strcmp(m, "downup"))
+			mode = MODE_DOWNUP;
+		else
+			return fprintf(stderr, "bad NSIM_SMOKE_MODE\n"), 1;
+	}
 	ifindex = if_nametoindex(ifname);
 	if (!ifindex || !inet_pton(AF_INET, argv[2], &local_addr)) {
 		fprintf(stderr, "bad interface or address\n");
