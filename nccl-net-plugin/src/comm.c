@@ -507,6 +507,39 @@ int dm_req_test(struct dm_req *r, int *done, int *sizes)
 	return err;
 }
 
+/* ---- deregistration ---- */
+
+/*
+ * NCCL deregisters only memory that no request in flight uses, except when it
+ * tears down after a failure: then sends and receives may still be queued on
+ * the data sockets, and a progress thread that began its pass before the
+ * failure may be inside dm_copy_step() reading the mr and the buffer. So: a
+ * request in flight that uses @mr fails a healthy comm (no more I/O into
+ * memory its owner is taking back), and every socket's current pass is then
+ * waited out; later passes see the error and leave the tasks alone.
+ */
+void dm_comm_quiesce_mr(struct dm_comm *c, struct dm_mr *mr)
+{
+	bool used = false;
+
+	pthread_mutex_lock(&c->api_lock);
+	for (int i = 0; i < DM_MAX_REQS && !used; i++) {
+		struct dm_req *r = &c->reqs[i];
+
+		if (r->kind != DM_REQ_SEND && r->kind != DM_REQ_RECV)
+			continue;
+		for (int j = 0; j < r->n; j++)
+			used |= r->sub[j].mr == mr;
+	}
+	if (used)
+		dm_comm_fail(c, -EBUSY, "deregMr of a buffer that a request in flight still uses");
+	pthread_mutex_unlock(&c->api_lock);
+	if (!used && !atomic_load(&c->err))
+		return;
+	for (int i = 0; i < c->nsocks; i++)
+		dm_progress_barrier(&c->socks[i]);
+}
+
 /* ---- close ---- */
 
 void dm_comm_destroy(struct dm_comm *c)

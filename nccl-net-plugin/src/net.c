@@ -174,6 +174,9 @@ ncclResult_t dm_net_reg_mr_dmabuf(void *comm, void *data, size_t size, int type,
 
 ncclResult_t dm_net_dereg_mr(void *comm, void *mhandle)
 {
+	/* NCCL deregisters before it closes the comm; NULL: no comm to quiesce */
+	if (comm && mhandle)
+		dm_comm_quiesce_mr(comm, mhandle);
 	dm_mr_dereg(mhandle);
 	return ncclSuccess;
 }

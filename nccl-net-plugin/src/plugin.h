@@ -192,6 +192,8 @@ struct dm_comm {
 int dm_comm_create(bool is_recv, int dev, int ctrl_fd, const int *data_fds, int nsocks,
 		   uint32_t max_chunk, struct dm_comm **out);
 void dm_comm_destroy(struct dm_comm *c);
+/* deregMr: returns once no progress thread can touch @mr or its memory. */
+void dm_comm_quiesce_mr(struct dm_comm *c, struct dm_mr *mr);
 /* Records the comm's first error (logged once, WARN) and returns @err. */
 int dm_comm_fail(struct dm_comm *c, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -207,6 +209,7 @@ int dm_progress_get(void);		/* start the pool on first use (refcounted) */
 void dm_progress_put(void);
 void dm_progress_attach(struct dm_sock *s);
 void dm_progress_detach(struct dm_sock *s);	/* returns once no thread touches s */
+void dm_progress_barrier(struct dm_sock *s);	/* returns once s's current pass (if any) ended */
 void dm_progress_kick(struct dm_sock *s);
 void dm_sock_enqueue(struct dm_sock *s, struct dm_task *t);
 uint64_t dm_now_ms(void);

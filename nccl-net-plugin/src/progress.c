@@ -272,6 +272,17 @@ void dm_progress_detach(struct dm_sock *s)
 	s->worker = NULL;
 }
 
+void dm_progress_barrier(struct dm_sock *s)
+{
+	struct dm_worker *w = s->worker;
+
+	/* a pass holds w->mu from its first task to its last */
+	if (w) {
+		pthread_mutex_lock(&w->mu);
+		pthread_mutex_unlock(&w->mu);
+	}
+}
+
 void dm_progress_kick(struct dm_sock *s)
 {
 	uint64_t one = 1;
