@@ -22,6 +22,13 @@ void gpud_log(enum gpud_log_level level, const char *fmt, ...)
 int gpud_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void gpud_errmsg_clear(void);
 
+/*
+ * snprintf into @why when it is non-NULL; returns @rc for tail calls. For
+ * probes and loaders that report a reason without failing the thread's call.
+ */
+int gpud_why(int rc, char *why, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
 /* Pointer-returning functions: set errno from a negative errno and return NULL. */
 static inline void *gpud_err_ptr(int err)
 {

@@ -69,6 +69,18 @@ void gpud_errmsg_clear(void)
 	errmsg[0] = '\0';
 }
 
+int gpud_why(int rc, char *why, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!why || !len)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(why, len, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
 const char *gpud_errmsg(void)
 {
 	return errmsg;

@@ -17,6 +17,7 @@
  * undo instead of four; and CU_POINTER_ATTRIBUTE_SYNC_MEMOPS, which we need so
  * a copy never overtakes the NIC's writes, is defined for it.
  */
+#include "dl.h"
 #include "mem_internal.h"
 
 #include <dlfcn.h>
@@ -77,6 +78,7 @@ typedef CUresult (*cu_getproc_fn)(const char *symbol, void **pfn, int cuda_versi
 
 struct cuda_api {
 	void *lib;
+	cu_getproc_fn GetProcAddress;	/* cuGetProcAddress_v2: resolves the rest */
 	CUresult (*GetErrorName)(CUresult, const char **);
 	CUresult (*GetErrorString)(CUresult, const char **);
 	CUresult (*Init)(unsigned int);
@@ -130,9 +132,6 @@ static const struct cuda_sym {
 #undef SYM
 };
 
-/* Loaded once and kept for the life of the process; guarded by cuda_lock. */
-static pthread_mutex_t cuda_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct cuda_api *cuda_loaded;
 
 struct cuda_mem {
 	const struct cuda_api *api;
@@ -141,74 +140,47 @@ struct cuda_mem {
 	bool flush_before_read;
 };
 
-static int cuda_load_locked(const struct cuda_api **out, char *why, size_t len)
+/* Everything but cuGetProcAddress_v2 comes through it, with explicit versions. */
+static int cuda_resolve(void *table, const char *path, char *why, size_t len)
 {
-	const char *path = getenv("GPUD_LIBCUDA");
-	struct cuda_api *api;
-	cu_getproc_fn getproc;
-	int ret;
+	struct cuda_api *api = table;
 
-	if (!path || !*path)
-		path = "libcuda.so.1";
-	api = calloc(1, sizeof(*api));
-	if (!api)
-		return gpud_mem_why(-ENOMEM, why, len, "cuda: out of memory");
-	api->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (!api->lib) {
-		ret = gpud_mem_why(-ENOENT, why, len,
-				   "cuda: cannot load %s (%s): install the NVIDIA driver (libcuda.so.1 ships with it, not with the CUDA toolkit) or point GPUD_LIBCUDA at it",
-				   path, dlerror());
-		goto err_free;
-	}
-	*(void **)&getproc = dlsym(api->lib, "cuGetProcAddress_v2");
-	if (!getproc) {
-		ret = gpud_mem_why(-ENOSYS, why, len,
-				   "cuda: %s has no cuGetProcAddress_v2: the driver predates CUDA 12; update the NVIDIA driver",
-				   path);
-		goto err_close;
-	}
 	for (size_t i = 0; i < GPUD_ARRAY_SIZE(cuda_syms); i++) {
 		const struct cuda_sym *s = &cuda_syms[i];
 		void *pfn = NULL;
 		int status = -1;
 		CUresult r;
 
-		r = getproc(s->name, &pfn, s->version, CU_GET_PROC_ADDRESS_DEFAULT, &status);
+		r = api->GetProcAddress(s->name, &pfn, s->version, CU_GET_PROC_ADDRESS_DEFAULT,
+					&status);
 		if (r == CUDA_SUCCESS && status == CU_GET_PROC_ADDRESS_SUCCESS && pfn) {
 			memcpy((char *)api + s->off, &pfn, sizeof(pfn));
 			continue;
 		}
 		if (s->optional)
 			continue;
-		ret = gpud_mem_why(-ENOSYS, why, len,
-				   "cuda: %s lacks %s (CUDA %d.%d API; cuGetProcAddress_v2 said %d, status %d): update the NVIDIA driver",
-				   path, s->name, s->version / 1000, s->version % 1000 / 10, r,
-				   status);
-		goto err_close;
+		return gpud_why(-ENOSYS, why, len,
+				    "cuda: %s lacks %s (CUDA %d.%d API; cuGetProcAddress_v2 said %d, status %d): update the NVIDIA driver",
+				    path, s->name, s->version / 1000, s->version % 1000 / 10, r,
+				    status);
 	}
-	cuda_loaded = api;
-	*out = api;
 	return 0;
-
-err_close:
-	dlclose(api->lib);
-err_free:
-	free(api);
-	return ret;
 }
+
+static const struct gpud_dl_sym cuda_dl_syms[] = {
+	{ "cuGetProcAddress_v2", offsetof(struct cuda_api, GetProcAddress), false,
+	  ": the driver predates CUDA 12; update the NVIDIA driver" },
+};
+
+static struct gpud_dl_lib cuda_lib =
+	GPUD_DL_LIB("cuda", "GPUD_LIBCUDA", "libcuda.so.1",
+		    "install the NVIDIA driver (libcuda.so.1 ships with it, not with the CUDA toolkit)",
+		    cuda_dl_syms, struct cuda_api, cuda_resolve);
 
 /* Loads the driver library on first use; failures are retried next time. */
 static int cuda_load(const struct cuda_api **out, char *why, size_t len)
 {
-	int ret = 0;
-
-	pthread_mutex_lock(&cuda_lock);
-	if (cuda_loaded)
-		*out = cuda_loaded;
-	else
-		ret = cuda_load_locked(out, why, len);
-	pthread_mutex_unlock(&cuda_lock);
-	return ret;
+	return gpud_dl_load(&cuda_lib, (const void **)out, why, len);
 }
 
 static int cu_errno(CUresult r)
@@ -249,7 +221,7 @@ static int cu_why(const struct cuda_api *api, CUresult r, int device, const char
 		name = "unknown CUresult";
 	if (api->GetErrorString(r, &str) != CUDA_SUCCESS || !str)
 		str = "no description";
-	return gpud_mem_why(cu_errno(r), why, len, "cuda:%d: %s: %s (%d): %s", device, call,
+	return gpud_why(cu_errno(r), why, len, "cuda:%d: %s: %s (%d): %s", device, call,
 			    name, r, str);
 }
 
@@ -275,7 +247,7 @@ static int cuda_open_device(const struct cuda_api *api, int device, bool need_dm
 
 	r = api->Init(0);
 	if (r == CUDA_ERROR_NO_DEVICE)
-		return gpud_mem_why(-ENODEV, why, len,
+		return gpud_why(-ENODEV, why, len,
 				    "cuda:%d: no NVIDIA GPU visible to this process (cuInit: CUDA_ERROR_NO_DEVICE); check nvidia-smi and CUDA_VISIBLE_DEVICES",
 				    device);
 	if (r)
@@ -284,7 +256,7 @@ static int cuda_open_device(const struct cuda_api *api, int device, bool need_dm
 	if (r)
 		return cu_why(api, r, device, "cuDeviceGetCount", why, len);
 	if (device >= count)
-		return gpud_mem_why(-ENODEV, why, len,
+		return gpud_why(-ENODEV, why, len,
 				    "cuda:%d: no such device: %d CUDA device(s) visible (0..%d)", device,
 				    count, count - 1);
 	r = api->DeviceGet(&dev, device);
@@ -296,11 +268,11 @@ static int cuda_open_device(const struct cuda_api *api, int device, bool need_dm
 	if (r)
 		return cu_why(api, r, device, "cuDeviceGetAttribute(DMA_BUF_SUPPORTED)", why, len);
 	if (!attr && need_dmabuf)
-		return gpud_mem_why(-EOPNOTSUPP, why, len,
+		return gpud_why(-EOPNOTSUPP, why, len,
 				    "cuda:%d (%s): the driver cannot export dma-bufs (CU_DEVICE_ATTRIBUTE_DMA_BUF_SUPPORTED = 0): needs NVIDIA's open kernel modules (R515+; default since R560) on a Turing or newer GPU; the proprietary module reports 0",
 				    device, name);
 	*out = dev;
-	return gpud_mem_why(0, why, len, "cuda:%d (%s): usable", device, name);
+	return gpud_why(0, why, len, "cuda:%d (%s): usable", device, name);
 }
 
 /* ---- BAR1 headroom through NVML, best effort, probe only ---- */
@@ -578,7 +550,7 @@ static int cuda_placement(const struct gpud_mem *mem, enum gpud_mem_placement *w
 {
 	/* NVIDIA's exporter is static and pins VRAM behind BAR1: never moves. */
 	*where = GPUD_MEM_PLACE_DEVICE;
-	gpud_mem_why(0, why, len, "NVIDIA exports VRAM through BAR1 and never migrates it");
+	gpud_why(0, why, len, "NVIDIA exports VRAM through BAR1 and never migrates it");
 	return 0;
 }
 

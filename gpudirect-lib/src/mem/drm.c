@@ -18,6 +18,7 @@
  * reference on the GEM object, so closing our handle never pulls memory from
  * under a NIC binding or an RDMA registration.
  */
+#include "dl.h"
 #include "mem_internal.h"
 #include "drm_uapi.h"
 
@@ -64,12 +65,8 @@ struct amdgpu_api {
 	const char *(*get_marketing_name)(amdgpu_device_handle);
 };
 
-static const struct amdgpu_sym {
-	const char *name;
-	size_t off;
-	bool optional;
-} amdgpu_syms[] = {
-#define SYM(n, f, opt) { n, offsetof(struct amdgpu_api, f), opt }
+static const struct gpud_dl_sym amdgpu_syms[] = {
+#define SYM(n, f, opt) { n, offsetof(struct amdgpu_api, f), opt, NULL }
 	SYM("amdgpu_device_initialize", device_initialize, false),
 	SYM("amdgpu_device_deinitialize", device_deinitialize, false),
 	SYM("amdgpu_bo_alloc", bo_alloc, false),
@@ -82,9 +79,9 @@ static const struct amdgpu_sym {
 #undef SYM
 };
 
-/* Loaded once, kept for the process; guarded by amdgpu_lock. */
-static pthread_mutex_t amdgpu_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct amdgpu_api *amdgpu_loaded;
+static struct gpud_dl_lib amdgpu_lib =
+	GPUD_DL_LIB("drm", "GPUD_LIBDRM_AMDGPU", "libdrm_amdgpu.so.1", "install libdrm-amdgpu1",
+		    amdgpu_syms, struct amdgpu_api, NULL);
 
 /* Test hooks (gpud_drm_set_test_hooks). */
 static const char *drm_dev_dir = "/dev/dri";
@@ -115,56 +112,9 @@ struct drm_mem {
 
 /* ---- libdrm_amdgpu ---- */
 
-static int amdgpu_load_locked(const struct amdgpu_api **out, char *why, size_t len)
-{
-	const char *path = getenv("GPUD_LIBDRM_AMDGPU");
-	struct amdgpu_api *api;
-	int ret;
-
-	if (!path || !*path)
-		path = "libdrm_amdgpu.so.1";
-	api = calloc(1, sizeof(*api));
-	if (!api)
-		return gpud_mem_why(-ENOMEM, why, len, "drm: out of memory");
-	api->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (!api->lib) {
-		ret = gpud_mem_why(-ENOENT, why, len,
-				   "drm: cannot load %s (%s): install libdrm-amdgpu1 or point GPUD_LIBDRM_AMDGPU at it",
-				   path, dlerror());
-		goto err_free;
-	}
-	for (size_t i = 0; i < GPUD_ARRAY_SIZE(amdgpu_syms); i++) {
-		void *p = dlsym(api->lib, amdgpu_syms[i].name);
-
-		if (!p && !amdgpu_syms[i].optional) {
-			ret = gpud_mem_why(-ENOSYS, why, len, "drm: %s lacks %s", path,
-					   amdgpu_syms[i].name);
-			goto err_close;
-		}
-		memcpy((char *)api + amdgpu_syms[i].off, &p, sizeof(p));
-	}
-	amdgpu_loaded = api;
-	*out = api;
-	return 0;
-
-err_close:
-	dlclose(api->lib);
-err_free:
-	free(api);
-	return ret;
-}
-
 static int amdgpu_load(const struct amdgpu_api **out, char *why, size_t len)
 {
-	int ret = 0;
-
-	pthread_mutex_lock(&amdgpu_lock);
-	if (amdgpu_loaded)
-		*out = amdgpu_loaded;
-	else
-		ret = amdgpu_load_locked(out, why, len);
-	pthread_mutex_unlock(&amdgpu_lock);
-	return ret;
+	return gpud_dl_load(&amdgpu_lib, (const void **)out, why, len);
 }
 
 /* ---- nodes ---- */
@@ -222,10 +172,10 @@ static int drm_node_open(const char *path, int *fd_out, char *driver, size_t len
 	if (fd < 0) {
 		ret = -errno;
 		if (ret == -EACCES || ret == -EPERM)
-			return gpud_mem_why(-EACCES, why, why_len,
+			return gpud_why(-EACCES, why, why_len,
 					    "drm: %s: %s: add the user to the \"render\" (render nodes) or \"video\" (card nodes) group",
 					    path, strerror(-ret));
-		return gpud_mem_why(-ENODEV, why, why_len, "drm: cannot open %s: %s%s", path,
+		return gpud_why(-ENODEV, why, why_len, "drm: cannot open %s: %s%s", path,
 				    strerror(-ret),
 				    ret == -ENOENT ? " (no such node: see ls /dev/dri; vgem needs CONFIG_DRM_VGEM / modprobe vgem)"
 						   : "");
@@ -233,7 +183,7 @@ static int drm_node_open(const char *path, int *fd_out, char *driver, size_t len
 	ret = drm_driver_of(fd, driver, len);
 	if (ret) {
 		close(fd);
-		return gpud_mem_why(-ENODEV, why, why_len,
+		return gpud_why(-ENODEV, why, why_len,
 				    "drm: %s is not a DRM device (DRM_IOCTL_VERSION: %s); name a /dev/dri/cardN or renderDN node",
 				    path, strerror(-ret));
 	}
@@ -410,9 +360,9 @@ static int drm_probe(int device, char *why, size_t len)
 
 	n = gpud_drm_nodes_get(ni, GPUD_ARRAY_SIZE(ni));
 	if (n < 0)
-		return gpud_mem_why(n, why, len, "%s", gpud_errmsg());
+		return gpud_why(n, why, len, "%s", gpud_errmsg());
 	if (!n)
-		return gpud_mem_why(-ENODEV, why, len,
+		return gpud_why(-ENODEV, why, len,
 				    "drm: no nodes in %s (no DRM driver; for tests: CONFIG_DRM_VGEM / modprobe vgem)",
 				    drm_dev_dir);
 	if (why && len)
@@ -741,22 +691,22 @@ static int drm_placement(const struct gpud_mem *mem, enum gpud_mem_placement *wh
 	if (!dm->api) {
 		if (!strcmp(dm->driver, "vgem")) {
 			*where = GPUD_MEM_PLACE_HOST;
-			gpud_mem_why(0, why, len, "vgem: shmem pages in system RAM");
+			gpud_why(0, why, len, "vgem: shmem pages in system RAM");
 		} else {
 			*where = GPUD_MEM_PLACE_UNKNOWN;
-			gpud_mem_why(0, why, len, "%s dumb buffer: the driver does not say where it lives",
+			gpud_why(0, why, len, "%s dumb buffer: the driver does not say where it lives",
 				     dm->driver);
 		}
 		return 0;
 	}
 	if (dm->domain == AMDGPU_GEM_DOMAIN_GTT) {
 		*where = GPUD_MEM_PLACE_HOST;
-		gpud_mem_why(0, why, len, "amdgpu GTT buffer: system RAM by request (GPUD_MEM_F_GTT)");
+		gpud_why(0, why, len, "amdgpu GTT buffer: system RAM by request (GPUD_MEM_F_GTT)");
 		return 0;
 	}
 	if (mem->dmabuf_fd < 0) {
 		*where = GPUD_MEM_PLACE_DEVICE;
-		gpud_mem_why(0, why, len, "amdgpu VRAM buffer, not exported: nothing can have moved it");
+		gpud_why(0, why, len, "amdgpu VRAM buffer, not exported: nothing can have moved it");
 		return 0;
 	}
 	gpud_amdgpu_counters_read(&now, dm->counters_fd);

@@ -16,6 +16,7 @@
  * see the data; only placement tells. hip_placement() reads amdgpu's
  * per-process memory counters for that.
  */
+#include "dl.h"
 #include "mem_internal.h"
 
 #include <dlfcn.h>
@@ -72,12 +73,8 @@ struct hsa_api {
 	hsa_status_t (*memory_copy)(void *, const void *, size_t);
 };
 
-static const struct hsa_sym {
-	const char *name;
-	size_t off;
-	const char *note;
-} hsa_syms[] = {
-#define SYM(n, f, note) { n, offsetof(struct hsa_api, f), note }
+static const struct gpud_dl_sym hsa_syms[] = {
+#define SYM(n, f, note) { n, offsetof(struct hsa_api, f), false, note }
 	SYM("hsa_init", init, ""),
 	SYM("hsa_shut_down", shut_down, ""),
 	SYM("hsa_status_string", status_string, ""),
@@ -94,9 +91,10 @@ static const struct hsa_sym {
 #undef SYM
 };
 
-/* Loaded once, kept for the process; guarded by hsa_lock. */
-static pthread_mutex_t hsa_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct hsa_api *hsa_loaded;
+static struct gpud_dl_lib hsa_lib =
+	GPUD_DL_LIB("hip", "GPUD_LIBHSA", "libhsa-runtime64.so.1",
+		    "install ROCm's HSA runtime (rocm-hip-runtime or hsa-rocr)",
+		    hsa_syms, struct hsa_api, NULL);
 
 struct hip_mem {
 	const struct hsa_api *api;
@@ -104,56 +102,9 @@ struct hip_mem {
 	struct gpud_amdgpu_counters at_export;
 };
 
-static int hsa_load_locked(const struct hsa_api **out, char *why, size_t len)
-{
-	const char *path = getenv("GPUD_LIBHSA");
-	struct hsa_api *api;
-	int ret;
-
-	if (!path || !*path)
-		path = "libhsa-runtime64.so.1";
-	api = calloc(1, sizeof(*api));
-	if (!api)
-		return gpud_mem_why(-ENOMEM, why, len, "hip: out of memory");
-	api->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (!api->lib) {
-		ret = gpud_mem_why(-ENOENT, why, len,
-				   "hip: cannot load %s (%s): install ROCm's HSA runtime (rocm-hip-runtime or hsa-rocr) or point GPUD_LIBHSA at it",
-				   path, dlerror());
-		goto err_free;
-	}
-	for (size_t i = 0; i < GPUD_ARRAY_SIZE(hsa_syms); i++) {
-		void *p = dlsym(api->lib, hsa_syms[i].name);
-
-		if (!p) {
-			ret = gpud_mem_why(-ENOSYS, why, len, "hip: %s lacks %s%s", path,
-					   hsa_syms[i].name, hsa_syms[i].note);
-			goto err_close;
-		}
-		memcpy((char *)api + hsa_syms[i].off, &p, sizeof(p));
-	}
-	hsa_loaded = api;
-	*out = api;
-	return 0;
-
-err_close:
-	dlclose(api->lib);
-err_free:
-	free(api);
-	return ret;
-}
-
 static int hsa_load(const struct hsa_api **out, char *why, size_t len)
 {
-	int ret = 0;
-
-	pthread_mutex_lock(&hsa_lock);
-	if (hsa_loaded)
-		*out = hsa_loaded;
-	else
-		ret = hsa_load_locked(out, why, len);
-	pthread_mutex_unlock(&hsa_lock);
-	return ret;
+	return gpud_dl_load(&hsa_lib, (const void **)out, why, len);
 }
 
 static int hsa_errno(hsa_status_t s)
@@ -179,7 +130,7 @@ static int hsa_why(const struct hsa_api *api, hsa_status_t s, int device, const 
 
 	if (api->status_string(s, &str) != HSA_STATUS_SUCCESS || !str)
 		str = "no description";
-	return gpud_mem_why(hsa_errno(s), why, len, "hip:%d: %s: 0x%x: %s", device, call,
+	return gpud_why(hsa_errno(s), why, len, "hip:%d: %s: 0x%x: %s", device, call,
 			    (unsigned int)s, str);
 }
 
@@ -271,7 +222,7 @@ static int hip_find_pool(const struct hsa_api *api, int device, bool need_dmabuf
 	if (s)
 		return hsa_why(api, s, device, "hsa_system_get_info(DMABUF_SUPPORTED)", why, len);
 	if (!dmabuf && need_dmabuf)
-		return gpud_mem_why(-EOPNOTSUPP, why, len,
+		return gpud_why(-EOPNOTSUPP, why, len,
 				    "hip:%d: the ROCm runtime and amdgpu driver cannot export dma-bufs (HSA_AMD_SYSTEM_INFO_DMABUF_SUPPORTED = false): needs ROCm 5.6+ and KFD ioctl 1.12 (Linux 6.2+ or ROCm's amdgpu-dkms)",
 				    device);
 	s = api->iterate_agents(agent_cb, &aw);
@@ -280,7 +231,7 @@ static int hip_find_pool(const struct hsa_api *api, int device, bool need_dmabuf
 	if (s && s != HSA_STATUS_INFO_BREAK)
 		return hsa_why(api, s, device, "hsa_iterate_agents", why, len);
 	if (aw.seen <= device)
-		return gpud_mem_why(-ENODEV, why, len,
+		return gpud_why(-ENODEV, why, len,
 				    "hip:%d: no such device: %d AMD GPU agent(s) visible (check rocminfo, /dev/kfd permissions, ROCR_VISIBLE_DEVICES)",
 				    device, aw.seen);
 	if (api->agent_get_info(aw.agent, HSA_AGENT_INFO_NAME, agent_name) != HSA_STATUS_SUCCESS)
@@ -292,7 +243,7 @@ static int hip_find_pool(const struct hsa_api *api, int device, bool need_dmabuf
 	if (s && s != HSA_STATUS_INFO_BREAK)
 		return hsa_why(api, s, device, "hsa_amd_agent_iterate_memory_pools", why, len);
 	if (!pw.found)
-		return gpud_mem_why(-ENODEV, why, len,
+		return gpud_why(-ENODEV, why, len,
 				    "hip:%d (%s): no coarse-grained global memory pool to allocate from",
 				    device, agent_name);
 	*out = pw.pool;
@@ -317,7 +268,7 @@ static int hip_probe(int device, char *why, size_t len)
 			       len);
 	ret = hip_find_pool(api, device, true, &pool, name, sizeof(name), why, len);
 	if (!ret)
-		gpud_mem_why(0, why, len,
+		gpud_why(0, why, len,
 			     "hip:%d (%s): usable; caution: devmem attaches without peer-to-peer and amdgpu may migrate the buffer to system RAM (GTT) when it is bound: check gpud_mem_placement() after binding",
 			     device, name);
 	api->shut_down();

@@ -89,7 +89,7 @@ static unsigned long udmabuf_param(const char *name, unsigned long dflt)
 
 static int udmabuf_missing(char *why, size_t len)
 {
-	return gpud_mem_why(-ENODEV, why, len,
+	return gpud_why(-ENODEV, why, len,
 			    "host: " UDMABUF_DEV " is missing: this kernel has no CONFIG_UDMABUF; use a kernel with it (e.g. Debian's stock 6.12) or run `modprobe udmabuf`; copy mode works without it (GPUD_MEM_F_NO_DMABUF)");
 }
 
@@ -101,11 +101,11 @@ static int udmabuf_check_limits(size_t size, size_t nseg, char *why, size_t len)
 	unsigned long need_mb = (unsigned long)((size + (1u << 20) - 1) >> 20);
 
 	if (size > (size_t)limit_mb << 20)
-		return gpud_mem_why(-E2BIG, why, len,
+		return gpud_why(-E2BIG, why, len,
 				    "host: %zu bytes exceed udmabuf's size_limit_mb=%lu (one dma-buf at most %lu MiB); raise it with `echo %lu > " UDMABUF_PARAMS "size_limit_mb` or boot with udmabuf.size_limit_mb=%lu",
 				    size, limit_mb, limit_mb, need_mb, need_mb);
 	if (nseg > list_limit)
-		return gpud_mem_why(-E2BIG, why, len,
+		return gpud_why(-E2BIG, why, len,
 				    "host: %zu memfd segments exceed udmabuf's list_limit=%lu; raise it with `echo %zu > " UDMABUF_PARAMS "list_limit` or boot with udmabuf.list_limit=%zu",
 				    nseg, list_limit, nseg, nseg);
 	return 0;
@@ -119,7 +119,7 @@ static int udmabuf_open(char *why, size_t len)
 		return fd;
 	if (errno == ENOENT || errno == ENXIO || errno == ENODEV)
 		return udmabuf_missing(why, len);
-	return gpud_mem_why(-errno, why, len, "host: cannot open " UDMABUF_DEV ": %s%s",
+	return gpud_why(-errno, why, len, "host: cannot open " UDMABUF_DEV ": %s%s",
 			    strerror(errno), errno == EACCES ? " (needs root or a udev rule granting access)" : "");
 }
 
@@ -133,7 +133,7 @@ static int host_probe(int device, char *why, size_t len)
 		return fd;
 	close(fd);
 	limit_mb = udmabuf_param("size_limit_mb", UDMABUF_SIZE_LIMIT_MB_DEFAULT);
-	return gpud_mem_why(0, why, len,
+	return gpud_why(0, why, len,
 			    "host: usable: " UDMABUF_DEV " present; one buffer at most %lu MiB (udmabuf size_limit_mb; raise with `echo N > " UDMABUF_PARAMS "size_limit_mb` or udmabuf.size_limit_mb=N)",
 			    limit_mb);
 }
@@ -397,7 +397,7 @@ static int host_placement(const struct gpud_mem *mem, enum gpud_mem_placement *w
 			  char *why, size_t len)
 {
 	*where = GPUD_MEM_PLACE_HOST;
-	gpud_mem_why(0, why, len, "memfd pages in system RAM");
+	gpud_why(0, why, len, "memfd pages in system RAM");
 	return 0;
 }
 

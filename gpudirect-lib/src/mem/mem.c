@@ -38,18 +38,6 @@ const char *gpud_mem_kind_name(enum gpud_mem_kind kind)
 	return kind_names[kind];
 }
 
-int gpud_mem_why(int rc, char *why, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (!why || !len)
-		return rc;
-	va_start(ap, fmt);
-	vsnprintf(why, len, fmt, ap);
-	va_end(ap);
-	return rc;
-}
-
 static bool kind_has_device(enum gpud_mem_kind kind)
 {
 	return kind == GPUD_MEM_CUDA || kind == GPUD_MEM_HIP;
@@ -169,7 +157,7 @@ int gpud_mem_parse_spec(const char *spec, enum gpud_mem_kind *kind,
 
 static int mem_no_backend(enum gpud_mem_kind kind, char *why, size_t len)
 {
-	gpud_mem_why(-EINVAL, why, len, "unknown memory kind %d", (int)kind);
+	gpud_why(-EINVAL, why, len, "unknown memory kind %d", (int)kind);
 	return -EINVAL;
 }
 
@@ -308,7 +296,7 @@ int gpud_mem_placement_why(const struct gpud_mem *mem, enum gpud_mem_placement *
 		why[0] = '\0';
 	if (!mem->ops->placement) {
 		*where = GPUD_MEM_PLACE_UNKNOWN;
-		gpud_mem_why(0, why, why_len, "%s memory: placement not known", mem->ops->name);
+		gpud_why(0, why, why_len, "%s memory: placement not known", mem->ops->name);
 		return 0;
 	}
 	return mem->ops->placement(mem, where, why, why_len);
@@ -356,7 +344,7 @@ static int probe_uncached(enum gpud_mem_kind kind, int device, char *why, size_t
 	if (!ops)
 		return mem_no_backend(kind, why, len);
 	if (!ops->probe)
-		return gpud_mem_why(-EOPNOTSUPP, why, len, "%s: no probe", ops->name);
+		return gpud_why(-EOPNOTSUPP, why, len, "%s: no probe", ops->name);
 	return ops->probe(device, why, len);
 }
 
@@ -366,11 +354,11 @@ int gpud_mem_probe(enum gpud_mem_kind kind, int device, char *why, size_t why_le
 	int ret;
 
 	if ((unsigned int)kind >= GPUD_MEM_KIND_MAX)
-		return gpud_mem_why(-EINVAL, why, why_len, "unknown memory kind %d", (int)kind);
+		return gpud_why(-EINVAL, why, why_len, "unknown memory kind %d", (int)kind);
 	if (!kind_has_device(kind))
 		device = 0;
 	if (device < 0)
-		return gpud_mem_why(-ENODEV, why, why_len, "%s:%d: device index must be >= 0",
+		return gpud_why(-ENODEV, why, why_len, "%s:%d: device index must be >= 0",
 				    gpud_mem_kind_name(kind), device);
 	/* Indexes past the cache are rare enough to probe every time. */
 	if (device >= PROBE_CACHE_DEVICES)
@@ -384,7 +372,7 @@ int gpud_mem_probe(enum gpud_mem_kind kind, int device, char *why, size_t why_le
 		e->valid = true;
 	}
 	ret = e->ret;
-	gpud_mem_why(ret, why, why_len, "%s", e->why);
+	gpud_why(ret, why, why_len, "%s", e->why);
 	pthread_mutex_unlock(&probe_lock);
 	return ret;
 }

@@ -62,10 +62,6 @@ static inline size_t gpud_mem_round_up(size_t size, size_t align)
 	return (size + align - 1) & ~(align - 1);
 }
 
-/* snprintf into @why when it is non-NULL; returns @rc for tail calls. */
-int gpud_mem_why(int rc, char *why, size_t len, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
 /*
  * CPU copy through @mem's mapping, bracketed with DMA_BUF_IOCTL_SYNC on its
  * dma-buf (START|RW..END|RW when @to_mem, START|READ..END|READ otherwise) so

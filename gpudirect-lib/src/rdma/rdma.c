@@ -14,6 +14,7 @@
  * Everything that is a static inline in verbs.h (posting, polling, QPs) is
  * the caller's business, with the real header.
  */
+#include "dl.h"
 #include "rdma_internal.h"
 
 #include <dlfcn.h>
@@ -55,12 +56,8 @@ struct verbs_api {
 	struct ibv_mr *(*reg_dmabuf_mr)(struct ibv_pd *, uint64_t, size_t, uint64_t, int, int);
 };
 
-static const struct verbs_sym {
-	const char *name;
-	size_t off;
-	bool optional;
-} verbs_syms[] = {
-#define SYM(n, f, opt) { n, offsetof(struct verbs_api, f), opt }
+static const struct gpud_dl_sym verbs_syms[] = {
+#define SYM(n, f, opt) { n, offsetof(struct verbs_api, f), opt, " (rdma-core too old?)" }
 	SYM("ibv_get_device_list", get_device_list, false),
 	SYM("ibv_free_device_list", free_device_list, false),
 	SYM("ibv_get_device_name", get_device_name, false),
@@ -74,9 +71,10 @@ static const struct verbs_sym {
 #undef SYM
 };
 
-/* Loaded once, kept for the process; guarded by verbs_lock. */
-static pthread_mutex_t verbs_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct verbs_api *verbs_loaded;
+static struct gpud_dl_lib verbs_lib =
+	GPUD_DL_LIB("rdma", "GPUD_LIBIBVERBS", "libibverbs.so.1",
+		    "install rdma-core's libibverbs1 and ibverbs-providers,",
+		    verbs_syms, struct verbs_api, NULL);
 static const char *sysfs_dir = "/sys/class/infiniband";
 
 void gpud_rdma_set_sysfs_dir(const char *dir)
@@ -103,55 +101,12 @@ struct gpud_rdma_mr {
 	enum gpud_rdma_mr_how how;
 };
 
-static int verbs_load_locked(const struct verbs_api **out)
-{
-	const char *path = getenv("GPUD_LIBIBVERBS");
-	struct verbs_api *api;
-	int ret;
-
-	if (!path || !*path)
-		path = "libibverbs.so.1";
-	api = calloc(1, sizeof(*api));
-	if (!api)
-		return gpud_err(-ENOMEM, "rdma: out of memory");
-	api->lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
-	if (!api->lib) {
-		ret = gpud_err(-ENOENT, "rdma: cannot load %s (%s): install rdma-core's libibverbs1 and ibverbs-providers, or point GPUD_LIBIBVERBS at it",
-			       path, dlerror());
-		goto err_free;
-	}
-	for (size_t i = 0; i < GPUD_ARRAY_SIZE(verbs_syms); i++) {
-		void *p = dlsym(api->lib, verbs_syms[i].name);
-
-		if (!p && !verbs_syms[i].optional) {
-			ret = gpud_err(-ENOSYS, "rdma: %s lacks %s (rdma-core too old?)", path,
-				       verbs_syms[i].name);
-			goto err_close;
-		}
-		memcpy((char *)api + verbs_syms[i].off, &p, sizeof(p));
-	}
-	verbs_loaded = api;
-	*out = api;
-	return 0;
-
-err_close:
-	dlclose(api->lib);
-err_free:
-	free(api);
-	return ret;
-}
-
 static int verbs_load(const struct verbs_api **out)
 {
-	int ret = 0;
+	char why[GPUD_ERRMSG_MAX];
+	int ret = gpud_dl_load(&verbs_lib, (const void **)out, why, sizeof(why));
 
-	pthread_mutex_lock(&verbs_lock);
-	if (verbs_loaded)
-		*out = verbs_loaded;
-	else
-		ret = verbs_load_locked(out);
-	pthread_mutex_unlock(&verbs_lock);
-	return ret;
+	return ret ? gpud_err(ret, "%s", why) : 0;
 }
 
 /* ---- provider facts from sysfs ---- */
