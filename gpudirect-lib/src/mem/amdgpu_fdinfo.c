@@ -99,22 +99,22 @@ enum gpud_mem_placement gpud_amdgpu_placement(const struct gpud_amdgpu_counters 
 	unsigned long long kib = size >> 10;
 
 	if (!then->valid || !now->valid) {
-		gpud_mem_why(0, why, len,
+		gpud_why(0, why, len,
 			     "amdgpu memory counters unreadable (no drm-memory-* lines in /proc/self/fdinfo; kernel before 5.14?): cannot tell VRAM from GTT");
 		return GPUD_MEM_PLACE_UNKNOWN;
 	}
 	if (now->gtt >= then->gtt + kib && now->vram + kib <= then->vram) {
-		gpud_mem_why(0, why, len,
+		gpud_why(0, why, len,
 			     "moved from VRAM to GTT (system RAM) after export: VRAM %llu -> %llu KiB, GTT %llu -> %llu KiB; a non-peer-to-peer importer (devmem) made amdgpu migrate it, so the NIC writes host memory, not the GPU",
 			     then->vram, now->vram, then->gtt, now->gtt);
 		return GPUD_MEM_PLACE_HOST;
 	}
 	if (now->gtt == then->gtt && now->vram == then->vram) {
-		gpud_mem_why(0, why, len, "in VRAM: amdgpu counters unchanged since export (VRAM %llu KiB, GTT %llu KiB)",
+		gpud_why(0, why, len, "in VRAM: amdgpu counters unchanged since export (VRAM %llu KiB, GTT %llu KiB)",
 			     now->vram, now->gtt);
 		return GPUD_MEM_PLACE_DEVICE;
 	}
-	gpud_mem_why(0, why, len,
+	gpud_why(0, why, len,
 		     "amdgpu counters changed by something else since export (VRAM %llu -> %llu KiB, GTT %llu -> %llu KiB): cannot tell; check with no other allocations in flight",
 		     then->vram, now->vram, then->gtt, now->gtt);
 	return GPUD_MEM_PLACE_UNKNOWN;
