@@ -13,15 +13,15 @@
  *   - a vgem buffer where the VM has one: that fallback meets a driver
  *     mapping (VM_PFNMAP), which the kernel cannot pin; either it works
  *     (then byte-exact) or it fails with -EFAULT and says why.
- * Every byte is checked through gpud_mem_read(). A two-namespace version
- * (two rxe devices) is left for later; loopback exercises the same MR path.
+ * Every byte is checked through gpud_mem_read(). The two-process,
+ * two-namespace version is rdma_rxe_netns_test.c.
  */
 #include "mem_util.h"
 
-#include <gpudirect/gpudirect.h>
-#include <infiniband/verbs.h>
+#include "rdma_verbs_util.h"
 
-#include <arpa/inet.h>
+#include <gpudirect/gpudirect.h>
+
 #include <errno.h>
 #include <stdint.h>
 
@@ -68,81 +68,24 @@ static const char *setup_dev(void)
 	return "gpud_rxe0";
 }
 
-/* The IPv4-mapped RoCEv2 GID of our address. */
-static int find_gid(struct ibv_context *ctx, union ibv_gid *gid)
-{
-	for (int i = 0; i < 16; i++) {
-		if (ibv_query_gid(ctx, 1, i, gid))
-			continue;
-		if (!gid->global.subnet_prefix && gid->raw[10] == 0xff && gid->raw[11] == 0xff &&
-		    gid->raw[12] == 10 && gid->raw[13] == 77)
-			return i;
-	}
-	return -1;
-}
-
 struct loop {
-	struct ibv_cq *cq;
-	struct ibv_qp *qp;
+	struct t_rc rc;
 	struct ibv_mr *src_mr;
 	uint8_t *src;
 };
 
+/* One RC QP connected to itself over the device's own RoCEv2 GID. */
 static void loop_setup(struct loop *l, struct gpud_rdma_dev *d)
 {
 	struct ibv_context *ctx = gpud_rdma_dev_context(d);
 	struct ibv_pd *pd = gpud_rdma_dev_pd(d);
-	struct ibv_qp_init_attr qia = { 0 };
-	struct ibv_qp_attr a = { 0 };
 	union ibv_gid gid;
-	int gi = -1;
+	int gi;
 
-	for (int tries = 0; tries < 50 && gi < 0; tries++) {
-		gi = find_gid(ctx, &gid);
-		if (gi < 0)
-			usleep(100000);
-	}
+	gi = t_rdma_gid_index(ctx, "10.77.0.1", &gid, 5);
 	T_ASSERT(gi >= 0);
-	l->cq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
-	T_ASSERT(l->cq);
-	qia.send_cq = l->cq;
-	qia.recv_cq = l->cq;
-	qia.qp_type = IBV_QPT_RC;
-	qia.cap.max_send_wr = 4;
-	qia.cap.max_recv_wr = 4;
-	qia.cap.max_send_sge = 1;
-	qia.cap.max_recv_sge = 1;
-	l->qp = ibv_create_qp(pd, &qia);
-	T_ASSERT(l->qp);
-	a.qp_state = IBV_QPS_INIT;
-	a.port_num = 1;
-	a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_LOCAL_WRITE;
-	T_ASSERT_OK(-ibv_modify_qp(l->qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
-				  IBV_QP_ACCESS_FLAGS));
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTR;
-	a.path_mtu = IBV_MTU_1024;
-	a.dest_qp_num = l->qp->qp_num;	/* ourselves */
-	a.rq_psn = 1;
-	a.max_dest_rd_atomic = 1;
-	a.min_rnr_timer = 12;
-	a.ah_attr.is_global = 1;
-	a.ah_attr.grh.dgid = gid;
-	a.ah_attr.grh.sgid_index = (uint8_t)gi;
-	a.ah_attr.grh.hop_limit = 1;
-	a.ah_attr.port_num = 1;
-	T_ASSERT_OK(-ibv_modify_qp(l->qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
-				  IBV_QP_DEST_QPN | IBV_QP_RQ_PSN | IBV_QP_MAX_DEST_RD_ATOMIC |
-				  IBV_QP_MIN_RNR_TIMER));
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTS;
-	a.timeout = 14;
-	a.retry_cnt = 7;
-	a.rnr_retry = 7;
-	a.sq_psn = 1;
-	a.max_rd_atomic = 1;
-	T_ASSERT_OK(-ibv_modify_qp(l->qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
-				  IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC));
+	t_rc_create(&l->rc, ctx, pd);
+	t_rc_connect(&l->rc, l->rc.qp->qp_num, &gid, gi, 1, 1);
 	l->src = aligned_alloc(4096, LEN);
 	T_ASSERT(l->src);
 	l->src_mr = ibv_reg_mr(pd, l->src, LEN, IBV_ACCESS_LOCAL_WRITE);
@@ -151,8 +94,7 @@ static void loop_setup(struct loop *l, struct gpud_rdma_dev *d)
 
 static void loop_teardown(struct loop *l)
 {
-	T_ASSERT_OK(-ibv_destroy_qp(l->qp));
-	T_ASSERT_OK(-ibv_destroy_cq(l->cq));
+	t_rc_destroy(&l->rc);
 	T_ASSERT_OK(-ibv_dereg_mr(l->src_mr));
 	free(l->src);
 }
@@ -161,32 +103,12 @@ static void loop_teardown(struct loop *l)
 static void write_and_check(struct loop *l, struct gpud_mem *m, struct gpud_rdma_mr *mr,
 			    uint64_t seed)
 {
-	struct ibv_sge sge = { .addr = (uintptr_t)l->src, .length = LEN,
-			       .lkey = l->src_mr->lkey };
-	struct ibv_send_wr wr = { 0 }, *bad = NULL;
 	static uint8_t back[LEN];
-	struct ibv_wc wc;
-	double t0 = t_now();
-	int n;
 
 	t_pattern_fill(seed, OFF, l->src, LEN);
-	wr.wr_id = seed;
-	wr.sg_list = &sge;
-	wr.num_sge = 1;
-	wr.opcode = IBV_WR_RDMA_WRITE;
-	wr.send_flags = IBV_SEND_SIGNALED;
 	/* the MR's iova is the offset in the gpud_mem */
-	wr.wr.rdma.remote_addr = gpud_rdma_mr_addr(mr) + OFF;
-	wr.wr.rdma.rkey = gpud_rdma_mr_rkey(mr);
-	T_ASSERT_OK(-ibv_post_send(l->qp, &wr, &bad));
-	while ((n = ibv_poll_cq(l->cq, 1, &wc)) == 0) {
-		if (t_now() - t0 > 30)
-			T_FAIL("no completion in 30 s");
-		usleep(1000);
-	}
-	T_ASSERT_EQ(1, n);
-	if (wc.status != IBV_WC_SUCCESS)
-		T_FAIL("RDMA write completed with %s", ibv_wc_status_str(wc.status));
+	t_rc_write(&l->rc, (uintptr_t)l->src, l->src_mr->lkey, gpud_rdma_mr_addr(mr) + OFF,
+		   gpud_rdma_mr_rkey(mr), LEN, seed);
 	T_ASSERT_OK(gpud_mem_read(m, OFF, back, LEN));
 	T_ASSERT_EQ(-1, t_pattern_check(seed, OFF, back, LEN));
 	t_log("RDMA write of %u bytes at offset %u: byte-exact", LEN, OFF);
