@@ -123,4 +123,19 @@ int t_netpair_enter(const struct t_netpair *p, int side);
 int t_netpair_exec(const struct t_netpair *p, int side, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
+/*
+ * Frees the skbs that TCP deferred to the per-CPU lists of the CPUs that
+ * allocated them (skb_attempt_defer_free()), by making every online CPU
+ * receive one loopback datagram in the caller's namespace (lo must be up).
+ * Their frags, e.g. devmem net_iovs, go back to their page pools. Returns
+ * the number of CPUs visited or -errno. See softnet.c.
+ */
+int t_skb_defer_flush(void);
+/*
+ * Pins the calling thread to @cpu modulo the CPUs it may run on; returns the
+ * CPU chosen or -errno. Two processes pinned to 0 and 1 run on different CPUs
+ * whenever there are two.
+ */
+int t_pin_cpu(int cpu);
+
 #endif /* GPUD_TEST_H */
