@@ -32,3 +32,9 @@ set_tests_properties(recycle_packet_recv PROPERTIES DISABLED TRUE)
 
 gpud_recycle_test(recycle_token_storm)
 gpud_add_vm_test(NAME recycle_token_storm COMMAND recycle_token_storm TIMEOUT 120)
+
+gpud_recycle_test(recycle_netem)
+gpud_add_vm_test(NAME recycle_netem COMMAND recycle_netem TIMEOUT 120)
+
+gpud_recycle_test(recycle_rcvbuf)
+gpud_add_vm_test(NAME recycle_rcvbuf COMMAND recycle_rcvbuf TIMEOUT 120)
