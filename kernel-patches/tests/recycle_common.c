@@ -195,12 +195,15 @@ uint64_t rc_recv_flow(struct rc_env *e, int fd, uint64_t seed, const struct rc_r
 	size_t maxf = r->max_frags ? r->max_frags : 256;
 	struct gpud_frag *f = calloc(maxf, sizeof(*f));
 	struct gpud_rx *rx = NULL;
+	unsigned long calls = 0;
 	uint64_t pos = 0;
 	int n;
 
 	T_ASSERT(f);
 	T_ASSERT_OK(gpud_rx_open(fd, &o, &rx));
 	for (;;) {
+		if (r->each)
+			r->each(fd, calls++);
 		if (r->delay_us)
 			usleep(r->delay_us);
 		n = gpud_rx_recv(rx, f, maxf, 0);

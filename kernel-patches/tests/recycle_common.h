@@ -66,6 +66,8 @@ struct rc_recv {
 	size_t max_frags;	/* per gpud_rx_recv (default 256) */
 	unsigned int delay_us;	/* sleep before each recv: a slow reader */
 	size_t copy_chunk;	/* gpud_rx_opts.copy_chunk (0: default) */
+	/* Called before each recv with the socket and the call count. */
+	void (*each)(int fd, unsigned long calls);
 };
 uint64_t rc_recv_flow(struct rc_env *e, int fd, uint64_t seed, const struct rc_recv *r,
 		      struct gpud_rx_stats *st);

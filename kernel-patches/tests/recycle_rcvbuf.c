@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vm: devmem receive under receive-buffer pressure. A slow reader flips the
+ * socket's SO_RCVBUF between 256 KiB and a few KiB every few calls: each cut
+ * comes after a large window was offered (and an offered window cannot
+ * shrink), so in-window data overruns the buffer and TCP runs out of
+ * receive memory: tcp_prune_queue() collapses what it can and prunes the
+ * out-of-order queue, and tcp_collapse() must skip unreadable skbs rather
+ * than copy their payload into host memory (6.12: skb_frags_readable()
+ * checks in tcp_collapse()). Every byte must come through the dma-buf
+ * (bytes_copied 0: a collapsed skb would arrive as SCM_DEVMEM_LINEAR), the
+ * stream must be exact, and the pruned net_iovs must go back to the pool.
+ */
+#define _GNU_SOURCE
+#include "recycle_common.h"
+
+#include <errno.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PORT 5341
+#define SEED 0x9cb0full
+#define TOTAL (16ull << 20)
+#define MEM_SIZE (64u << 20)
+#define RCVBUF 4096
+#define RCVBUF_BIG (256 << 10)
+#define FLIP_EVERY 32	/* recv calls */
+
+static void flip_rcvbuf(int fd, unsigned long calls)
+{
+	int sz = (calls / FLIP_EVERY) % 2 ? RCVBUF : RCVBUF_BIG;
+
+	if (calls % FLIP_EVERY == 0)
+		T_ASSERT_OK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)) ? -errno : 0);
+}
+
+static const char *const counters[] = {
+	"PruneCalled", "RcvPruned", "OfoPruned", "TCPRcvQDrop", "RcvCollapsed",
+	"TCPOFOQueue", "TCPOFODrop", "TCPBacklogDrop", "TCPZeroWindowDrop",
+};
+#define NCOUNTERS (sizeof(counters) / sizeof(counters[0]))
+
+int main(void)
+{
+	struct rc_send s = { .nflows = 1, .bytes = TOTAL, .seed = SEED };
+	struct rc_recv r = { .max_frags = 16, .delay_us = 300, .each = flip_rcvbuf };
+	long long before[NCOUNTERS], d[NCOUNTERS];
+	int fd, flow, n = 0, sz = RCVBUF;
+	struct gpud_rx_stats st;
+	socklen_t len = sizeof(sz);
+	struct rc_env env;
+	char line[1024];
+	double t0;
+	pid_t pid;
+
+	rc_setup(&env, PORT, MEM_SIZE);
+	for (size_t i = 0; i < NCOUNTERS; i++)
+		before[i] = rc_netstat("TcpExt", counters[i]);
+	pid = rc_sender_start(&env, &s);
+	fd = rc_accept(&env, &flow);
+	T_ASSERT_OK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)) ? -errno : 0);
+	T_ASSERT_OK(getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, &len) ? -errno : 0);
+	t_log("SO_RCVBUF %d (asked %d), flipped with %d every %d calls; reader sleeps %u us per recv of <= %zu fragments",
+	      sz, RCVBUF, RCVBUF_BIG, FLIP_EVERY, r.delay_us, r.max_frags);
+	t0 = t_now();
+	T_ASSERT_EQ(TOTAL, rc_recv_flow(&env, fd, SEED + (uint64_t)flow, &r, &st));
+	rc_log_stats("devmem with a tiny receive buffer", &st, t_now() - t0);
+	rc_sender_wait(pid);
+	close(fd);
+
+	for (size_t i = 0; i < NCOUNTERS; i++) {
+		d[i] = rc_netstat("TcpExt", counters[i]) - before[i];
+		n += snprintf(line + n, sizeof(line) - (size_t)n, " %s %lld", counters[i], d[i]);
+	}
+	t_log("receiver TcpExt deltas:%s", line);
+	/* The pressure must have been real: pruned, and dropped for lack of room. */
+	if (d[0] <= 0 || d[3] <= 0)
+		T_FAIL("no receive-memory pressure (PruneCalled %lld, TCPRcvQDrop %lld)", d[0], d[3]);
+	T_ASSERT_EQ(0, st.bytes_copied);
+	T_ASSERT_EQ(TOTAL, st.bytes_devmem);
+
+	rc_check_closed(&env);
+	rc_teardown(&env);
+	t_log("recycle_rcvbuf: pass");
+	return T_EXIT_PASS;
+}
