@@ -42,14 +42,19 @@ int dm_comm_fail(struct dm_comm *c, int err, const char *fmt, ...)
 	return err;
 }
 
-static void sock_tune(int fd, bool data)
+static void sock_tune(int fd)
 {
 	int one = 1, ms = dm_cfg.timeout_ms;
 
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
-	/* control frames are tiny and latency-bound */
-	if (!data)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/*
+	 * Control frames are tiny and latency-bound. Data sockets too: every
+	 * chunk ends in a short segment, and with Nagle that tail waits for the
+	 * ACK of the previous one, which the peer may delay by up to 40 ms
+	 * (the 256 KiB..1 MiB cliff in docs/results.md). We always write
+	 * whole chunks, so there is nothing for Nagle to coalesce.
+	 */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/* unacknowledged data for this long means the peer is gone: bounded failure */
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
 }
@@ -80,13 +85,14 @@ int dm_comm_create(bool is_recv, int dev, int ctrl_fd, const int *data_fds, int 
 		c->reqs[i].comm = c;
 		c->reqs[i].tasks = c->task_mem + (size_t)i * DM_MAX_RECVS * nsocks;
 	}
-	sock_tune(ctrl_fd, false);
+	sock_tune(ctrl_fd);
 	for (i = 0; i < nsocks; i++) {
 		c->socks[i].fd = data_fds[i];
 		c->socks[i].idx = i;
 		c->socks[i].comm = c;
 		pthread_mutex_init(&c->socks[i].lock, NULL);
-		sock_tune(data_fds[i], true);
+		pthread_mutex_init(&c->socks[i].io, NULL);
+		sock_tune(data_fds[i]);
 	}
 	if (is_recv) {
 		err = dm_devmem_setup_comm(c);
@@ -105,8 +111,10 @@ err_devmem:
 	if (is_recv)
 		dm_devmem_teardown_comm(c);
 err_free_tasks:
-	for (i = 0; i < nsocks; i++)
+	for (i = 0; i < nsocks; i++) {
 		pthread_mutex_destroy(&c->socks[i].lock);
+		pthread_mutex_destroy(&c->socks[i].io);
+	}
 	free(c->task_mem);
 err_free:
 	free(c);
@@ -238,8 +246,19 @@ static void plan_tasks(struct dm_comm *c, struct dm_req *r, int sub)
 		dm_sock_enqueue(&c->socks[(start + k) % c->nsocks], t);
 	}
 	c->stripe_start = (start + nchunks) % c->nsocks;
-	for (uint64_t k = 0; k < ntasks; k++)
-		dm_progress_kick(&c->socks[(start + k) % c->nsocks]);
+	for (uint64_t k = 0; k < ntasks; k++) {
+		if (s->size <= DM_INLINE_MAX)
+			dm_progress_inline(&c->socks[(start + k) % c->nsocks], true);
+		else
+			dm_progress_kick(&c->socks[(start + k) % c->nsocks]);
+	}
+}
+
+/* test(): small messages whose bytes had not arrived (or fit) at post time */
+static void inline_poll(struct dm_comm *c)
+{
+	for (int i = 0; i < c->nsocks; i++)
+		dm_progress_inline(&c->socks[i], false);
 }
 
 static struct dm_req *req_get(struct dm_comm *c, enum dm_req_kind kind)
@@ -490,6 +509,8 @@ int dm_req_test(struct dm_req *r, int *done, int *sizes)
 		recv_poll(c);
 	else
 		send_poll(c);
+	if (!req_complete(c, r) && !atomic_load(&c->err))
+		inline_poll(c);
 	if (req_complete(c, r)) {
 		*done = 1;
 		for (int i = 0; sizes && i < r->n; i++)
@@ -567,6 +588,7 @@ void dm_comm_destroy(struct dm_comm *c)
 		close(c->socks[i].fd);
 		dm_cuda_host_free(c->socks[i].staging);
 		pthread_mutex_destroy(&c->socks[i].lock);
+		pthread_mutex_destroy(&c->socks[i].io);
 	}
 	close(c->ctrl_fd);
 	pthread_mutex_destroy(&c->api_lock);

@@ -29,6 +29,13 @@
 #define DM_MAX_RECVS 8			/* maxRecvs: subs in one multi-receive */
 #define DM_MAX_REQS NCCL_NET_MAX_REQUESTS
 #define DM_MIN_CHUNK (64u << 10)	/* below this striping costs more than it gains */
+/*
+ * Messages up to this size (one chunk, one socket) are moved by the API
+ * thread itself: handing them to a progress thread costs a wake-up and two
+ * context switches per message, several times the copy, and far more on a
+ * loaded machine where the worker waits for a core.
+ */
+#define DM_INLINE_MAX DM_MIN_CHUNK
 
 #define DM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define DM_DIV_ROUND_UP(a, b) (((a) + (b) - 1) / (b))
@@ -128,6 +135,7 @@ struct dm_sock {
 	struct dm_comm *comm;
 	struct dm_worker *worker;
 	pthread_mutex_t lock;		/* guards head/tail */
+	pthread_mutex_t io;		/* held by whoever moves bytes: worker or API thread */
 	struct dm_task *head, *tail;
 	_Atomic uint64_t last_ms;	/* last byte moved or task queued (stall timeout) */
 	void *staging;			/* pinned host chunk for CUDA buffers (lazy) */
@@ -211,6 +219,14 @@ void dm_progress_attach(struct dm_sock *s);
 void dm_progress_detach(struct dm_sock *s);	/* returns once no thread touches s */
 void dm_progress_barrier(struct dm_sock *s);	/* returns once s's current pass (if any) ended */
 void dm_progress_kick(struct dm_sock *s);
+/*
+ * API thread, api_lock held: moves the socket's small host-memory tasks
+ * itself if no worker is busy with the socket; @kick: wake the worker for
+ * what it could not finish (a task's first attempt). Retries from test() do
+ * not kick: the worker was woken when the task was queued, and it (epoll
+ * edge) or the next test() moves the bytes when they come.
+ */
+void dm_progress_inline(struct dm_sock *s, bool kick);
 void dm_sock_enqueue(struct dm_sock *s, struct dm_task *t);
 uint64_t dm_now_ms(void);
 /* Worker steps: 1 = task finished, 2 = progressed, 0 = would block, <0 = -errno (comm failed) */

@@ -47,8 +47,28 @@ uint64_t dm_now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Runs one socket's queue for a while. Returns true if it stopped on budget. */
-static bool sock_pass(struct dm_sock *s, uint64_t now)
+static bool task_inline_ok(const struct dm_task *t)
+{
+	/* CUDA copies stay on the workers, which keep the context current */
+	return t->size <= DM_INLINE_MAX && (!t->mr || t->mr->type == NCCL_PTR_HOST);
+}
+
+static struct dm_task *sock_head(struct dm_sock *s)
+{
+	struct dm_task *t;
+
+	pthread_mutex_lock(&s->lock);
+	t = s->head;
+	pthread_mutex_unlock(&s->lock);
+	return t;
+}
+
+/*
+ * Runs one socket's queue for a while; the caller holds s->io. @inl: stop at
+ * the first task the API thread should not move. Returns true if it stopped
+ * on budget.
+ */
+static bool sock_steps(struct dm_sock *s, uint64_t now, bool inl)
 {
 	struct dm_comm *c = s->comm;
 	uint64_t before_ms;
@@ -59,10 +79,8 @@ static bool sock_pass(struct dm_sock *s, uint64_t now)
 	if (s->dead || atomic_load(&c->err))
 		return false;
 	for (;;) {
-		pthread_mutex_lock(&s->lock);
-		t = s->head;
-		pthread_mutex_unlock(&s->lock);
-		if (!t)
+		t = sock_head(s);
+		if (!t || (inl && !task_inline_ok(t)))
 			return false;
 		if (rounds++ >= DM_PASS_BUDGET / DM_MIN_CHUNK)
 			return true;
@@ -102,6 +120,67 @@ static bool sock_pass(struct dm_sock *s, uint64_t now)
 			atomic_fetch_sub_explicit(&t->req->tasks_left, 1, memory_order_release);
 		}
 	}
+}
+
+/*
+ * Data sockets are armed one-shot: an idle socket, or one whose small
+ * messages the API thread moves itself, must not wake the worker for every
+ * segment that arrives (on a 2-core machine that wake-up is most of a small
+ * message's cost). The worker re-arms a socket only when it leaves work
+ * queued on it; EPOLL_CTL_MOD reports readiness that arrived meanwhile, so
+ * nothing is missed between the EAGAIN and the re-arm.
+ */
+static uint32_t sock_events(const struct dm_sock *s)
+{
+	/*
+	 * Only the direction that can unblock us: re-arming re-polls, and a
+	 * receive socket is always writable (a send socket's EPOLLIN means
+	 * nothing to us). Errors and hang-ups are reported regardless.
+	 */
+	return (s->comm->is_recv ? EPOLLIN : EPOLLOUT) | EPOLLET | EPOLLONESHOT;
+}
+
+static void sock_arm(struct dm_sock *s)
+{
+	struct epoll_event ev = { .events = sock_events(s), .data.ptr = s };
+
+	if (epoll_ctl(s->worker->epfd, EPOLL_CTL_MOD, s->fd, &ev))
+		DM_WARN("epoll_ctl(MOD): %s", strerror(errno));
+}
+
+static bool sock_pass(struct dm_sock *s, uint64_t now)
+{
+	bool more;
+
+	/* The API thread is moving this socket's bytes; it kicks us if it leaves any. */
+	if (pthread_mutex_trylock(&s->io))
+		return false;
+	more = sock_steps(s, now, false);
+	pthread_mutex_unlock(&s->io);
+	if (!more && sock_head(s) && !s->dead && !atomic_load(&s->comm->err))
+		sock_arm(s);
+	return more;
+}
+
+void dm_progress_inline(struct dm_sock *s, bool kick)
+{
+	struct dm_task *t = sock_head(s);
+
+	/* a large task first in line was kicked when it was queued: the worker's */
+	if (!t || !task_inline_ok(t))
+		return;
+	/* a worker on this socket right now: it sees the task in this pass or is kicked */
+	if (!pthread_mutex_trylock(&s->io)) {
+		sock_steps(s, dm_now_ms(), true);
+		pthread_mutex_unlock(&s->io);
+		t = sock_head(s);
+		if (!t)
+			return;
+		/* stopped at a large task: the worker may have skipped it while we held io */
+		kick |= !task_inline_ok(t);
+	}
+	if (kick)
+		dm_progress_kick(s);
 }
 
 static void *worker_main(void *arg)
@@ -230,7 +309,7 @@ void dm_progress_put(void)
 
 void dm_progress_attach(struct dm_sock *s)
 {
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLET, .data.ptr = s };
+	struct epoll_event ev = { .events = sock_events(s), .data.ptr = s };
 	struct dm_worker *w;
 
 	pthread_mutex_lock(&pool.lock);
