@@ -346,3 +346,23 @@ long long rc_netstat(const char *group, const char *name)
 	}
 	return -1;
 }
+
+void rc_tcpext_snap(const char *const *names, size_t n, long long *vals)
+{
+	for (size_t i = 0; i < n; i++)
+		vals[i] = rc_netstat("TcpExt", names[i]);
+}
+
+void rc_tcpext_delta(const char *const *names, size_t n, long long *vals)
+{
+	char line[1024];
+	int len = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		vals[i] = rc_netstat("TcpExt", names[i]) - vals[i];
+		if (len < (int)sizeof(line))
+			len += snprintf(line + len, sizeof(line) - (size_t)len, " %s %lld",
+					names[i], vals[i]);
+	}
+	t_log("receiver TcpExt deltas:%s", line);
+}

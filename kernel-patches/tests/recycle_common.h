@@ -83,5 +83,9 @@ void rc_teardown(struct rc_env *e);
 
 /* A counter of /proc/net/netstat or /proc/net/snmp ("TcpExt", "PruneCalled"). */
 long long rc_netstat(const char *group, const char *name);
+/* TcpExt counters @names[0..n) into @vals (the calling thread's namespace). */
+void rc_tcpext_snap(const char *const *names, size_t n, long long *vals);
+/* @vals becomes the change since the snapshot in it; logs "NAME delta" pairs. */
+void rc_tcpext_delta(const char *const *names, size_t n, long long *vals);
 
 #endif /* RECYCLE_COMMON_H */

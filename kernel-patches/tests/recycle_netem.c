@@ -14,7 +14,6 @@
 
 #define PORT 5331
 #define SEED 0x4e7e3ull
-#define TOTAL (32ull << 20)
 #define MEM_SIZE (64u << 20)
 #define NETEM "delay 2ms 1ms 25% loss 1% duplicate 1% reorder 25% 50%"
 
@@ -25,15 +24,16 @@ static const char *const counters[] = {
 };
 #define NCOUNTERS (sizeof(counters) / sizeof(counters[0]))
 
-int main(void)
+/* usage: recycle_netem [MiB, default 32] */
+int main(int argc, char **argv)
 {
-	struct rc_send s = { .nflows = 1, .bytes = TOTAL, .seed = SEED };
-	long long before[NCOUNTERS], d[NCOUNTERS];
+	const uint64_t total = (argc > 1 ? strtoull(argv[1], NULL, 0) : 32) << 20;
+	struct rc_send s = { .nflows = 1, .bytes = total, .seed = SEED };
+	long long d[NCOUNTERS];
 	struct rc_recv r = { 0 };
 	struct gpud_rx_stats st;
 	struct rc_env env;
-	char line[1024];
-	int fd, flow, n = 0;
+	int fd, flow;
 	double t0;
 	pid_t pid;
 
@@ -42,26 +42,21 @@ int main(void)
 			   NETEM))
 		t_skip("cannot add netem on %s: kernel without CONFIG_NET_SCH_NETEM (kernel-patches/config/vm.config has it) or no tc",
 		       env.np.ifname[1]);
-	for (size_t i = 0; i < NCOUNTERS; i++)
-		before[i] = rc_netstat("TcpExt", counters[i]);
+	rc_tcpext_snap(counters, NCOUNTERS, d);
 
 	pid = rc_sender_start(&env, &s);
 	fd = rc_accept(&env, &flow);
 	t0 = t_now();
-	T_ASSERT_EQ(TOTAL, rc_recv_flow(&env, fd, SEED + (uint64_t)flow, &r, &st));
+	T_ASSERT_EQ(total, rc_recv_flow(&env, fd, SEED + (uint64_t)flow, &r, &st));
 	rc_log_stats("devmem through netem (" NETEM ")", &st, t_now() - t0);
 	rc_sender_wait(pid);
 	close(fd);
 
 	/* The receiver's counters (namespace a) say which paths ran. */
-	for (size_t i = 0; i < NCOUNTERS; i++) {
-		d[i] = rc_netstat("TcpExt", counters[i]) - before[i];
-		n += snprintf(line + n, sizeof(line) - (size_t)n, " %s %lld", counters[i], d[i]);
-	}
-	t_log("receiver TcpExt deltas:%s", line);
+	rc_tcpext_delta(counters, NCOUNTERS, d);
 	T_ASSERT(d[0] > 0);	/* TCPOFOQueue: the out-of-order queue held data */
 	T_ASSERT_EQ(0, st.bytes_copied);
-	T_ASSERT_EQ(TOTAL, st.bytes_devmem);
+	T_ASSERT_EQ(total, st.bytes_devmem);
 
 	T_ASSERT_EQ(0, t_netpair_exec(&env.np, 1, "tc qdisc del dev %s root", env.np.ifname[1]));
 	rc_check_closed(&env);

@@ -9,7 +9,7 @@
  * length, and not one payload byte, while the payload still lands in the
  * dma-buf and the clones give every net_iov back to the pool.
  *
- * usage: recycle_packet_tap ring|recv|both
+ * usage: recycle_packet_tap ring|recv|both [MiB, default 128]
  *   ring  TPACKET_V2 ring   (tpacket_rcv: no clone)
  *   recv  recvmsg() socket  (packet_rcv: skb_clone + pskb_trim of the clone)
  */
@@ -30,7 +30,6 @@
 
 #define PORT 5311
 #define SEED 0x7a9ull
-#define TOTAL (128ull << 20)
 #define MEM_SIZE (64u << 20)
 #define RING_FRAME 2048u
 #define RING_FRAMES 512u
@@ -191,9 +190,10 @@ static void tap_report(const struct tap *t)
 
 int main(int argc, char **argv)
 {
-	struct rc_send s = { .nflows = 1, .bytes = TOTAL, .seed = SEED };
+	struct rc_send s = { .nflows = 1, .seed = SEED };
 	struct tap taps[2] = { { .fd = -1 }, { .fd = -1 } };
 	const char *mode = argc > 1 ? argv[1] : "both";
+	const uint64_t total = (argc > 2 ? strtoull(argv[2], NULL, 0) : 128) << 20;
 	struct rc_recv r = { 0 };
 	struct gpud_rx_stats st;
 	pthread_t th;
@@ -203,6 +203,7 @@ int main(int argc, char **argv)
 
 	if (strcmp(mode, "ring") && strcmp(mode, "recv") && strcmp(mode, "both"))
 		T_FAIL("usage: %s ring|recv|both", argv[0]);
+	s.bytes = total;
 	rc_setup(&env, PORT, MEM_SIZE);
 	if (strcmp(mode, "recv"))
 		T_ASSERT_OK(tap_open(&taps[0], true));
@@ -213,10 +214,10 @@ int main(int argc, char **argv)
 	pid = rc_sender_start(&env, &s);
 	fd = rc_accept(&env, &flow);
 	t0 = t_now();
-	T_ASSERT_EQ(TOTAL, rc_recv_flow(&env, fd, SEED + (uint64_t)flow, &r, &st));
+	T_ASSERT_EQ(total, rc_recv_flow(&env, fd, SEED + (uint64_t)flow, &r, &st));
 	rc_log_stats("devmem under a packet tap", &st, t_now() - t0);
 	rc_sender_wait(pid);
-	T_ASSERT(st.bytes_devmem >= TOTAL / 100 * 99);
+	T_ASSERT(st.bytes_devmem >= total / 100 * 99);
 	close(fd);
 
 	/* Let the taps catch up, then judge them while still open. */

@@ -44,18 +44,16 @@ int main(void)
 {
 	struct rc_send s = { .nflows = 1, .bytes = TOTAL, .seed = SEED };
 	struct rc_recv r = { .max_frags = 16, .delay_us = 300, .each = flip_rcvbuf };
-	long long before[NCOUNTERS], d[NCOUNTERS];
-	int fd, flow, n = 0, sz = RCVBUF;
+	long long d[NCOUNTERS];
+	int fd, flow, sz = RCVBUF;
 	struct gpud_rx_stats st;
 	socklen_t len = sizeof(sz);
 	struct rc_env env;
-	char line[1024];
 	double t0;
 	pid_t pid;
 
 	rc_setup(&env, PORT, MEM_SIZE);
-	for (size_t i = 0; i < NCOUNTERS; i++)
-		before[i] = rc_netstat("TcpExt", counters[i]);
+	rc_tcpext_snap(counters, NCOUNTERS, d);
 	pid = rc_sender_start(&env, &s);
 	fd = rc_accept(&env, &flow);
 	T_ASSERT_OK(setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sz, sizeof(sz)) ? -errno : 0);
@@ -68,11 +66,7 @@ int main(void)
 	rc_sender_wait(pid);
 	close(fd);
 
-	for (size_t i = 0; i < NCOUNTERS; i++) {
-		d[i] = rc_netstat("TcpExt", counters[i]) - before[i];
-		n += snprintf(line + n, sizeof(line) - (size_t)n, " %s %lld", counters[i], d[i]);
-	}
-	t_log("receiver TcpExt deltas:%s", line);
+	rc_tcpext_delta(counters, NCOUNTERS, d);
 	/* The pressure must have been real: pruned, and dropped for lack of room. */
 	if (d[0] <= 0 || d[3] <= 0)
 		T_FAIL("no receive-memory pressure (PruneCalled %lld, TCPRcvQDrop %lld)", d[0], d[3]);

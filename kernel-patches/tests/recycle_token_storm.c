@@ -33,7 +33,6 @@
 #define PORT 5321
 #define SEED 0x5707ull
 #define NFLOWS 8
-#define PER_FLOW (8ull << 20)
 #define MEM_SIZE (64u << 20)
 #define TOK_MAX (1u << 20)	/* ids are small: xa_alloc reuses the lowest */
 #define STALE 256
@@ -237,9 +236,11 @@ static void check_errors(struct flow *f)
 	      tok);
 }
 
-int main(void)
+/* usage: recycle_token_storm [MiB per flow, default 8] */
+int main(int argc, char **argv)
 {
-	struct rc_send s = { .nflows = NFLOWS, .bytes = PER_FLOW, .seed = SEED };
+	const uint64_t per_flow = (argc > 1 ? strtoull(argv[1], NULL, 0) : 8) << 20;
+	struct rc_send s = { .nflows = NFLOWS, .bytes = per_flow, .seed = SEED };
 	struct pollfd pfd[NFLOWS];
 	const char *e = getenv("RECYCLE_SEED");
 	bool errors_done = false;
@@ -279,7 +280,7 @@ int main(void)
 				open_flows--;
 				while (f->nheld)
 					storm(f, true);
-				T_ASSERT_EQ(PER_FLOW, f->pos);
+				T_ASSERT_EQ(per_flow, f->pos);
 				continue;
 			}
 			if (!errors_done && f->nheld > 8) {
@@ -293,7 +294,7 @@ int main(void)
 		}
 	}
 	t_log("token storm: %d flows x %llu bytes in %.2f s: %llu devmem frags (%llu linear bytes), %llu DONTNEED calls freed %llu tokens; junk sent: %llu never-issued, %llu duplicates, %llu already returned, %llu empty/wrapping, %llu calls cut at 1024 frags",
-	      NFLOWS, (unsigned long long)PER_FLOW, t_now() - t0, (unsigned long long)sum.frags,
+	      NFLOWS, (unsigned long long)per_flow, t_now() - t0, (unsigned long long)sum.frags,
 	      (unsigned long long)sum.linear_bytes, (unsigned long long)sum.calls,
 	      (unsigned long long)sum.freed, (unsigned long long)sum.bogus,
 	      (unsigned long long)sum.dups, (unsigned long long)sum.stale,
