@@ -14,7 +14,7 @@ gpud_add_test(NAME rx_auto_netns SOURCES ${CMAKE_CURRENT_LIST_DIR}/rx_auto_netns
 # skips with the reason when started elsewhere), so it is registered through
 # gpud_add_vm_test, which boots the VM around it.
 add_executable(rx_devmem_e2e ${CMAKE_CURRENT_LIST_DIR}/rx_devmem_e2e_test.c)
-target_link_libraries(rx_devmem_e2e PRIVATE gpud_testutil gpudirect)
+target_link_libraries(rx_devmem_e2e PRIVATE gpud_devmem_testutil)
 if(COMMAND gpud_add_vm_test)
   gpud_add_vm_test(NAME rx_devmem_e2e COMMAND rx_devmem_e2e TIMEOUT 600)
 endif()

@@ -119,6 +119,8 @@ void t_netpair_setup(struct t_netpair *p, enum t_link_kind kind);
 void t_netpair_teardown(struct t_netpair *p);
 /* Moves the calling thread into namespace @side (0 = a, 1 = b). */
 int t_netpair_enter(const struct t_netpair *p, int side);
+/* T_LINK_NSIM: the netdevsim bus device id of side @side (for del_device). */
+unsigned int t_netpair_nsim_id(const struct t_netpair *p, int side);
 /* Runs a shell command inside namespace @side; returns its exit status. */
 int t_netpair_exec(const struct t_netpair *p, int side, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
@@ -131,6 +133,10 @@ int t_netpair_exec(const struct t_netpair *p, int side, const char *fmt, ...)
  * the number of CPUs visited or -errno. See softnet.c.
  */
 int t_skb_defer_flush(void);
+/* The same through the loopback device of namespace @nsfd (e.g. when the
+ * caller's own lo is down, as in the VM's initial namespace).
+ */
+int t_skb_defer_flush_in(int nsfd);
 /*
  * Pins the calling thread to @cpu modulo the CPUs it may run on; returns the
  * CPU chosen or -errno. Two processes pinned to 0 and 1 run on different CPUs

@@ -64,6 +64,11 @@ static unsigned int nsim_id(const struct t_netpair *p, int side)
 	return 10000 + (unsigned int)(p->owner_pid % 400000) * 2 + side;
 }
 
+unsigned int t_netpair_nsim_id(const struct t_netpair *p, int side)
+{
+	return nsim_id(p, side);
+}
+
 static void cleanup_cmds(const char *ns0, const char *ns1, unsigned int id0,
 			 unsigned int id1, enum t_link_kind kind)
 {

@@ -25,30 +25,27 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-int t_skb_defer_flush(void)
+/* One datagram to itself from every CPU through UDP socket @fd. */
+static int flush_through(int fd)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET };
 	socklen_t alen = sizeof(a);
 	cpu_set_t saved, one;
-	int fd, cpus = 0, err = 0;
+	int cpus = 0, err = 0;
 	char b = 0;
 
 	if (sched_getaffinity(0, sizeof(saved), &saved))
 		return -errno;
-	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if (bind(fd, (struct sockaddr *)&a, sizeof(a)) ||
-	    getsockname(fd, (struct sockaddr *)&a, &alen)) {
-		err = -errno;
-		goto out_close;
-	}
+	    getsockname(fd, (struct sockaddr *)&a, &alen))
+		return -errno;
 	for (int cpu = 0; cpu < CPU_SETSIZE; cpu++) {
 		CPU_ZERO(&one);
 		CPU_SET(cpu, &one);
@@ -64,9 +61,42 @@ int t_skb_defer_flush(void)
 	sched_setaffinity(0, sizeof(saved), &saved);
 	if (!err && !cpus)
 		err = -ENODEV;
-out_close:
-	close(fd);
 	return err < 0 ? err : cpus;
+}
+
+int t_skb_defer_flush(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0), ret;
+
+	if (fd < 0)
+		return -errno;
+	ret = flush_through(fd);
+	close(fd);
+	return ret;
+}
+
+/* A socket belongs to the namespace it was made in, whatever the thread's. */
+int t_skb_defer_flush_in(int nsfd)
+{
+	int self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC), fd, ret;
+
+	if (self < 0)
+		return -errno;
+	if (setns(nsfd, CLONE_NEWNET)) {
+		ret = -errno;
+		close(self);
+		return ret;
+	}
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	ret = fd < 0 ? -errno : 0;
+	if (setns(self, CLONE_NEWNET))
+		abort(); /* stranded in another namespace: nothing sane left */
+	close(self);
+	if (ret)
+		return ret;
+	ret = flush_through(fd);
+	close(fd);
+	return ret;
 }
 
 int t_pin_cpu(int cpu)
