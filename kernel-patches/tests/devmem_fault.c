@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vm: devmem TCP receive when things go wrong, inside the patched-kernel VM.
+ * Each mode breaks a devmem flow in one way (the fixture is
+ * tests/common/gpud_devmem_test.h: netdevsim pair, header split, an n-tuple
+ * rule to queue 1, a dma-buf bound to it) and then checks that the kernel let
+ * go of everything: no page pool of the dma-buf left with net_iovs in flight,
+ * and nothing attached to the dma-buf any more (the binding was freed, which
+ * needs every net_iov back). vm-run.sh fails the run on any WARN, BUG,
+ * lockdep report or stalled page pool in the guest's log.
+ *
+ *   kill     the receiver (own process, own binding) holds tokens and has
+ *            unread skbs in its socket queue when it gets SIGKILL
+ *   deldev   the receiving netdevsim device is deleted under traffic while
+ *            the receiver holds tokens; it then drains, releases, unbinds
+ *   netns    the receiving namespace is destroyed under traffic: its only
+ *            process (receiver, binding, NIC setup) is killed with tokens
+ *            held and the namespace's name removed
+ *   exhaust  a 1 MiB dma-buf (256 net_iovs) and a receiver holding every
+ *            token: the NIC runs out of buffers and drops (rx_dropped
+ *            rises); once the tokens go back the flow completes, byte-exact
+ *
+ * Usage: devmem_fault MODE. Outside the VM: skip.
+ */
+#define _GNU_SOURCE
+#include "gpud_devmem_test.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <linux/sockios.h>
+#include <unistd.h>
+
+#define PORT 5311
+#define SEED 0xfa17u
+#define RXQ 1
+#define MEM_SIZE (64u << 20)
+#define MAXF 256
+#define MAX_HELD 8192
+/* Bytes received (tokens returned) before the fault, then held. */
+#define WARMUP (8ull << 20)
+#define HOLD (4ull << 20)
+
+static struct t_devmem d;
+static struct gpud_frag held[MAX_HELD];
+static size_t nheld;
+
+/* What a receiver process tells the test before it is killed. */
+struct report {
+	uint32_t dmabuf_id;
+	uint32_t held;
+	uint64_t bytes;
+	int inq;
+};
+
+/* Receives and returns tokens as it goes until *off reaches @until. */
+static void recv_release(struct gpud_rx *rx, uint64_t *off, uint64_t until)
+{
+	struct gpud_frag f[MAXF];
+	int n;
+
+	while (*off < until) {
+		n = t_devmem_recv(rx, d.mem, f, MAXF, 0, SEED, off);
+		if (n <= 0)
+			T_FAIL("gpud_rx_recv after %llu bytes: %d: %s", (unsigned long long)*off,
+			       n, gpud_errmsg());
+		T_ASSERT_OK(gpud_rx_release(rx, f, (size_t)n));
+	}
+}
+
+/*
+ * Receives into held[] without returning tokens until *off reaches @until
+ * or, when @flags has MSG_DONTWAIT, nothing more comes for @quiet_s seconds.
+ */
+static void recv_hold(struct gpud_rx *rx, uint64_t *off, uint64_t until, int flags,
+		      double quiet_s)
+{
+	double last = t_now();
+	int n;
+
+	while (*off < until && nheld < MAX_HELD) {
+		size_t room = MAX_HELD - nheld;
+
+		n = t_devmem_recv(rx, d.mem, held + nheld, room < MAXF ? room : MAXF, flags,
+				  SEED, off);
+		if (n == -EAGAIN) {
+			if (t_now() - last > quiet_s)
+				return;
+			usleep(10000);
+			continue;
+		}
+		if (n <= 0)
+			T_FAIL("gpud_rx_recv after %llu bytes: %d: %s", (unsigned long long)*off,
+			       n, gpud_errmsg());
+		nheld += (size_t)n;
+		last = t_now();
+	}
+}
+
+static void release_held(struct gpud_rx *rx)
+{
+	T_ASSERT_OK(gpud_rx_release(rx, held, nheld));
+	nheld = 0;
+}
+
+static struct gpud_rx *accept_rx(int lfd, struct gpud_binding *b, int *cfd)
+{
+	struct gpud_rx_opts o = { .sz = sizeof(o), .mode = GPUD_RX_DEVMEM, .binding = b };
+	struct gpud_rx *rx = NULL;
+
+	*cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	T_ASSERT(*cfd >= 0);
+	T_ASSERT_OK(gpud_rx_open(*cfd, &o, &rx));
+	return rx;
+}
+
+static int socket_inq(int fd)
+{
+	int inq = -1;
+
+	ioctl(fd, SIOCINQ, &inq);
+	return inq;
+}
+
+/*
+ * Runs in its own process in namespace a: binds (its netlink socket owns the
+ * binding), receives WARMUP returning tokens, then HOLD keeping them, then
+ * stops reading so that skbs pile up in the socket queue, reports and waits
+ * to be killed. With @nic_setup it also configures the NIC (netns mode: the
+ * test process stays out of the namespace).
+ */
+static void __attribute__((noreturn)) receiver(int wfd, bool nic_setup)
+{
+	struct gpud_binding *b;
+	struct report r = {};
+	struct gpud_rx *rx;
+	uint64_t off = 0;
+	int lfd, cfd;
+
+	t_pin_cpu(0);
+	if (nic_setup) {
+		T_ASSERT_OK(t_netpair_enter(&d.np, 0));
+		t_devmem_nic_setup(&d);
+	}
+	b = t_devmem_bind(&d);
+	lfd = t_devmem_listen(&d);
+	r.dmabuf_id = d.dmabuf_id;
+	T_ASSERT(write(wfd, &r, sizeof(r)) == sizeof(r));
+	rx = accept_rx(lfd, b, &cfd);
+	recv_release(rx, &off, WARMUP);
+	recv_hold(rx, &off, WARMUP + HOLD, 0, 0);
+	/* The sender keeps going: let the socket queue fill. */
+	for (int i = 0; i < 100 && socket_inq(cfd) < (256 << 10); i++)
+		usleep(20000);
+	r.held = (uint32_t)nheld;
+	r.bytes = off;
+	r.inq = socket_inq(cfd);
+	T_ASSERT(write(wfd, &r, sizeof(r)) == sizeof(r));
+	for (;;)
+		pause();
+}
+
+static void read_report(int rfd, struct report *r)
+{
+	struct pollfd p = { .fd = rfd, .events = POLLIN };
+
+	if (poll(&p, 1, 30000) != 1 || read(rfd, r, sizeof(*r)) != sizeof(*r))
+		T_FAIL("the receiver did not report within 30 s");
+}
+
+static pid_t start_receiver(bool nic_setup, struct report *r, int *rfd)
+{
+	int pfd[2];
+	pid_t pid;
+
+	T_ASSERT_OK(pipe2(pfd, O_CLOEXEC) ? -errno : 0);
+	pid = fork();
+	T_ASSERT(pid >= 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		close(d.np.guardian_fd);
+		receiver(pfd[1], nic_setup);
+	}
+	close(pfd[1]);
+	read_report(pfd[0], r);
+	*rfd = pfd[0];
+	return pid;
+}
+
+static void stop(pid_t pid)
+{
+	kill(pid, SIGKILL);
+	T_ASSERT_EQ(pid, waitpid(pid, NULL, 0));
+}
+
+/* The pool(s) of @id in this namespace hold at least @min net_iovs. */
+static uint64_t check_inflight(int ifindex, uint32_t id, uint64_t min)
+{
+	uint64_t inflight;
+	int found = t_devmem_pools(ifindex, id, &inflight);
+
+	if (!found || inflight < min)
+		T_FAIL("%d page pool(s) of dma-buf %u with %llu net_iovs in flight, want >= %llu",
+		       found, id, (unsigned long long)inflight, (unsigned long long)min);
+	return inflight;
+}
+
+/* (a) SIGKILL with tokens held and skbs queued. */
+static void mode_kill(void)
+{
+	struct report r;
+	pid_t rpid, spid;
+	int rfd;
+
+	T_ASSERT_OK(t_netpair_enter(&d.np, 0));
+	t_devmem_nic_setup(&d);
+	t_devmem_mem_create(&d, MEM_SIZE);
+	rpid = start_receiver(false, &r, &rfd);
+	spid = t_devmem_sender(&d, SEED, UINT64_MAX);
+	read_report(rfd, &r);
+	t_log("receiver: %llu bytes, %u tokens held, %d bytes queued; pool: %llu net_iovs in flight",
+	      (unsigned long long)r.bytes, r.held, r.inq,
+	      (unsigned long long)check_inflight(d.ifindex, r.dmabuf_id, r.held));
+	T_ASSERT(r.inq > 0);
+	stop(rpid);
+	t_devmem_wait_released(&d, r.dmabuf_id, 15);
+	stop(spid);
+	gpud_nic_free(d.nic);
+}
+
+/* (b) The receiving device goes away under traffic, tokens held. */
+static void mode_deldev(void)
+{
+	char id[16];
+	struct gpud_binding *b;
+	struct gpud_rx *rx;
+	int lfd, cfd, fd;
+	uint64_t off = 0;
+	pid_t spid;
+
+	T_ASSERT_OK(t_netpair_enter(&d.np, 0));
+	t_devmem_nic_setup(&d);
+	t_devmem_mem_create(&d, MEM_SIZE);
+	b = t_devmem_bind(&d);
+	lfd = t_devmem_listen(&d);
+	t_pin_cpu(0);
+	spid = t_devmem_sender(&d, SEED, UINT64_MAX);
+	rx = accept_rx(lfd, b, &cfd);
+	recv_release(rx, &off, WARMUP);
+	recv_hold(rx, &off, WARMUP + HOLD, 0, 0);
+
+	snprintf(id, sizeof(id), "%u", t_netpair_nsim_id(&d.np, 0));
+	fd = open("/sys/bus/netdevsim/del_device", O_WRONLY | O_CLOEXEC);
+	T_ASSERT(fd >= 0);
+	T_ASSERT_OK(write(fd, id, strlen(id)) < 0 ? -errno : 0);
+	close(fd);
+	/* The pools went to the namespace's loopback device, still counting. */
+	t_log("device deleted after %llu bytes, %zu tokens held; orphaned pool: %llu net_iovs in flight",
+	      (unsigned long long)off, nheld,
+	      (unsigned long long)check_inflight(0, d.dmabuf_id, nheld));
+	/* What the socket still has is valid; then give everything back. */
+	recv_hold(rx, &off, UINT64_MAX, MSG_DONTWAIT, 0.2);
+	t_log("drained to %llu bytes; returning %zu tokens", (unsigned long long)off, nheld);
+	release_held(rx);
+	/* Restoring a deleted device's settings fails (silently, no logger). */
+	t_devmem_close(&d, rx, cfd, lfd, b, 15);
+	stop(spid);
+}
+
+static bool nsim_has_netdev_here(unsigned int id)
+{
+	char path[96];
+	struct dirent *de;
+	bool found = false;
+	DIR *dir;
+
+	snprintf(path, sizeof(path), "/sys/bus/netdevsim/devices/netdevsim%u/net", id);
+	dir = opendir(path);
+	if (!dir)
+		return false;
+	while ((de = readdir(dir)))
+		if (de->d_name[0] != '.')
+			found = true;
+	closedir(dir);
+	return found;
+}
+
+/* (c) The receiving namespace dies under traffic. */
+static void mode_netns(void)
+{
+	unsigned int nsim = t_netpair_nsim_id(&d.np, 0);
+	struct report r;
+	pid_t rpid, spid;
+	char cmd[96];
+	double t0;
+	int rfd;
+
+	/* This process stays in the initial namespace and holds nothing of
+	 * namespace a, so that killing the receiver ends it.
+	 */
+	t_devmem_mem_create(&d, MEM_SIZE);
+	rpid = start_receiver(true, &r, &rfd);
+	spid = t_devmem_sender(&d, SEED, UINT64_MAX);
+	read_report(rfd, &r);
+	t_log("receiver: %llu bytes, %u tokens held, %d bytes queued",
+	      (unsigned long long)r.bytes, r.held, r.inq);
+	T_ASSERT(r.inq > 0);
+	close(d.np.nsfd[0]);
+	d.np.nsfd[0] = -1;
+	snprintf(cmd, sizeof(cmd), "ip netns del %s", d.np.ns[0]);
+	T_ASSERT_EQ(0, system(cmd));
+	t0 = t_now();
+	stop(rpid);
+	/* The namespace's exit gives netdevsim's port back to this one. */
+	while (!nsim_has_netdev_here(nsim)) {
+		if (t_now() - t0 > 15)
+			T_FAIL("namespace %s still alive 15 s after its last process died",
+			       d.np.ns[0]);
+		usleep(50000);
+	}
+	t_log("namespace %s gone after %.2f s; its port is back in the initial namespace",
+	      d.np.ns[0], t_now() - t0);
+	t_devmem_wait_released(&d, r.dmabuf_id, 15);
+	stop(spid);
+}
+
+/* (d) A 1 MiB dma-buf, every token held: drops, then recovery. */
+static void mode_exhaust(void)
+{
+	const uint64_t total = 16ull << 20;
+	long long drops0, drops1;
+	struct gpud_binding *b;
+	struct gpud_rx_stats st;
+	int lfd, cfd, st_s;
+	struct gpud_rx *rx;
+	uint64_t off = 0;
+	pid_t spid;
+	double t0;
+
+	T_ASSERT_OK(t_netpair_enter(&d.np, 0));
+	t_devmem_nic_setup(&d);
+	t_devmem_mem_create(&d, 1u << 20);
+	b = t_devmem_bind(&d);
+	lfd = t_devmem_listen(&d);
+	drops0 = t_devmem_rx_dropped(&d);
+	t_pin_cpu(0);
+	t0 = t_now();
+	spid = t_devmem_sender(&d, SEED, total);
+	rx = accept_rx(lfd, b, &cfd);
+	/* Hold everything until nothing comes for 1 s: the pool is dry. */
+	recv_hold(rx, &off, total, MSG_DONTWAIT, 1.0);
+	drops1 = t_devmem_rx_dropped(&d);
+	t_log("holding %zu tokens, %llu bytes received; pool: %llu net_iovs in flight; rx_dropped +%lld",
+	      nheld, (unsigned long long)off,
+	      (unsigned long long)check_inflight(d.ifindex, d.dmabuf_id, 1), drops1 - drops0);
+	if (drops1 <= drops0)
+		T_FAIL("rx_dropped did not rise (%lld) with the pool exhausted", drops1);
+	T_ASSERT(off < total);
+	release_held(rx);
+	off = t_devmem_recv_to_eof(rx, d.mem, SEED, off);
+	T_ASSERT_EQ(total, off);
+	gpud_rx_get_stats(rx, &st);
+	T_ASSERT_EQ(0, st.tokens_outstanding);
+	T_ASSERT_EQ(spid, waitpid(spid, &st_s, 0));
+	T_ASSERT(WIFEXITED(st_s) && WEXITSTATUS(st_s) == 0);
+	t_log("flow complete after the tokens went back: %llu bytes byte-exact in %.2f s (devmem %llu, copied %llu), rx_dropped +%lld in all",
+	      (unsigned long long)off, t_now() - t0, (unsigned long long)st.bytes_devmem,
+	      (unsigned long long)st.bytes_copied, t_devmem_rx_dropped(&d) - drops0);
+	t_devmem_close(&d, rx, cfd, lfd, b, 5);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct {
+		const char *name;
+		void (*run)(void);
+	} modes[] = {
+		{ "kill", mode_kill },
+		{ "deldev", mode_deldev },
+		{ "netns", mode_netns },
+		{ "exhaust", mode_exhaust },
+	};
+	double t0 = t_now();
+
+	for (size_t i = 0; argc == 2 && i < sizeof(modes) / sizeof(modes[0]); i++) {
+		if (strcmp(argv[1], modes[i].name))
+			continue;
+		t_devmem_setup(&d, RXQ, PORT);
+		modes[i].run();
+		gpud_mem_free(d.mem);
+		t_netpair_teardown(&d.np);
+		t_log("devmem_fault %s: pass (%.1f s)", argv[1], t_now() - t0);
+		return T_EXIT_PASS;
+	}
+	fprintf(stderr, "usage: %s kill|deldev|netns|exhaust\n", argv[0]);
+	return T_EXIT_FAIL;
+}
