@@ -452,7 +452,9 @@ struct gpud_binding;
  * exactly as long as the returned object: it owns the netlink socket that
  * made it, and the kernel unbinds when that socket closes (also when the
  * process dies). The kernel holds its own reference on the dma-buf, but keep
- * @mem alive while receiving: fragments point into it.
+ * @mem alive while receiving: fragments point into it. The socket is
+ * close-on-exec, but a child made with fork() shares it: the binding then
+ * outlives gpud_binding_free() until the child closes its copy or exits.
  *
  * Errors carry the kernel's extack (message and bad attribute) and our
  * explanation with the fix:
