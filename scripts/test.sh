@@ -41,7 +41,8 @@ run_ctest() {
 	local dir=$1
 	shift
 	# shellcheck disable=SC2086
-	(cd "$dir" && ctest --output-on-failure -j"$jobs" ${GPUD_TEST_ARGS:-} "$@")
+	(cd "$dir" && ctest --output-on-failure -j"$jobs" ${GPUD_TEST_ARGS:-} "$@") 2>&1 |
+		tee "$dir/ctest.log"
 }
 
 if [ "$(id -u)" -eq 0 ]; then
@@ -52,7 +53,29 @@ stage "build (asan+ubsan)" configure_build build-asan -DGPUD_SANITIZE=ON -DGPUD_
 if [ -z "${GPUD_SKIP_VM:-}" ]; then
 	stage "build patched kernel" kernel-patches/scripts/build-kernel.sh
 fi
-stage "tests (normal)" run_ctest build
+# With the kernel built, a VM test that skips means the devmem path did not
+# run: that must fail CI, not pass quietly. The e2e tests read
+# GPUD_REQUIRE_DEVMEM and fail instead of skipping when devmem is unusable.
+check_vm_ran() {
+	local log=$1 vm skipped bad
+	vm=$(cd build && ctest -N -L vm | sed -n 's/^ *Test *#[0-9]*: //p' | sort)
+	skipped=$(sed -n '/tests did not run:/,/^$/p' "$log" |
+		sed -n 's/^[[:space:]]*[0-9]* - \([^ ]*\) (Skipped)$/\1/p' | sort)
+	bad=$(comm -12 <(echo "$vm") <(echo "$skipped"))
+	if [ -n "$bad" ]; then
+		echo "FAIL: VM-tier tests skipped although the patched kernel is built: ${bad//$'\n'/ }"
+		return 1
+	fi
+	echo "vm tier: all $(echo "$vm" | wc -l) tests ran"
+}
+
+if [ -z "${GPUD_SKIP_VM:-}" ]; then
+	export GPUD_REQUIRE_DEVMEM=1
+	stage "tests (normal)" run_ctest build
+	check_vm_ran build/ctest.log
+else
+	stage "tests (normal)" run_ctest build
+fi
 # The VM tier boots a guest per test; running it once (normal flavour) keeps
 # CI inside its budget. The sanitizer flavour runs every other tier.
 stage "tests (asan+ubsan)" run_ctest build-asan -LE vm
