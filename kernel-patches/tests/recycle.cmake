@@ -14,7 +14,7 @@ option(GPUD_VM_STRESS "Register the long VM stress tests (label vm-stress)" OFF)
 
 add_library(gpud_recycle STATIC ${CMAKE_CURRENT_LIST_DIR}/recycle_common.c)
 target_include_directories(gpud_recycle PUBLIC ${CMAKE_CURRENT_LIST_DIR})
-target_link_libraries(gpud_recycle PUBLIC gpud_testutil gpudirect)
+target_link_libraries(gpud_recycle PUBLIC gpud_devmem_testutil)
 
 # DMA-API debugging (debug flavour) checks every entry of the dma-buf's
 # 16384-entry sg list on each DMA_BUF_IOCTL_SYNC, i.e. on every fragment the

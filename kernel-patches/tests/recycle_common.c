@@ -12,75 +12,32 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static void setup_nic(struct rc_env *e)
-{
-	struct gpud_flow fl = { .sz = sizeof(fl), .family = AF_INET, .dst_port = htons(e->port) };
-	const char *ifname = e->np.ifname[0];
-	uint32_t rule;
-
-	T_ASSERT_OK(gpud_nic_open(ifname, &e->nic));
-	if (gpud_nic_rx_queues(e->nic) <= RC_RXQ)
-		T_FAIL("%s has %d RX queues; queue %d is needed", ifname,
-		       gpud_nic_rx_queues(e->nic), RC_RXQ);
-	/* Without the series netdevsim has no header split: devmem cannot run. */
-	if (gpud_nic_set_header_split(e->nic, true))
-		t_skip("%s has no header split (%s): boot a kernel with kernel-patches/patches",
-		       ifname, gpud_errmsg());
-	if (gpud_nic_rss_limit(e->nic, RC_RXQ))
-		T_FAIL("RSS limit on %s: %s", ifname, gpud_errmsg());
-	inet_pton(AF_INET, e->np.addr[0], fl.dst_addr);
-	if (gpud_nic_add_flow(e->nic, &fl, RC_RXQ, &rule))
-		T_FAIL("flow rule to queue %d on %s: %s", RC_RXQ, ifname, gpud_errmsg());
-	e->ifindex = gpud_nic_ifindex(e->nic);
-}
-
-static int listen_on(const char *addr, uint16_t port)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
-
-	T_ASSERT(fd >= 0);
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	inet_pton(AF_INET, addr, &a.sin_addr);
-	T_ASSERT_OK(bind(fd, (struct sockaddr *)&a, sizeof(a)) ? -errno : 0);
-	T_ASSERT_OK(listen(fd, 64) ? -errno : 0);
-	return fd;
-}
-
 void rc_setup(struct rc_env *e, uint16_t port, size_t mem_size)
 {
-	const unsigned int queues[] = { RC_RXQ };
-	uint64_t inflight;
-
 	memset(e, 0, sizeof(*e));
-	e->port = port;
 	e->lfd = -1;
-	t_require_vm();
-	t_netpair_setup(&e->np, T_LINK_NSIM);
-	T_ASSERT_OK(t_netpair_enter(&e->np, 0));
-	setup_nic(e);
-	if (gpud_mem_create(GPUD_MEM_HOST, mem_size, NULL, &e->mem))
-		T_FAIL("host memory (udmabuf): %s", gpud_errmsg());
-	if (gpud_bind_rx(e->ifindex, e->mem, queues, 1, &e->b))
-		T_FAIL("binding to %s queue %d: %s", e->np.ifname[0], RC_RXQ, gpud_errmsg());
-	e->dmabuf_id = gpud_binding_id(e->b);
-	if (rc_pools(e, &inflight) < 1)
-		T_FAIL("no page pool of dma-buf %u on %s", e->dmabuf_id, e->np.ifname[0]);
-	e->lfd = listen_on(e->np.addr[0], port);
+	t_devmem_setup(&e->d, RC_RXQ, port);
+	T_ASSERT_OK(t_netpair_enter(&e->d.np, 0));
+	t_devmem_nic_setup(&e->d);
+	t_devmem_mem_create(&e->d, mem_size);
+	e->b = t_devmem_bind(&e->d);
+	e->lfd = t_devmem_listen(&e->d);
+	/* Several flows connect at once: a longer accept queue. */
+	T_ASSERT_OK(listen(e->lfd, 64) ? -errno : 0);
 }
 
 static int connect_flow(const struct rc_env *e, int flow)
 {
 	struct sockaddr_in src = { .sin_family = AF_INET,
 				   .sin_port = htons(RC_SPORT_BASE + flow) };
-	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(e->port) };
+	struct sockaddr_in dst = { .sin_family = AF_INET, .sin_port = htons(e->d.port) };
 	int fd = socket(AF_INET, SOCK_STREAM, 0), one = 1;
 
 	if (fd < 0)
 		return -1;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	inet_pton(AF_INET, e->np.addr[1], &src.sin_addr);
-	inet_pton(AF_INET, e->np.addr[0], &dst.sin_addr);
+	inet_pton(AF_INET, e->d.np.addr[1], &src.sin_addr);
+	inet_pton(AF_INET, e->d.np.addr[0], &dst.sin_addr);
 	if (bind(fd, (struct sockaddr *)&src, sizeof(src)))
 		return -1;
 	for (int tries = 0; connect(fd, (struct sockaddr *)&dst, sizeof(dst)); tries++) {
@@ -129,10 +86,10 @@ pid_t rc_sender_start(struct rc_env *e, const struct rc_send *s)
 		return pid;
 	/* The sender: never outlive the test. */
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	close(e->np.guardian_fd);
+	close(e->d.np.guardian_fd);
 	if (e->lfd >= 0)
 		close(e->lfd);
-	if (t_netpair_enter(&e->np, 1) || s->nflows < 1 || s->nflows > 64)
+	if (t_netpair_enter(&e->d.np, 1) || s->nflows < 1 || s->nflows > 64)
 		_exit(2);
 	for (int i = 0; i < s->nflows; i++) {
 		kids[i] = fork();
@@ -206,16 +163,9 @@ uint64_t rc_recv_flow(struct rc_env *e, int fd, uint64_t seed, const struct rc_r
 			r->each(fd, calls++);
 		if (r->delay_us)
 			usleep(r->delay_us);
-		n = gpud_rx_recv(rx, f, maxf, 0);
+		n = t_devmem_recv(rx, e->d.mem, f, maxf, 0, seed, &pos);
 		if (n <= 0)
 			break;
-		for (int i = 0; i < n; i++) {
-			struct gpud_mem *m = f[i].flags & GPUD_FRAG_COPY ? gpud_rx_copy_mem(rx) :
-									   e->mem;
-
-			rc_check_mem(m, f[i].offset, f[i].len, seed, pos);
-			pos += f[i].len;
-		}
 		T_ASSERT_OK(gpud_rx_release(rx, f, (size_t)n));
 	}
 	if (n < 0)
@@ -239,22 +189,6 @@ void rc_log_stats(const char *what, const struct gpud_rx_stats *st, double secs)
 	      (unsigned long long)st->dontneed_calls, (unsigned long long)st->recv_calls);
 }
 
-int rc_pools(struct rc_env *e, uint64_t *inflight)
-{
-	struct gpud_page_pool_info pp[64];
-	int n = gpud_page_pools_get(e->ifindex, pp, 64), found = 0;
-
-	T_ASSERT_OK(n);
-	*inflight = 0;
-	for (int i = 0; i < n && i < 64; i++) {
-		if (pp[i].dmabuf_id != e->dmabuf_id)
-			continue;
-		found++;
-		*inflight += pp[i].inflight;
-	}
-	return found;
-}
-
 /*
  * skbs freed on another CPU than their NAPI's wait on that CPU's defer list
  * (see tests/common/softnet.c); flush before judging inflight.
@@ -265,7 +199,7 @@ static int wait_pools_gone(struct rc_env *e, uint64_t *inflight)
 
 	for (int i = 0; i < 100; i++) {
 		T_ASSERT(t_skb_defer_flush() > 0);
-		found = rc_pools(e, inflight);
+		found = t_devmem_pools(e->d.ifindex, e->d.dmabuf_id, inflight);
 		if (!found)
 			break;
 		usleep(50000);
@@ -286,16 +220,16 @@ void rc_check_closed(struct rc_env *e)
 
 	for (int i = 0; i < 100; i++) {
 		T_ASSERT(t_skb_defer_flush() > 0);
-		found = rc_pools(e, &inflight);
+		found = t_devmem_pools(e->d.ifindex, e->d.dmabuf_id, &inflight);
 		if (!found || inflight <= RC_POOL_CACHE)
 			break;
 		usleep(50000);
 	}
 	if (!found)
-		T_FAIL("the devmem pool of dma-buf %u vanished while bound", e->dmabuf_id);
+		T_FAIL("the devmem pool of dma-buf %u vanished while bound", e->d.dmabuf_id);
 	if (inflight > RC_POOL_CACHE)
 		T_FAIL("%llu net_iovs of dma-buf %u in flight with every socket closed; the pool caches at most %d",
-		       (unsigned long long)inflight, e->dmabuf_id, RC_POOL_CACHE);
+		       (unsigned long long)inflight, e->d.dmabuf_id, RC_POOL_CACHE);
 	t_log("sockets closed: devmem pool inflight %llu (<= %d, the pool's own caches)",
 	      (unsigned long long)inflight, RC_POOL_CACHE);
 }
@@ -311,11 +245,11 @@ void rc_teardown(struct rc_env *e)
 	found = wait_pools_gone(e, &inflight);
 	if (found)
 		T_FAIL("devmem pool of dma-buf %u not destroyed after unbind (inflight %llu)",
-		       e->dmabuf_id, (unsigned long long)inflight);
+		       e->d.dmabuf_id, (unsigned long long)inflight);
 	t_log("unbound: devmem pool destroyed");
-	gpud_nic_free(e->nic);
-	gpud_mem_free(e->mem);
-	t_netpair_teardown(&e->np);
+	gpud_nic_free(e->d.nic);
+	gpud_mem_free(e->d.mem);
+	t_netpair_teardown(&e->d.np);
 }
 
 long long rc_netstat(const char *group, const char *name)

@@ -16,9 +16,7 @@
 #ifndef RECYCLE_COMMON_H
 #define RECYCLE_COMMON_H
 
-#include "gpud_test.h"
-
-#include <gpudirect/gpudirect.h>
+#include "gpud_devmem_test.h"
 
 #include <sys/types.h>
 
@@ -31,14 +29,10 @@
  */
 #define RC_POOL_CACHE (256 + 128)
 
+/* The shared devmem fixture (tests/common/gpud_devmem_test.h), bound. */
 struct rc_env {
-	struct t_netpair np;
-	struct gpud_nic *nic;
-	struct gpud_mem *mem;
+	struct t_devmem d;	/* pair, NIC (side a), memory, dmabuf_id */
 	struct gpud_binding *b;
-	int ifindex;		/* receiving port (namespace a) */
-	uint32_t dmabuf_id;
-	uint16_t port;		/* listening port, host order */
 	int lfd;
 };
 
@@ -74,8 +68,6 @@ uint64_t rc_recv_flow(struct rc_env *e, int fd, uint64_t seed, const struct rc_r
 /* Logs a stats line: "@what: N bytes in T s, F fragments, ..." */
 void rc_log_stats(const char *what, const struct gpud_rx_stats *st, double secs);
 
-/* Number of pools of the binding on the port, and their inflight sum. */
-int rc_pools(struct rc_env *e, uint64_t *inflight);
 /* After every devmem socket is closed: inflight back into the pool (<= RC_POOL_CACHE). */
 void rc_check_closed(struct rc_env *e);
 /* Unbind; the devmem pool must be destroyed. Restores the NIC, frees all. */

@@ -38,10 +38,10 @@ int main(int argc, char **argv)
 	pid_t pid;
 
 	rc_setup(&env, PORT, MEM_SIZE);
-	if (t_netpair_exec(&env.np, 1, "tc qdisc add dev %s root netem %s", env.np.ifname[1],
+	if (t_netpair_exec(&env.d.np, 1, "tc qdisc add dev %s root netem %s", env.d.np.ifname[1],
 			   NETEM))
 		t_skip("cannot add netem on %s: kernel without CONFIG_NET_SCH_NETEM (kernel-patches/config/vm.config has it) or no tc",
-		       env.np.ifname[1]);
+		       env.d.np.ifname[1]);
 	rc_tcpext_snap(counters, NCOUNTERS, d);
 
 	pid = rc_sender_start(&env, &s);
@@ -58,7 +58,7 @@ int main(int argc, char **argv)
 	T_ASSERT_EQ(0, st.bytes_copied);
 	T_ASSERT_EQ(total, st.bytes_devmem);
 
-	T_ASSERT_EQ(0, t_netpair_exec(&env.np, 1, "tc qdisc del dev %s root", env.np.ifname[1]));
+	T_ASSERT_EQ(0, t_netpair_exec(&env.d.np, 1, "tc qdisc del dev %s root", env.d.np.ifname[1]));
 	rc_check_closed(&env);
 	rc_teardown(&env);
 	t_log("recycle_netem: pass");

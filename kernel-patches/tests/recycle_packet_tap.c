@@ -50,7 +50,7 @@ static atomic_bool stop;
 static int tap_open(struct tap *t, bool ring)
 {
 	struct sockaddr_ll sll = { .sll_family = AF_PACKET, .sll_protocol = htons(ETH_P_ALL),
-				   .sll_ifindex = env.ifindex };
+				   .sll_ifindex = env.d.ifindex };
 	int one = 1, v2 = TPACKET_V2;
 
 	t->kind = ring ? "ring" : "recv";

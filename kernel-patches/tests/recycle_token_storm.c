@@ -194,8 +194,8 @@ static ssize_t recv_devmem(struct flow *f, uint64_t seed)
 				T_FAIL("linear byte %llu differs", (unsigned long long)(f->pos + bad));
 			sum.linear_bytes += d.frag_size;
 		} else if (c->cmsg_type == SCM_DEVMEM_DMABUF) {
-			T_ASSERT_EQ(env.dmabuf_id, d.dmabuf_id);
-			rc_check_mem(env.mem, d.frag_offset, d.frag_size, seed, f->pos);
+			T_ASSERT_EQ(env.d.dmabuf_id, d.dmabuf_id);
+			rc_check_mem(env.d.mem, d.frag_offset, d.frag_size, seed, f->pos);
 			hold(f, d.frag_token);
 			sum.frags++;
 		} else {
