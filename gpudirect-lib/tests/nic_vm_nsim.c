@@ -11,6 +11,7 @@
 
 #include <arpa/inet.h>
 #include <signal.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -96,6 +97,51 @@ static void test_ntuple_rss(void)
 		T_ASSERT_EQ(i % 4, t[i]);	/* default spread over 4 queues again */
 	free(t);
 	close(fd);
+}
+
+/* A full rule table answers -ENOSPC, and free() removes every rule it added. */
+static void test_ntuple_full(void)
+{
+	struct gpud_flow f = { .sz = sizeof(f), .family = AF_INET };
+	uint32_t before = rule_count(), id;
+	struct gpud_nic *nic;
+	int added = 0, err = 0;
+
+	T_ASSERT_OK(gpud_nic_open(p.ifname[0], &nic));
+	memcpy(f.dst_addr, (uint8_t[]){ 198, 18, 0, 1 }, 4);
+	for (int i = 0; i < 1024; i++) {
+		f.dst_port = htons(20000 + i);
+		err = gpud_nic_add_flow(nic, &f, 1, &id);
+		if (err)
+			break;
+		added++;
+	}
+	t_log("rule table full after %d rules: %s", added, gpud_errmsg());
+	T_ASSERT_EQ(-ENOSPC, err);
+	T_ASSERT(added > 0);
+	T_ASSERT_EQ(before + added, rule_count());
+	gpud_nic_free(nic);
+	T_ASSERT_EQ(before, rule_count());
+}
+
+/* An fd that is not a dma-buf reaches the kernel's dma-buf lookup here. */
+static void test_bind_not_dmabuf(void)
+{
+	unsigned int q1[] = { 1 };
+	struct gpud_binding *b = NULL;
+	struct gpud_nic *nic;
+	int fd = memfd_create("not-a-dmabuf", MFD_CLOEXEC), err;
+
+	T_ASSERT(fd >= 0);
+	T_ASSERT_OK(gpud_nic_open(p.ifname[0], &nic));
+	T_ASSERT_OK(gpud_nic_set_header_split(nic, true));
+	err = gpud_bind_rx_fd(p.ifindex[0], fd, q1, 1, &b);
+	t_log("bind of a memfd: %s", gpud_errmsg());
+	T_ASSERT(err == -EBADF || err == -EINVAL);
+	T_ASSERT(!b);
+	expect_msg("is not a dma-buf");
+	close(fd);
+	gpud_nic_free(nic);
 }
 
 static const struct gpud_queue_info *rxq(struct gpud_queue_info *q, int n, uint32_t id)
@@ -230,6 +276,8 @@ int main(int argc, char **argv)
 	T_ASSERT_OK(t_netpair_enter(&p, 0));
 	test_header_split();
 	test_ntuple_rss();
+	test_ntuple_full();
+	test_bind_not_dmabuf();
 	test_bind();
 	test_doctor(argv[1]);
 	test_gpudctl_bind(argv[1]);

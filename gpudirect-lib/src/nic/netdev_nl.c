@@ -450,9 +450,26 @@ static bool hds_is_off(int ifindex)
 	return off;
 }
 
+/* Whether @fd is a dma-buf: its fdinfo names the exporter (exp_name). */
+static bool fd_is_dmabuf(int fd)
+{
+	char path[64], line[128];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "re");
+	if (!f)
+		return true;	/* cannot tell: do not accuse the fd */
+	while (!found && fgets(line, sizeof(line), f))
+		found = !strncmp(line, "exp_name:", 9);
+	fclose(f);
+	return found;
+}
+
 static int bind_fail(struct gpud_nl *nl, int err, const struct gpud_nl_ext *ext,
-		     const struct nlmsghdr *req, int ifindex, const unsigned int *queues,
-		     size_t nqueues)
+		     const struct nlmsghdr *req, int ifindex, int dmabuf_fd,
+		     const unsigned int *queues, size_t nqueues)
 {
 	char ifname[IF_NAMESIZE] = "", why[320], kext[320], ename[16];
 	struct gpud_queue_info qi[256];
@@ -477,7 +494,10 @@ static int bind_fail(struct gpud_nl *nl, int err, const struct gpud_nl_ext *ext,
 	 * without a message (ndo_queue_mem_alloc takes no extack). Ask ethtool
 	 * whether that is the reason before guessing.
 	 */
-	if (err == -EINVAL && !ext->msg[0] && hds_is_off(ifindex))
+	if ((err == -EINVAL || err == -EBADF) && !fd_is_dmabuf(dmabuf_fd))
+		snprintf(why, sizeof(why), "fd %d is not a dma-buf (export the memory with "
+			 "gpud_mem_create(), or pass the fd the exporter returned)", dmabuf_fd);
+	else if (err == -EINVAL && !ext->msg[0] && hds_is_off(ifindex))
 		snprintf(why, sizeof(why), "header split is off on %s: enable it "
 			 "(gpud_nic_set_header_split(), or gpudctl bind, which does)", ifname);
 	gpud_nl_ext_str(ext, req, gpud_netdev_bind_attr_names, kext, sizeof(kext));
@@ -520,7 +540,7 @@ int gpud_bind_rx_fd(int ifindex, int dmabuf_fd, const unsigned int *queues, size
 	}
 	err = gpud_nl_talk(b->nl, req, bind_reply_cb, &id, &ext);
 	if (err) {
-		err = bind_fail(b->nl, err, &ext, req, ifindex, queues, nqueues);
+		err = bind_fail(b->nl, err, &ext, req, ifindex, dmabuf_fd, queues, nqueues);
 		goto err_close;
 	}
 	b->id = id;
