@@ -48,6 +48,9 @@ static void describe_mem(char *buf, size_t len, const struct rxb_opts *o,
 	if (rs->binding)
 		snprintf(buf, len, "%s, one %zu MiB dma-buf bound to %s queue(s) 1..%u", o->mem_spec,
 			 rs->mem_size >> 20, o->ifname, o->queues);
+	else if (o->only_rdma)
+		snprintf(buf, len, "%s, one buffer registered for RDMA (rdma run only)",
+			 o->mem_spec);
 	else
 		snprintf(buf, len, "%s, %zu MiB per flow, not exported (copy target)", o->mem_spec,
 			 rs->copy_size >> 20);
@@ -61,18 +64,39 @@ static int exit_code(const struct rxb_run *runs, unsigned int n)
 	return rxb_interrupted ? 128 + (int)rxb_interrupted : RXB_EXIT_OK;
 }
 
+/*
+ * rdma was asked for and cannot run here. Alongside other runs that is a
+ * skip, reported with its reason; asked for alone it is the user's error,
+ * and the message says what would make it work.
+ */
+static unsigned int drop_rdma(const struct rxb_opts *o, const struct rxb_rxsetup *rs,
+			      enum rxb_kind *kinds, unsigned int n)
+{
+	if (!o->only_rdma && !o->json)
+		fprintf(stderr, "gpud-rxbench: rdma run skipped: %s\n", rs->rdma_skip);
+	if (o->only_rdma) {
+		fprintf(stderr, "gpud-rxbench: --only rdma: cannot run: %s\n", rs->rdma_skip);
+		/* No device (or no RDMA in the kernel): say how to get one. */
+		if (rs->rdma_skip_err == -ENODEV && !strstr(rs->rdma_skip, "rdma link add"))
+			fprintf(stderr, "gpud-rxbench: it needs an RDMA device: a RoCE or InfiniBand "
+				"NIC, or soft-RoCE on any netdev with an IPv4 address:\n"
+				"    rdma link add rxe0 type rxe netdev IF   (CONFIG_RDMA_RXE)\n");
+	}
+	return n - 1;	/* rdma is always the last run */
+}
+
 int rxb_recv_main(const struct rxb_opts *o, const struct rxb_env *env)
 {
-	enum rxb_kind kinds[3] = { RXB_KIND_GPUD, RXB_KIND_PLAIN, RXB_KIND_PLAIN_H2D };
 	struct rxb_report rep = { .o = o, .env = env };
+	enum rxb_kind kinds[RXB_MAX_RUNS];
 	struct rxb_rxsetup *rs;
 	struct rxb_run *runs;
-	unsigned int nruns = 1;
+	unsigned int nplan;
 	char mem_desc[160];
 	int rc = RXB_EXIT_FAIL;
 
 	rs = calloc(1, sizeof(*rs));
-	runs = calloc(3, sizeof(*runs));
+	runs = calloc(RXB_MAX_RUNS, sizeof(*runs));
 	if (!rs || !runs)
 		goto out_free;
 	if (bench_netns_enter(env->rx_nsfd)) {
@@ -80,11 +104,14 @@ int rxb_recv_main(const struct rxb_opts *o, const struct rxb_env *env)
 			strerror(errno));
 		goto out_free;
 	}
-	if (rxb_rxsetup_init(rs, o, o->compare ? 3 : 1))
+	if (rxb_rxsetup_init(rs, o, o->compare ? RXB_MAX_RUNS : 1))
 		goto out_free;
-	if (o->compare)
-		nruns = rs->mem_kind == GPUD_MEM_HOST ? 2 : 3;
-	for (unsigned int i = 0; i < nruns && !rxb_interrupted; i++) {
+	nplan = rxb_plan_runs(o, rs->mem_kind == GPUD_MEM_HOST, kinds);
+	if (kinds[nplan - 1] == RXB_KIND_RDMA && rs->rdma_skip[0]) {
+		nplan = drop_rdma(o, rs, kinds, nplan);
+		rep.rdma_skip = rs->rdma_skip;
+	}
+	for (unsigned int i = 0; i < nplan && !rxb_interrupted; i++) {
 		rep.nruns = i + 1;
 		if (rxb_run_one(o, rs, env, kinds[i], i, &runs[i]))
 			break;
@@ -98,7 +125,7 @@ int rxb_recv_main(const struct rxb_opts *o, const struct rxb_env *env)
 	rep.run = runs;
 	if (o->json)
 		rxb_report_json(stdout, &rep);
-	else
+	else if (nplan)
 		rxb_report_table(stdout, &rep);
 	for (unsigned int i = 0; i < rep.nruns; i++) {
 		/* Loud, on stderr too, so a script that only keeps stdout still fails visibly. */
@@ -111,12 +138,32 @@ int rxb_recv_main(const struct rxb_opts *o, const struct rxb_env *env)
 		if (runs[i].err)
 			fprintf(stderr, "gpud-rxbench: %s\n", runs[i].errmsg);
 	}
-	rc = rep.nruns ? exit_code(runs, rep.nruns) : RXB_EXIT_FAIL;
+	if (!nplan)
+		rc = RXB_EXIT_USAGE;	/* --only rdma, and it cannot run here */
+	else
+		rc = rep.nruns ? exit_code(runs, rep.nruns) : RXB_EXIT_FAIL;
 	rxb_rxsetup_free(rs);
 out_free:
 	free(runs);
 	free(rs);
 	return rc;
+}
+
+/* What the sender on the other host needs to match this receiver's runs. */
+static void sender_hint(const struct rxb_opts *o)
+{
+	enum rxb_kind kinds[RXB_MAX_RUNS];
+	unsigned int n = rxb_plan_runs(o, !strncmp(o->mem_spec, "host", 4), kinds);
+	bool rdma = kinds[n - 1] == RXB_KIND_RDMA;
+	unsigned int tcp = n - rdma;
+
+	if (n == 1 && !rdma)
+		return;
+	if (!tcp)
+		fprintf(stderr, "gpud-rxbench: the sender needs --rdma\n");
+	else
+		fprintf(stderr, "gpud-rxbench: the sender needs --runs %u%s\n", tcp,
+			rdma ? " --rdma" : "");
 }
 
 int main(int argc, char **argv)
@@ -140,8 +187,7 @@ int main(int argc, char **argv)
 		break;
 	}
 	env.path = o.ifname ? o.ifname : "the network";
-	if (o.compare && !o.json)
-		fprintf(stderr, "gpud-rxbench: --compare: the sender needs --runs %d\n",
-			!strncmp(o.mem_spec, "host", 4) ? 2 : 3);
+	if (!o.json)
+		sender_hint(&o);
 	return rxb_recv_main(&o, &env);
 }

@@ -16,6 +16,7 @@ void rxb_usage(FILE *f)
 	      "      sender and receiver in this process, --validate on. Needs root.\n"
 	      "  gpud-rxbench [receiver options]           receive (listen on --port ...)\n"
 	      "  gpud-rxbench --send HOST[:PORT] [--flows N] [--bytes N | --duration S] [--runs K]\n"
+	      "               [--rdma [--rdma-dev DEV]]\n"
 	      "\n"
 	      "receiver options:\n"
 	      "  --mem host|cuda:N|hip:N  memory to receive into (default host)\n"
@@ -26,7 +27,15 @@ void rxb_usage(FILE *f)
 	      "  --duration S, --bytes N  stop after S seconds / N bytes in all (K, M, G)\n"
 	      "  --validate               check every byte against the sender's pattern\n"
 	      "  --no-validate            (--demo) measure without checking\n"
-	      "  --compare                also run plain recv() (and recv+H2D copy on a GPU)\n"
+	      "  --compare [LIST]         also run baselines on the same path, LIST of: plain\n"
+	      "                           (recv(), and recv+H2D copy on a GPU; the default),\n"
+	      "                           rdma (the peer RDMA-writes into the same buffer),\n"
+	      "                           all. E.g. --compare rdma, --compare plain,rdma\n"
+	      "  --only rdma              the RDMA WRITE run alone (no gpud run)\n"
+	      "  --rdma-dev DEV           RDMA device (default: the first; soft-RoCE:\n"
+	      "                           rdma link add rxe0 type rxe netdev IF)\n"
+	      "  --rdma-gid N             GID index (default: the RoCE GID of the side\n"
+	      "                           channel's address, else the first IPv4 one)\n"
 	      "  --listen ADDR --port P   where to listen; flow i of run r uses P + r*flows + i\n"
 	      "  --chunk N                bytes per recv()/send() (default 128K, as iperf3)\n"
 	      "  --mem-size N             receive buffer size (default 32M devmem, 8M/flow copy)\n"
@@ -35,7 +44,12 @@ void rxb_usage(FILE *f)
 	      "  --progress               progress line on stderr also with -j\n"
 	      "  -v, --verbose            library log on stderr\n"
 	      "  --inject-error OFF       (sender, --demo) flip a bit at stream offset OFF of\n"
-	      "                           flow 0, to see --validate fail\n",
+	      "                           flow 0, to see --validate fail\n"
+	      "\n"
+	      "sender options:\n"
+	      "  --runs K                 K consecutive TCP runs (a --compare receiver says how many)\n"
+	      "  --rdma                   then one RDMA WRITE run (a receiver with --compare rdma\n"
+	      "                           or --only rdma); --rdma alone: only that run\n",
 	      f);
 }
 
@@ -118,6 +132,7 @@ enum {
 	OPT_MEM = 256, OPT_IFNAME, OPT_QUEUES, OPT_FLOWS, OPT_DURATION, OPT_BYTES, OPT_MODE,
 	OPT_VALIDATE, OPT_NO_VALIDATE, OPT_PROGRESS, OPT_COMPARE, OPT_LISTEN, OPT_PORT,
 	OPT_SEND, OPT_RUNS, OPT_SEED, OPT_MEM_SIZE, OPT_CHUNK, OPT_DEMO, OPT_INJECT,
+	OPT_ONLY, OPT_RDMA_DEV, OPT_RDMA_GID, OPT_RDMA,
 };
 
 static const struct option longopts[] = {
@@ -132,7 +147,11 @@ static const struct option longopts[] = {
 	{ "no-validate", no_argument, NULL, OPT_NO_VALIDATE },
 	{ "json", no_argument, NULL, 'j' },
 	{ "progress", no_argument, NULL, OPT_PROGRESS },
-	{ "compare", no_argument, NULL, OPT_COMPARE },
+	{ "compare", optional_argument, NULL, OPT_COMPARE },
+	{ "only", required_argument, NULL, OPT_ONLY },
+	{ "rdma-dev", required_argument, NULL, OPT_RDMA_DEV },
+	{ "rdma-gid", required_argument, NULL, OPT_RDMA_GID },
+	{ "rdma", no_argument, NULL, OPT_RDMA },
 	{ "listen", required_argument, NULL, OPT_LISTEN },
 	{ "port", required_argument, NULL, OPT_PORT },
 	{ "send", required_argument, NULL, OPT_SEND },
@@ -153,8 +172,43 @@ static int bad(const char *opt, const char *arg)
 	return RXB_EXIT_USAGE;
 }
 
-static int parse_one(struct rxb_opts *o, int c, char *arg, bool *no_validate)
+/* "plain", "rdma", "all" or a comma list of them. */
+static int parse_compare(struct rxb_opts *o, const char *list)
 {
+	char buf[64], *save = NULL, *w;
+	bool plain = false, rdma = false;
+
+	if (strlen(list) >= sizeof(buf))
+		return -EINVAL;
+	snprintf(buf, sizeof(buf), "%s", list);
+	for (w = strtok_r(buf, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(w, "plain"))
+			plain = true;
+		else if (!strcmp(w, "rdma"))
+			rdma = true;
+		else if (!strcmp(w, "all"))
+			plain = rdma = true;
+		else
+			return -EINVAL;
+	}
+	if (!plain && !rdma)
+		return -EINVAL;
+	o->cmp_plain |= plain;
+	o->cmp_rdma |= rdma;
+	return 0;
+}
+
+static bool is_compare_list(const char *s)
+{
+	struct rxb_opts scratch = { 0 };
+
+	return s && s[0] != '-' && !parse_compare(&scratch, s);
+}
+
+static int parse_one(struct rxb_opts *o, int c, char *arg, bool *no_validate, int argc,
+		     char **argv)
+{
+	unsigned int v32;
 	uint64_t v;
 	char *end;
 
@@ -207,7 +261,33 @@ static int parse_one(struct rxb_opts *o, int c, char *arg, bool *no_validate)
 		o->progress = true;
 		break;
 	case OPT_COMPARE:
+		/* `--compare rdma` as well as `--compare=rdma`; bare: plain. */
+		if (!arg && optind < argc && is_compare_list(argv[optind]))
+			arg = argv[optind++];
 		o->compare = true;
+		if (!arg)
+			o->cmp_plain = true;
+		else if (parse_compare(o, arg))
+			return bad("--compare (plain, rdma, all; comma-separated)", arg);
+		break;
+	case OPT_ONLY:
+		if (strcmp(arg, "rdma"))
+			return bad("--only (rdma: the gpud run is the default, --compare adds "
+				   "baselines)", arg);
+		o->only_rdma = true;
+		break;
+	case OPT_RDMA_DEV:
+		if (!*arg || strlen(arg) >= 64)
+			return bad("--rdma-dev", arg);
+		o->rdma_dev = arg;
+		break;
+	case OPT_RDMA_GID:
+		if (parse_uint(arg, 0, 65535, &v32))
+			return bad("--rdma-gid", arg);
+		o->rdma_gid = (int)v32;
+		break;
+	case OPT_RDMA:
+		o->rdma_send = true;
 		break;
 	case OPT_LISTEN:
 		o->listen_addr = arg;
@@ -223,6 +303,7 @@ static int parse_one(struct rxb_opts *o, int c, char *arg, bool *no_validate)
 	case OPT_RUNS:
 		if (parse_uint(arg, 1, 16, &o->runs))
 			return bad("--runs (1..16)", arg);
+		o->runs_set = true;
 		break;
 	case OPT_SEED:
 		if (parse_size(arg, &o->seed))
@@ -273,9 +354,10 @@ int rxb_parse_args(int argc, char **argv, struct rxb_opts *o)
 	o->runs = 1;
 	o->seed = RXB_DEFAULT_SEED;
 	o->chunk = RXB_DEFAULT_CHUNK;
+	o->rdma_gid = -1;
 
 	while ((c = getopt_long(argc, argv, "jvh", longopts, NULL)) != -1) {
-		err = parse_one(o, c, optarg, &no_validate);
+		err = parse_one(o, c, optarg, &no_validate, argc, argv);
 		if (err)
 			return err;
 	}
@@ -303,7 +385,13 @@ int rxb_parse_args(int argc, char **argv, struct rxb_opts *o)
 		fprintf(stderr, "gpud-rxbench: --mode devmem needs --ifname IF (the NIC to bind)\n");
 		return RXB_EXIT_USAGE;
 	}
-	if (o->port + (o->compare ? 3 : o->runs) * o->flows > 65536) {
+	if (o->only_rdma && o->compare) {
+		fprintf(stderr, "gpud-rxbench: --only rdma and --compare exclude each other\n");
+		return RXB_EXIT_USAGE;
+	}
+	if (o->role == RXB_ROLE_SEND && o->rdma_send && !o->runs_set)
+		o->runs = 0;	/* --rdma alone: just the RDMA run */
+	if (o->port + (o->compare ? RXB_MAX_RUNS : o->runs + 1) * o->flows > 65536) {
 		fprintf(stderr, "gpud-rxbench: --port %u leaves no room for %u flows\n", o->port,
 			o->flows);
 		return RXB_EXIT_USAGE;

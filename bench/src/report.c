@@ -19,9 +19,32 @@ static double per_s(uint64_t n, const struct rxb_run *r)
 	return r->seconds > 0 ? (double)n / r->seconds : 0;
 }
 
+static const char *run_mode(const struct rxb_run *r)
+{
+	switch (r->kind) {
+	case RXB_KIND_GPUD:
+		return rxb_mode_name(r->mode);
+	case RXB_KIND_RDMA:
+		return "rdma";
+	default:
+		return "plain";
+	}
+}
+
+/* Every rdma result carries this: what its numbers can and cannot say. */
+static const char *rdma_note(const struct rxb_rdma_info *ri)
+{
+	if (ri->soft)
+		return "soft-RoCE: the kernel does the NIC's work (one CPU copy per byte, mostly "
+		       "in kernel threads, not in the threads measured here); a functional check "
+		       "of the RDMA path into this buffer, not a performance claim";
+	return "RDMA WRITE by the peer's NIC straight into the buffer; receiver CPU is "
+	       "completion handling and credits only";
+}
+
 static uint64_t frags(const struct rxb_run *r)
 {
-	/* plain runs have no gpud stats: a recv() is their fragment */
+	/* plain runs have no gpud stats: a recv() is their fragment; rdma: a write */
 	return r->kind == RXB_KIND_GPUD && r->st.frags ? r->st.frags : r->hist.n;
 }
 
@@ -92,7 +115,8 @@ static void table_hist(FILE *f, const struct rxb_run *r)
 		if (r->hist.count[i] > top)
 			top = r->hist.count[i];
 	fprintf(f, "\nfragment sizes, %s run (%s; powers of two):\n", rxb_kind_name(r->kind),
-		r->kind == RXB_KIND_GPUD ? "gpud_frag lengths" : "recv() return values");
+		r->kind == RXB_KIND_GPUD ? "gpud_frag lengths" :
+		r->kind == RXB_KIND_RDMA ? "RDMA WRITE lengths" : "recv() return values");
 	for (int i = 0; i < RXB_HIST_BUCKETS; i++) {
 		char lo[16], hi[16];
 		int bar;
@@ -125,10 +149,20 @@ static void table_run(FILE *f, const struct rxb_run *r)
 
 	fmt_bytes(b, sizeof(b), r->bytes);
 	fprintf(f, "%-10s %-7s %8.2f %10s %6.2f %6.2f/%-6.2f %6.2f/%-6.2f %6.2f %6.2f %9.0f %9.0f\n",
-		rxb_kind_name(r->kind), r->kind == RXB_KIND_GPUD ? rxb_mode_name(r->mode) : "-",
-		gbps(r), b, r->seconds, r->cpu.rx_user_s, r->cpu.rx_sys_s, r->cpu.tx_user_s,
+		rxb_kind_name(r->kind), r->kind == RXB_KIND_PLAIN || r->kind == RXB_KIND_PLAIN_H2D ?
+		"-" : run_mode(r), gbps(r), b, r->seconds, r->cpu.rx_user_s, r->cpu.rx_sys_s, r->cpu.tx_user_s,
 		r->cpu.tx_sys_s, rx_cpu_per_gb(r), r->copies_per_byte, per_s(frags(r), r),
 		per_s(r->st.tokens_released, r));
+}
+
+static void table_rdma(FILE *f, const struct rxb_run *r)
+{
+	const struct rxb_rdma_info *ri = &r->rdma;
+
+	fprintf(f, "rdma run: %s (%s%s%s), %s registration of %s; %u-byte writes into a ring "
+		"of %u per flow, path MTU %u, GID index %d\nrdma note: %s\n", ri->device,
+		ri->provider, ri->netdev[0] ? " on " : "", ri->netdev, ri->registration, ri->buffer,
+		ri->slot_bytes, ri->slots, ri->path_mtu, ri->gid_index, rdma_note(ri));
 }
 
 void rxb_report_table(FILE *f, const struct rxb_report *rep)
@@ -137,11 +171,16 @@ void rxb_report_table(FILE *f, const struct rxb_report *rep)
 	const struct rxb_run *g = rxb_report_find(rep, RXB_KIND_GPUD);
 	const struct rxb_run *p = rxb_report_find(rep, RXB_KIND_PLAIN);
 	const struct rxb_run *h = rxb_report_find(rep, RXB_KIND_PLAIN_H2D);
+	const struct rxb_run *d = rxb_report_find(rep, RXB_KIND_RDMA);
 
 	fprintf(f, "gpud-rxbench (libgpudirect %s): %u flow(s) over %s, --mem %s\n", gpud_version(),
 		o->flows, rep->env->path, rep->mem_desc);
 	if (g)
 		fprintf(f, "gpud_rx mode: %s -- %s\n", rxb_mode_name(g->mode), g->reason);
+	if (d)
+		table_rdma(f, d);
+	if (rep->rdma_skip)
+		fprintf(f, "rdma run SKIPPED: %s\n", rep->rdma_skip);
 	for (unsigned int i = 0; i < rep->nruns; i++) {
 		const struct rxb_run *r = &rep->run[i];
 
@@ -169,6 +208,10 @@ void rxb_report_table(FILE *f, const struct rxb_report *rep)
 	if (g && h)
 		fprintf(f, "ratio gpud/plain_h2d: throughput %.2f, receiver CPU per GB %.2f\n",
 			ratio(gbps(g), gbps(h)), ratio(rx_cpu_per_gb(g), rx_cpu_per_gb(h)));
+	if (g && d)
+		fprintf(f, "ratio gpud/rdma: throughput %.2f, receiver CPU per GB %.2f%s\n",
+			ratio(gbps(g), gbps(d)), ratio(rx_cpu_per_gb(g), rx_cpu_per_gb(d)),
+			d->rdma.soft ? " (soft-RoCE: functional only)" : "");
 	fprintf(f, "(rx/tx CPU: seconds charged to the receiving/sending threads; rxs/GB: "
 		"receiver thread CPU seconds per GB;\n copy/B: bytes the CPU copied per payload "
 		"byte)\n");
@@ -204,11 +247,39 @@ static void json_cpu(struct bench_json *j, const struct rxb_run *r)
 	bench_json_obj_end(j);
 }
 
+static void json_rdma(struct bench_json *j, const struct rxb_run *r)
+{
+	const struct rxb_rdma_info *ri = &r->rdma;
+
+	if (r->kind != RXB_KIND_RDMA) {
+		bench_json_null(j, "rdma");
+		return;
+	}
+	bench_json_obj_begin(j, "rdma");
+	bench_json_str(j, "device", ri->device);
+	bench_json_str(j, "provider", ri->provider);
+	bench_json_str(j, "netdev", ri->netdev[0] ? ri->netdev : NULL);
+	bench_json_str(j, "registration", ri->registration);
+	bench_json_str(j, "buffer", ri->buffer);
+	bench_json_bool(j, "same_buffer_as_gpud", ri->same_buffer);
+	bench_json_u64(j, "mem_bytes", ri->mem_bytes);
+	bench_json_u64(j, "write_bytes", ri->slot_bytes);
+	bench_json_u64(j, "ring_slots", ri->slots);
+	bench_json_u64(j, "path_mtu", ri->path_mtu);
+	bench_json_int(j, "gid_index", ri->gid_index);
+	bench_json_u64(j, "writes", ri->writes);
+	bench_json_u64(j, "cq_events", ri->cq_events);
+	bench_json_u64(j, "credit_msgs", ri->credit_msgs);
+	bench_json_bool(j, "soft", ri->soft);
+	bench_json_str(j, "note", rdma_note(ri));
+	bench_json_obj_end(j);
+}
+
 static void json_run(struct bench_json *j, const struct rxb_run *r)
 {
 	bench_json_obj_begin(j, NULL);
 	bench_json_str(j, "name", rxb_kind_name(r->kind));
-	bench_json_str(j, "mode", r->kind == RXB_KIND_GPUD ? rxb_mode_name(r->mode) : "plain");
+	bench_json_str(j, "mode", run_mode(r));
 	bench_json_str(j, "mode_reason", r->reason);
 	bench_json_u64(j, "flows", r->nflows);
 	bench_json_u64(j, "bytes", r->bytes);
@@ -244,6 +315,7 @@ static void json_run(struct bench_json *j, const struct rxb_run *r)
 	bench_json_dbl(j, "avg_frag_bytes", r->hist.n ? (double)r->hist.sum / (double)r->hist.n : 0);
 	rxb_json_hist(j, "frag_hist", &r->hist);
 	json_cpu(j, r);
+	json_rdma(j, r);
 	bench_json_arr_begin(j, "per_flow");
 	for (unsigned int i = 0; i < r->nflows; i++) {
 		const struct rxb_flow_res *fl = &r->flow[i];
@@ -281,10 +353,30 @@ static void json_config(struct bench_json *j, const struct rxb_report *rep)
 	bench_json_str(j, "mode_requested", rxb_mode_name(o->mode));
 	bench_json_bool(j, "validate", o->validate);
 	bench_json_bool(j, "compare", o->compare);
+	bench_json_arr_begin(j, "compare_with");
+	if (o->cmp_plain)
+		bench_json_str(j, NULL, "plain");
+	if (o->cmp_rdma)
+		bench_json_str(j, NULL, "rdma");
+	bench_json_arr_end(j);
+	bench_json_bool(j, "only_rdma", o->only_rdma);
+	bench_json_str(j, "rdma_dev", o->rdma_dev);
 	bench_json_u64(j, "chunk", o->chunk);
 	bench_json_u64(j, "port", o->port);
 	bench_json_u64(j, "seed", o->seed);
 	bench_json_obj_end(j);
+}
+
+static void json_ratio_to(struct bench_json *j, const struct rxb_run *g,
+			  const struct rxb_run *b, const char *gbps_key, const char *cpu_key)
+{
+	if (!b) {
+		bench_json_null(j, gbps_key);
+		bench_json_null(j, cpu_key);
+		return;
+	}
+	bench_json_dbl(j, gbps_key, ratio(gbps(g), gbps(b)));
+	bench_json_dbl(j, cpu_key, ratio(rx_cpu_per_gb(g), rx_cpu_per_gb(b)));
 }
 
 static void json_ratio(struct bench_json *j, const struct rxb_report *rep)
@@ -292,22 +384,16 @@ static void json_ratio(struct bench_json *j, const struct rxb_report *rep)
 	const struct rxb_run *g = rxb_report_find(rep, RXB_KIND_GPUD);
 	const struct rxb_run *p = rxb_report_find(rep, RXB_KIND_PLAIN);
 	const struct rxb_run *h = rxb_report_find(rep, RXB_KIND_PLAIN_H2D);
+	const struct rxb_run *d = rxb_report_find(rep, RXB_KIND_RDMA);
 
-	if (!g || !p) {
+	if (!g || (!p && !d)) {
 		bench_json_null(j, "ratio");
 		return;
 	}
 	bench_json_obj_begin(j, "ratio");
-	bench_json_dbl(j, "gbps_gpud_over_plain", ratio(gbps(g), gbps(p)));
-	bench_json_dbl(j, "rx_cpu_per_gb_gpud_over_plain", ratio(rx_cpu_per_gb(g), rx_cpu_per_gb(p)));
-	if (h) {
-		bench_json_dbl(j, "gbps_gpud_over_plain_h2d", ratio(gbps(g), gbps(h)));
-		bench_json_dbl(j, "rx_cpu_per_gb_gpud_over_plain_h2d",
-			     ratio(rx_cpu_per_gb(g), rx_cpu_per_gb(h)));
-	} else {
-		bench_json_null(j, "gbps_gpud_over_plain_h2d");
-		bench_json_null(j, "rx_cpu_per_gb_gpud_over_plain_h2d");
-	}
+	json_ratio_to(j, g, p, "gbps_gpud_over_plain", "rx_cpu_per_gb_gpud_over_plain");
+	json_ratio_to(j, g, h, "gbps_gpud_over_plain_h2d", "rx_cpu_per_gb_gpud_over_plain_h2d");
+	json_ratio_to(j, g, d, "gbps_gpud_over_rdma", "rx_cpu_per_gb_gpud_over_rdma");
 	bench_json_obj_end(j);
 }
 
@@ -337,6 +423,15 @@ void rxb_report_json(FILE *f, const struct rxb_report *rep)
 	bench_json_arr_begin(&j, "runs");
 	for (unsigned int i = 0; i < rep->nruns; i++)
 		json_run(&j, &rep->run[i]);
+	bench_json_arr_end(&j);
+	/* Runs asked for that could not run here, each with its reason. */
+	bench_json_arr_begin(&j, "skipped");
+	if (rep->rdma_skip) {
+		bench_json_obj_begin(&j, NULL);
+		bench_json_str(&j, "name", "rdma");
+		bench_json_str(&j, "reason", rep->rdma_skip);
+		bench_json_obj_end(&j);
+	}
 	bench_json_arr_end(&j);
 	json_ratio(&j, rep);
 	bench_json_obj_end(&j);

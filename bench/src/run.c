@@ -26,8 +26,31 @@ const char *rxb_kind_name(enum rxb_kind k)
 		return "plain";
 	case RXB_KIND_PLAIN_H2D:
 		return "plain_h2d";
+	case RXB_KIND_RDMA:
+		return "rdma";
 	}
 	return "?";
+}
+
+unsigned int rxb_plan_runs(const struct rxb_opts *o, bool host_mem,
+			   enum rxb_kind kinds[RXB_MAX_RUNS])
+{
+	unsigned int n = 0;
+
+	if (o->only_rdma) {
+		kinds[n++] = RXB_KIND_RDMA;
+		return n;
+	}
+	kinds[n++] = RXB_KIND_GPUD;
+	if (o->cmp_plain) {
+		kinds[n++] = RXB_KIND_PLAIN;
+		/* host->host "device copy" would measure memcpy, nothing else */
+		if (!host_mem)
+			kinds[n++] = RXB_KIND_PLAIN_H2D;
+	}
+	if (o->cmp_rdma)
+		kinds[n++] = RXB_KIND_RDMA;
+	return n;
 }
 
 static int open_listener(const struct rxb_opts *o, unsigned int port)
@@ -96,7 +119,18 @@ static int accept_all(const struct rxb_opts *o, const struct rxb_env *env, unsig
 void rxb_gate_wait(struct rxb_gate *g)
 {
 	pthread_mutex_lock(&g->lock);
+	g->arrived++;
+	pthread_cond_broadcast(&g->cond);
 	while (!g->open)
+		pthread_cond_wait(&g->cond, &g->lock);
+	pthread_mutex_unlock(&g->lock);
+}
+
+/* Every flow thread has done its setup (each arrives, failed or not). */
+static void gate_wait_arrived(struct rxb_gate *g, unsigned int n)
+{
+	pthread_mutex_lock(&g->lock);
+	while (g->arrived < n)
 		pthread_cond_wait(&g->cond, &g->lock);
 	pthread_mutex_unlock(&g->lock);
 }
@@ -157,6 +191,8 @@ static void collect(const struct rxb_opts *o, const struct rxb_rxsetup *rs, stru
 	uint64_t copied = 0;
 
 	rxb_hist_init(&res->hist);
+	if (res->kind == RXB_KIND_RDMA)
+		rxb_rdma_rx_describe(rs, &res->rdma);
 	res->valid = o->validate;
 	for (unsigned int i = 0; i < o->flows; i++) {
 		struct rxb_flow_ctx *f = &fc[i];
@@ -177,6 +213,9 @@ static void collect(const struct rxb_opts *o, const struct rxb_rxsetup *rs, stru
 		res->cpu.rx_user_s += f->res.user_s;
 		res->cpu.rx_sys_s += f->res.sys_s;
 		res->bytes_checked += f->bytes_checked;
+		res->rdma.writes += f->rdma.writes;
+		res->rdma.cq_events += f->rdma.cq_events;
+		res->rdma.credit_msgs += f->rdma.credit_msgs;
 		if (f->bad && !res->bad) {
 			res->bad = true;
 			res->bad_flow = i;
@@ -199,9 +238,19 @@ static void collect(const struct rxb_opts *o, const struct rxb_rxsetup *rs, stru
 			 rs->reason);
 	else
 		snprintf(res->reason, sizeof(res->reason), "%s", fc[0].reason);
-	/* plain: the kernel's copy to user; plain_h2d: that plus the staging copy. */
+	if (res->kind == RXB_KIND_RDMA) {
+		res->rdma.gid_index = fc[0].rdma.gid_index;
+		res->rdma.path_mtu = fc[0].rdma.path_mtu;
+	}
+	/*
+	 * plain: the kernel's copy to user; plain_h2d: that plus the staging
+	 * copy; rdma: none on a NIC, one by the kernel on soft-RoCE (rxe copies
+	 * each packet's payload into the registered pages).
+	 */
 	if (res->kind == RXB_KIND_GPUD)
 		copied = res->st.bytes_copied;
+	else if (res->kind == RXB_KIND_RDMA)
+		copied = res->rdma.soft ? res->bytes : 0;
 	else
 		copied = res->bytes * (res->kind == RXB_KIND_PLAIN_H2D ? 2 : 1);
 	res->copies_per_byte = res->bytes ? (double)copied / (double)res->bytes : 0;
@@ -218,6 +267,18 @@ struct run_state {
 	struct rxb_gate go;
 	volatile int stop;
 };
+
+static void *(*flow_fn(enum rxb_kind k))(void *)
+{
+	switch (k) {
+	case RXB_KIND_GPUD:
+		return rxb_gpud_flow;
+	case RXB_KIND_RDMA:
+		return rxb_rdma_flow;
+	default:
+		return rxb_plain_flow;
+	}
+}
 
 static int start_flows(const struct rxb_opts *o, struct rxb_rxsetup *rs, struct run_state *st,
 		       struct rxb_run *res)
@@ -238,8 +299,7 @@ static int start_flows(const struct rxb_opts *o, struct rxb_rxsetup *rs, struct 
 		f->stop = &st->stop;
 		f->go = &st->go;
 		rxb_hist_init(&f->hist);
-		err = pthread_create(&st->thr[i], NULL,
-				     res->kind == RXB_KIND_GPUD ? rxb_gpud_flow : rxb_plain_flow, f);
+		err = pthread_create(&st->thr[i], NULL, flow_fn(res->kind), f);
 		if (err)
 			return -err;
 		st->running[i] = true;
@@ -290,6 +350,8 @@ static int measure(const struct rxb_opts *o, struct rxb_rxsetup *rs, struct run_
 		fprintf(stderr, "gpud-rxbench: cannot start receiving threads\n");
 		goto out_gate;
 	}
+	/* Setup (an RDMA handshake, say) is not part of the measured window. */
+	gate_wait_arrived(&st->go, o->flows);
 	rxb_cpustat_read(cs0);
 	t0 = rxb_now();
 	for (unsigned int i = 0; i < o->flows; i++)
@@ -353,7 +415,7 @@ int rxb_run_one(const struct rxb_opts *o, struct rxb_rxsetup *rs, const struct r
 	if (env->in_process_sender) {
 		/* The receiver ends timed runs; the sender's own limit is a safety net. */
 		err = rxb_send_start(&st->send, o, env->peer_addr, port0, env->tx_nsfd,
-				     o->duration ? o->duration + 10 : 0);
+				     o->duration ? o->duration + 10 : 0, kind == RXB_KIND_RDMA);
 		if (err)
 			goto out_close;
 		sending = true;

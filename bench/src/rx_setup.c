@@ -135,7 +135,10 @@ int rxb_rxsetup_init(struct rxb_rxsetup *rs, const struct rxb_opts *o, unsigned 
 		return err;
 	}
 	rs->mode = o->mode;
-	if (o->mode != GPUD_RX_COPY && o->ifname) {
+	if (o->only_rdma) {
+		/* No gpud run: nothing to bind, no copy targets. */
+		goto rdma;
+	} else if (o->mode != GPUD_RX_COPY && o->ifname) {
 		rs->mem_size = o->mem_size ? o->mem_size : RXB_DEVMEM_MEM;
 		err = setup_devmem(rs, o);
 		if (err) {
@@ -161,11 +164,19 @@ int rxb_rxsetup_init(struct rxb_rxsetup *rs, const struct rxb_opts *o, unsigned 
 	err = create_flow_mems(rs, o, rs->flow_mem);
 	if (err)
 		goto err_free;
-	if (nruns > 1 && rs->mem_kind != GPUD_MEM_HOST) {
+	if (nruns > 1 && o->cmp_plain && rs->mem_kind != GPUD_MEM_HOST) {
 		err = create_flow_mems(rs, o, rs->h2d_mem);
 		if (err)
 			goto err_free;
 	}
+rdma:
+	/*
+	 * After the binding, so that the RDMA peer writes into the very buffer
+	 * the NIC received into. A failure here is a reason, not an error: the
+	 * caller decides (skip the run, or refuse --only rdma).
+	 */
+	if (o->cmp_rdma || o->only_rdma)
+		rs->rdma_skip_err = rxb_rdma_rx_init(rs, o);
 	return 0;
 
 err_free:
@@ -175,6 +186,8 @@ err_free:
 
 void rxb_rxsetup_free(struct rxb_rxsetup *rs)
 {
+	/* The MR holds the buffer: it goes first. */
+	rxb_rdma_rx_free(rs);
 	undo_devmem(rs);
 	for (unsigned int i = 0; i < RXB_MAX_FLOWS; i++) {
 		gpud_mem_free(rs->flow_mem[i]);

@@ -3,11 +3,13 @@
  * gpud-rxbench internals. One header for the tool's small modules; nothing
  * here is installed. The library is used only through <gpudirect/gpudirect.h>.
  *
- * A "run" is one measured receive over N TCP flows, one thread per flow, in
- * one of three receive kinds: through gpud_rx (devmem or copy), plain recv()
- * into host memory (what iperf does), or plain recv() followed by a
- * host->device copy (NCCL's socket transport path). --compare makes several
- * runs one after another in the same process, on the same path.
+ * A "run" is one measured receive over N flows, one thread per flow, in one
+ * of four receive kinds: through gpud_rx (devmem or copy), plain recv() into
+ * host memory (what iperf does), plain recv() followed by a host->device copy
+ * (NCCL's socket transport path), or RDMA WRITEs by the peer into the same
+ * buffer (rdma/, one RC queue pair per flow; its TCP connection is only the
+ * side channel). --compare makes several runs one after another in the same
+ * process, on the same path.
  */
 #ifndef RXBENCH_H
 #define RXBENCH_H
@@ -62,8 +64,11 @@ struct rxb_opts {
 	bool validate;
 	bool json;
 	bool progress;			/* force the progress line (also in -j mode) */
-	bool compare;
-	bool duration_set, bytes_set;
+	bool compare;			/* any baseline run at all */
+	bool cmp_plain;			/* plain (+ plain_h2d on GPU memory) */
+	bool cmp_rdma;			/* the RDMA WRITE baseline */
+	bool only_rdma;			/* --only rdma: no gpud run */
+	bool duration_set, bytes_set, runs_set;
 	const char *listen_addr;	/* receiver: address to listen on (NULL = any) */
 	const char *host;		/* sender: peer address */
 	unsigned int port;		/* first port; flow i of run r uses port + r*flows + i */
@@ -74,6 +79,9 @@ struct rxb_opts {
 	bool verbose;
 	bool inject;			/* testing the validator: the sender corrupts */
 	uint64_t inject_at;		/* ... this stream offset of flow 0 */
+	const char *rdma_dev;		/* RDMA device; NULL = the first one */
+	int rdma_gid;			/* GID index; -1 = pick (see rdma/verbs.c) */
+	bool rdma_send;			/* sender: one RDMA run after the TCP runs */
 };
 
 /* Parses argv; returns 0, or RXB_EXIT_USAGE after printing why. */
@@ -168,6 +176,7 @@ struct rxb_send_flow {
 
 struct rxb_send {
 	const struct rxb_opts *o;
+	bool rdma;			/* RDMA WRITE flows (rdma/tx.c), else send() */
 	char host[64];
 	unsigned int port;		/* port of flow 0 for this run */
 	int nsfd;			/* namespace to create sockets in, -1 = current */
@@ -178,7 +187,7 @@ struct rxb_send {
 };
 
 int rxb_send_start(struct rxb_send *s, const struct rxb_opts *o, const char *host,
-		   unsigned int port, int nsfd, double duration);
+		   unsigned int port, int nsfd, double duration, bool rdma);
 /* Waits for every sender thread (stop=true first ends them now). */
 void rxb_send_join(struct rxb_send *s, bool stop);
 /* Standalone `--send`: all runs, summary printed. Returns an exit code. */
@@ -192,8 +201,18 @@ enum rxb_kind {
 	RXB_KIND_GPUD,		/* gpud_rx: devmem or copy */
 	RXB_KIND_PLAIN,		/* recv() into host memory */
 	RXB_KIND_PLAIN_H2D,	/* recv() + host->device copy (gpud_mem_write) */
+	RXB_KIND_RDMA,		/* the peer RDMA-writes into the buffer (rdma/) */
 };
+#define RXB_MAX_RUNS 4
 const char *rxb_kind_name(enum rxb_kind k);
+/*
+ * The runs a receiver makes, in order (the gpud run first, rdma last, so that
+ * the ports of the others do not depend on it). Returns how many.
+ */
+unsigned int rxb_plan_runs(const struct rxb_opts *o, bool host_mem,
+			   enum rxb_kind kinds[RXB_MAX_RUNS]);
+
+struct rxb_rdma_rx;	/* rdma/: device, registered buffer */
 
 /* What the receive side set up once, shared by all runs. */
 struct rxb_rxsetup {
@@ -213,6 +232,10 @@ struct rxb_rxsetup {
 	char placement[16];			/* "vram", "system", "unknown" */
 	char placement_why[320];
 	bool have_reason;
+	/* The RDMA baseline (rdma/): its device, buffer and registration. */
+	struct rxb_rdma_rx *rdma;
+	char rdma_skip[640];			/* why there is no rdma run ("" = none) */
+	int rdma_skip_err;			/* ... as -errno */
 };
 
 int rxb_rxsetup_init(struct rxb_rxsetup *rs, const struct rxb_opts *o, unsigned int nruns);
@@ -225,6 +248,25 @@ struct rxb_flow_res {
 	struct gpud_rx_stats st;
 	int err;
 	char errmsg[256];
+};
+
+/* What an rdma run used and counted (rdma/). */
+struct rxb_rdma_info {
+	char device[64];
+	char provider[32];
+	char netdev[32];			/* soft-RoCE: the netdev under it */
+	const char *registration;		/* "dmabuf" or "cpu-mapping" */
+	char buffer[160];			/* which gpud_mem, in words */
+	bool same_buffer;			/* the devmem-bound buffer itself */
+	bool soft;				/* rxe/siw: the kernel copies each byte */
+	uint64_t mem_bytes;			/* registered */
+	uint32_t slot_bytes;			/* one RDMA WRITE */
+	uint32_t slots;				/* per flow: the ring the peer writes */
+	int gid_index;				/* flow 0's */
+	unsigned int path_mtu;			/* bytes */
+	uint64_t writes;			/* WRITE_WITH_IMM completions */
+	uint64_t cq_events;			/* receiver wake-ups */
+	uint64_t credit_msgs;			/* side-channel messages sent */
 };
 
 struct rxb_run {
@@ -248,6 +290,7 @@ struct rxb_run {
 	bool interrupted;
 	int err;			/* first error of any flow */
 	char errmsg[512];
+	struct rxb_rdma_info rdma;	/* rdma kind only */
 	struct rxb_flow_res flow[RXB_MAX_FLOWS];
 };
 
@@ -267,10 +310,15 @@ int rxb_run_one(const struct rxb_opts *o, struct rxb_rxsetup *rs, const struct r
 int rxb_recv_main(const struct rxb_opts *o, const struct rxb_env *env);
 int rxb_demo_main(struct rxb_opts *o);
 
-/* All flow threads start their clocks together when the gate opens. */
+/*
+ * All flow threads start their clocks together when the gate opens, and the
+ * gate opens only when every thread has finished its setup and arrived (an
+ * RDMA flow's queue-pair handshake must not eat into the measured window).
+ */
 struct rxb_gate {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
+	unsigned int arrived;
 	bool open;
 };
 void rxb_gate_wait(struct rxb_gate *g);
@@ -296,6 +344,7 @@ struct rxb_flow_ctx {
 	enum gpud_rx_mode mode;
 	char reason[640];
 	struct rxb_flow_res res;
+	struct rxb_rdma_info rdma;	/* rdma kind: this flow's part */
 };
 void *rxb_gpud_flow(void *arg);
 void *rxb_plain_flow(void *arg);
@@ -303,6 +352,30 @@ void *rxb_plain_flow(void *arg);
 bool rxb_flow_check(struct rxb_flow_ctx *f, const struct rxb_pattern *p, uint64_t off,
 		    const uint8_t *data, size_t len);
 bool rxb_flow_done(const struct rxb_flow_ctx *f);
+
+/* ------------------------------------------------------------------ */
+/* RDMA baseline (rdma/; rdma/none.c where rdma-core's headers were     */
+/* missing at build time, and every entry then says so)                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Receiver: opens the RDMA device, picks the buffer (the devmem-bound
+ * gpud_mem when there is one, else an exported one of the --mem kind) and
+ * registers it. On failure fills rs->rdma_skip with the reason and the fix
+ * and returns -errno; nothing is left behind.
+ */
+int rxb_rdma_rx_init(struct rxb_rxsetup *rs, const struct rxb_opts *o);
+void rxb_rdma_rx_free(struct rxb_rxsetup *rs);
+/* The run-wide part of rxb_rdma_info (device, registration, buffer). */
+void rxb_rdma_rx_describe(const struct rxb_rxsetup *rs, struct rxb_rdma_info *info);
+/* Receive flow thread (struct rxb_flow_ctx *), like rxb_gpud_flow. */
+void *rxb_rdma_flow(void *arg);
+/*
+ * Sender flow body, on its connected side channel f->fd: opens the device,
+ * connects a queue pair, writes until the limit, the deadline or the
+ * receiver's STOP. Returns 0 or -errno (message on stderr).
+ */
+int rxb_rdma_send_flow(struct rxb_send_flow *f);
 
 /* ------------------------------------------------------------------ */
 /* Report                                                              */
@@ -316,6 +389,7 @@ struct rxb_report {
 	const char *placement_why;
 	unsigned int nruns;
 	struct rxb_run *run;
+	const char *rdma_skip;		/* rdma was asked for and could not run */
 };
 void rxb_report_table(FILE *f, const struct rxb_report *r);
 void rxb_report_json(FILE *f, const struct rxb_report *r);

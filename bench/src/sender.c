@@ -94,6 +94,18 @@ static int send_loop(struct rxb_send_flow *f, const struct rxb_pattern *pat)
 	return 0;
 }
 
+/* The RDMA run: the connection is the side channel; rdma/tx.c writes. */
+static int rdma_flow(struct rxb_send_flow *f)
+{
+	int err = connect_flow(f);
+
+	if (err)
+		return err;
+	err = rxb_rdma_send_flow(f);
+	shutdown(f->fd, SHUT_WR);
+	return err;
+}
+
 static void *send_flow(void *arg)
 {
 	struct rxb_send_flow *f = arg;
@@ -104,6 +116,10 @@ static void *send_flow(void *arg)
 	err = bench_netns_enter(s->nsfd);
 	if (err)
 		goto out;
+	if (s->rdma) {
+		err = rdma_flow(f);
+		goto out;
+	}
 	err = rxb_pattern_init(&pat, s->o->seed + f->idx, s->o->chunk);
 	if (err)
 		goto out;
@@ -131,7 +147,7 @@ out:
 }
 
 int rxb_send_start(struct rxb_send *s, const struct rxb_opts *o, const char *host,
-		   unsigned int port, int nsfd, double duration)
+		   unsigned int port, int nsfd, double duration, bool rdma)
 {
 	uint64_t per_flow = o->bytes / o->flows;
 	int err;
@@ -142,6 +158,7 @@ int rxb_send_start(struct rxb_send *s, const struct rxb_opts *o, const char *hos
 	s->port = port;
 	s->nsfd = nsfd;
 	s->duration = duration;
+	s->rdma = rdma;
 	s->nflows = o->flows;
 	for (unsigned int i = 0; i < s->nflows; i++) {
 		struct rxb_send_flow *f = &s->flow[i];
@@ -182,47 +199,58 @@ void rxb_send_join(struct rxb_send *s, bool stop)
 	}
 }
 
+/* One run of the standalone sender: start, wait, print the summary. */
+static int send_run(struct rxb_send *s, const struct rxb_opts *o, unsigned int r, bool rdma)
+{
+	double t0 = 0, t1 = 0, usr = 0, sys = 0;
+	int rc = RXB_EXIT_OK, err;
+	uint64_t sent = 0;
+
+	err = rxb_send_start(s, o, o->host, o->port + r * o->flows, -1, o->duration, rdma);
+	if (err) {
+		fprintf(stderr, "gpud-rxbench: cannot start senders: %s\n", strerror(-err));
+		return RXB_EXIT_FAIL;
+	}
+	rxb_send_join(s, false);
+	for (unsigned int i = 0; i < s->nflows; i++) {
+		struct rxb_send_flow *f = &s->flow[i];
+
+		if (f->err) {
+			fprintf(stderr, "gpud-rxbench: flow %u to %s:%u: %s\n", i, o->host,
+				s->port + i, strerror(-f->err));
+			rc = RXB_EXIT_FAIL;
+		}
+		sent += f->sent;
+		if (f->t_start && (!t0 || f->t_start < t0))
+			t0 = f->t_start;
+		if (f->t_end > t1)
+			t1 = f->t_end;
+		usr += f->user_s;
+		sys += f->sys_s;
+	}
+	printf("run %u%s: sent %llu bytes over %u flows in %.2f s = %.2f Gbit/s "
+	       "(sender CPU %.2f s user, %.2f s sys)\n",
+	       r, rdma ? " (RDMA WRITE)" : "", (unsigned long long)sent, s->nflows, t1 - t0,
+	       t1 > t0 ? (double)sent * 8 / (t1 - t0) / 1e9 : 0.0, usr, sys);
+	fflush(stdout);
+	return rc;
+}
+
 int rxb_send_main(const struct rxb_opts *o)
 {
 	struct rxb_send *s;
 	int rc = RXB_EXIT_OK;
+	unsigned int r;
 
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return RXB_EXIT_FAIL;
-	for (unsigned int r = 0; r < o->runs && !rxb_interrupted; r++) {
-		uint64_t sent = 0;
-		double t0 = 0, t1 = 0, usr = 0, sys = 0;
-		int err;
+	/* TCP runs first, the RDMA run last: the receiver's order. */
+	for (r = 0; r < o->runs + o->rdma_send && !rxb_interrupted; r++) {
+		int ret = send_run(s, o, r, r == o->runs);
 
-		err = rxb_send_start(s, o, o->host, o->port + r * o->flows, -1, o->duration);
-		if (err) {
-			fprintf(stderr, "gpud-rxbench: cannot start senders: %s\n", strerror(-err));
-			rc = RXB_EXIT_FAIL;
-			break;
-		}
-		rxb_send_join(s, false);
-		for (unsigned int i = 0; i < s->nflows; i++) {
-			struct rxb_send_flow *f = &s->flow[i];
-
-			if (f->err) {
-				fprintf(stderr, "gpud-rxbench: flow %u to %s:%u: %s\n", i, o->host,
-					s->port + i, strerror(-f->err));
-				rc = RXB_EXIT_FAIL;
-			}
-			sent += f->sent;
-			if (f->t_start && (!t0 || f->t_start < t0))
-				t0 = f->t_start;
-			if (f->t_end > t1)
-				t1 = f->t_end;
-			usr += f->user_s;
-			sys += f->sys_s;
-		}
-		printf("run %u: sent %llu bytes over %u flows in %.2f s = %.2f Gbit/s "
-		       "(sender CPU %.2f s user, %.2f s sys)\n",
-		       r, (unsigned long long)sent, s->nflows, t1 - t0,
-		       t1 > t0 ? (double)sent * 8 / (t1 - t0) / 1e9 : 0.0, usr, sys);
-		fflush(stdout);
+		if (ret)
+			rc = ret;
 	}
 	free(s);
 	return rc;
