@@ -1,6 +1,6 @@
 # Devmem receive under the recycling paths that break page pools (issue 11):
-# packet taps (skb clones), netem loss/reorder/duplicate, receive-buffer
-# pressure (prune/collapse), token storms. Each test receives a validated
+# packet taps (skb clones), GRO on and off, netem loss/reorder/duplicate,
+# receive-buffer pressure (prune/collapse), token storms. Each test receives a validated
 # pattern through devmem, then checks the bound queue's page pool (inflight
 # 0 after close, destroyed after unbind); vm-run.sh checks the guest log.
 # The long variants (label vm-stress, minutes each) are registered only with
@@ -39,19 +39,19 @@ endfunction()
 gpud_recycle_test(recycle_packet_tap)
 gpud_add_vm_test(NAME recycle_packet_ring COMMAND recycle_packet_tap ring TIMEOUT ${GPUD_RECYCLE_TIMEOUT} ${GPUD_RECYCLE_VM_ARGS})
 gpud_add_vm_test(NAME recycle_packet_recv COMMAND recycle_packet_tap recv TIMEOUT ${GPUD_RECYCLE_TIMEOUT} ${GPUD_RECYCLE_VM_ARGS})
-# 6.12 BUG, kernel oops: packet_rcv() clones the shared devmem skb and trims
-# the clone to its headers; ___pskb_trim() -> pskb_expand_head() ->
-# skb_frag_ref() -> get_page(skb_frag_page()) = get_page(NULL) on a net_iov.
-# Upstream changed __skb_frag_ref() to get_netmem() in 6.15 ("net: add
-# get_netmem/put_netmem support"); the series needs a fix before this runs.
-# Run it by hand: ctest -R recycle_packet_recv (after removing DISABLED).
-set_tests_properties(recycle_packet_recv PROPERTIES DISABLED TRUE)
+# packet_rcv() clones the shared devmem skb and trims the clone to its
+# headers; pskb_expand_head() then takes a reference on every net_iov frag.
+# Plain 6.12 oopses there (get_page(NULL)); series patches 0006-0007
+# backport the fix (skb_frag_ref() -> get_netmem()).
 
 gpud_recycle_test(recycle_token_storm)
 gpud_add_vm_test(NAME recycle_token_storm COMMAND recycle_token_storm TIMEOUT ${GPUD_RECYCLE_TIMEOUT} ${GPUD_RECYCLE_VM_ARGS})
 
 gpud_recycle_test(recycle_netem)
 gpud_add_vm_test(NAME recycle_netem COMMAND recycle_netem TIMEOUT ${GPUD_RECYCLE_TIMEOUT} ${GPUD_RECYCLE_VM_ARGS})
+
+gpud_recycle_test(recycle_gro)
+gpud_add_vm_test(NAME recycle_gro COMMAND recycle_gro TIMEOUT ${GPUD_RECYCLE_TIMEOUT} ${GPUD_RECYCLE_VM_ARGS})
 
 gpud_recycle_test(recycle_rcvbuf)
 gpud_add_vm_test(NAME recycle_rcvbuf COMMAND recycle_rcvbuf TIMEOUT ${GPUD_RECYCLE_TIMEOUT} ${GPUD_RECYCLE_VM_ARGS})

@@ -89,13 +89,14 @@ pid_t rc_sender_start(struct rc_env *e, const struct rc_send *s)
 	close(e->d.np.guardian_fd);
 	if (e->lfd >= 0)
 		close(e->lfd);
-	if (t_netpair_enter(&e->d.np, 1) || s->nflows < 1 || s->nflows > 64)
+	if (t_netpair_enter(&e->d.np, 1) || s->nflows < 1 || s->first_flow < 0 ||
+	    s->first_flow + s->nflows > 64)
 		_exit(2);
 	for (int i = 0; i < s->nflows; i++) {
 		kids[i] = fork();
 		if (kids[i] == 0) {
 			prctl(PR_SET_PDEATHSIG, SIGKILL);
-			_exit(send_flow(e, s, i));
+			_exit(send_flow(e, s, s->first_flow + i));
 		}
 	}
 	for (int i = 0; i < s->nflows; i++) {

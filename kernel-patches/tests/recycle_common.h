@@ -41,11 +41,16 @@ struct rc_send {
 	uint64_t bytes;		/* per flow */
 	uint64_t seed;		/* flow i sends the pattern of seed + i */
 	size_t chunk;		/* bytes per send() (default 256 KiB) */
+	int first_flow;		/* index of flow 0: later runs take new ports */
 };
 
 /* Everything up to the listener; the calling thread ends up in namespace a. */
 void rc_setup(struct rc_env *e, uint16_t port, size_t mem_size);
-/* Forks the sender (namespace b); returns its pid for rc_sender_wait(). */
+/*
+ * Forks the sender (namespace b); returns its pid for rc_sender_wait(). Flow
+ * i has index first_flow + i: source port RC_SPORT_BASE + index, pattern
+ * seed + index (a closed flow's port stays in TIME_WAIT on the sender).
+ */
 pid_t rc_sender_start(struct rc_env *e, const struct rc_send *s);
 /* Fails the test unless the sender and all its flows exited 0. */
 void rc_sender_wait(pid_t pid);
