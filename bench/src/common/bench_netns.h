@@ -1,11 +1,14 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Two network namespaces joined by one link, created by a bench tool for its
- * own run and removed however the tool ends (a guardian child does it; see
- * netns.c). Shared by gpud-rxbench --demo and gpud-pluginbench.
+ * own run and removed however the tool ends (a guardian child does it). Shared
+ * by gpud-rxbench --demo and gpud-pluginbench; the plumbing under it is
+ * common/netns/, which the test fixture (t_netpair) uses too.
  */
 #ifndef BENCH_NETNS_H
 #define BENCH_NETNS_H
+
+#include "netns.h"
 
 #include <stdbool.h>
 #include <sys/types.h>
@@ -24,8 +27,7 @@ struct bench_netns {
 	int nsfd[2];
 	int orig_nsfd;		/* the namespace we started in */
 	unsigned int nsim_id[2];
-	int guardian_fd;
-	pid_t guardian_pid;
+	struct netns_guard guard;	/* a forked child closes guard.fd */
 };
 
 /* Creates both namespaces and the link; 0 or -errno after printing why. */

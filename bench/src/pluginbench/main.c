@@ -116,7 +116,7 @@ static int child_main(const struct pb_opts *o, struct bench_netns *n, int ctl)
 	int rc;
 
 	/* the guardian must see EOF when the parent goes, not wait for us */
-	close(n->guardian_fd);
+	close(n->guard.fd);
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (bench_netns_enter(n->nsfd[0]))
 		return PB_EXIT_FAIL;
