@@ -4,7 +4,7 @@
  * two linked netdevsim ports (patched-kernel VM). Test code may shell out to
  * `ip`; library code never does.
  *
- * The plumbing is common/netns/, shared with the bench tools; this file adds
+ * The plumbing is gpudirect-lib/tools/netns/, shared with the bench tools; this file adds
  * the test's names and addresses and turns failures into T_FAIL or a skip.
  * Cleanup must survive any way a test can end (assertion exit, ASan abort,
  * ctest's SIGKILL on timeout): the guardian removes the namespaces and

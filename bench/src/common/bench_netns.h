@@ -3,7 +3,7 @@
  * Two network namespaces joined by one link, created by a bench tool for its
  * own run and removed however the tool ends (a guardian child does it). Shared
  * by gpud-rxbench --demo and gpud-pluginbench; the plumbing under it is
- * common/netns/, which the test fixture (t_netpair) uses too.
+ * gpudirect-lib/tools/netns/, which the test fixture (t_netpair) uses too.
  */
 #ifndef BENCH_NETNS_H
 #define BENCH_NETNS_H

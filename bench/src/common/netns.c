@@ -2,7 +2,7 @@
 /*
  * The benches' own network (gpud-rxbench --demo, gpud-pluginbench): two
  * namespaces joined by a veth pair (stock kernel) or by two linked netdevsim
- * ports (patched-kernel VM), on common/netns/. The tools may shell out to
+ * ports (patched-kernel VM), on gpudirect-lib/tools/netns/. The tools may shell out to
  * `ip`; the library never does.
  *
  * Cleanup has to survive every way the tool can end (return from main, exit
