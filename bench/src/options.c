@@ -65,37 +65,23 @@ const char *rxb_mode_name(enum gpud_rx_mode m)
 	}
 }
 
-/* "64K", "1G", "1048576": binary suffixes, as iperf3 reads them. */
+/* "64K", "1G", "1048576": binary suffixes, the library's one parser. */
 static int parse_size(const char *s, uint64_t *out)
+{
+	return gpud_parse_size(s, out);
+}
+
+/* A plain 64-bit number (decimal or 0x...), for seeds and byte offsets. */
+static int parse_u64(const char *s, uint64_t *out)
 {
 	unsigned long long v;
 	char *end;
 
+	if (!isdigit((unsigned char)*s))
+		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 0);
-	if (errno || end == s)
-		return -EINVAL;
-	switch (toupper((unsigned char)*end)) {
-	case 'K':
-		v <<= 10;
-		end++;
-		break;
-	case 'M':
-		v <<= 20;
-		end++;
-		break;
-	case 'G':
-		v <<= 30;
-		end++;
-		break;
-	case 'T':
-		v <<= 40;
-		end++;
-		break;
-	}
-	if (*end == 'i' || *end == 'B')
-		end++;
-	if (*end)
+	if (errno || *end)
 		return -EINVAL;
 	*out = v;
 	return 0;
@@ -306,7 +292,7 @@ static int parse_one(struct rxb_opts *o, int c, char *arg, bool *no_validate, in
 		o->runs_set = true;
 		break;
 	case OPT_SEED:
-		if (parse_size(arg, &o->seed))
+		if (parse_u64(arg, &o->seed))
 			return bad("--seed", arg);
 		break;
 	case OPT_MEM_SIZE:
@@ -323,7 +309,7 @@ static int parse_one(struct rxb_opts *o, int c, char *arg, bool *no_validate, in
 		o->role = RXB_ROLE_DEMO;
 		break;
 	case OPT_INJECT:
-		if (parse_size(arg, &o->inject_at))
+		if (parse_u64(arg, &o->inject_at))
 			return bad("--inject-error", arg);
 		o->inject = true;
 		break;

@@ -8,7 +8,7 @@ gpud_add_test(NAME nic_nl_unit SOURCES ${NIC_TEST_DIR}/nic_nl_unit.c LABELS unit
   LIBS gpudirect_internal)
 gpud_add_test(NAME nic_gpudctl_parse
   SOURCES ${NIC_TEST_DIR}/nic_gpudctl_parse.c ${PROJECT_SOURCE_DIR}/gpudirect-lib/tools/gpudctl_parse.c
-  LABELS unit)
+  LABELS unit LIBS gpudirect)
 target_include_directories(nic_gpudctl_parse PRIVATE ${PROJECT_SOURCE_DIR}/gpudirect-lib/tools)
 
 # netns: families, dumps, bind errors and save/restore on a veth pair.

@@ -76,10 +76,11 @@ int main(void)
 	expect_size("256MiB", 256 << 20);
 	expect_size("1G", 1ULL << 30);
 	expect_size("2GB", 2ULL << 30);
+	expect_size("1T", 1ULL << 40);
 	T_ASSERT_EQ(-EINVAL, gpudctl_parse_size("0", &v));
 	T_ASSERT_EQ(-EINVAL, gpudctl_parse_size("", &v));
 	T_ASSERT_EQ(-EINVAL, gpudctl_parse_size("M", &v));
-	T_ASSERT_EQ(-EINVAL, gpudctl_parse_size("12T", &v));
+	T_ASSERT_EQ(-EINVAL, gpudctl_parse_size("12P", &v));
 	T_ASSERT_EQ(-EINVAL, gpudctl_parse_size("12Mx", &v));
 	T_ASSERT_EQ(-EINVAL, gpudctl_parse_size("-1", &v));
 	T_ASSERT_EQ(-EINVAL, gpudctl_parse_size("99999999999999999999G", &v));

@@ -2,6 +2,8 @@
 /* gpudctl argument parsing, kept apart so the unit tests can link it. */
 #include "gpudctl.h"
 
+#include <gpudirect/gpudirect.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <stdint.h>
@@ -68,37 +70,12 @@ int gpudctl_parse_queues(const char *s, unsigned int *out, size_t max, size_t *n
 
 int gpudctl_parse_size(const char *s, size_t *out)
 {
-	unsigned long long v, mul = 1;
-	char *end;
+	uint64_t v;
 
-	if (!s || !isdigit((unsigned char)*s))
+	/* gpudctl bind needs a buffer: zero is as wrong as "12T" on 32-bit. */
+	if (gpud_parse_size(s, &v) || !v || v > SIZE_MAX)
 		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || !v)
-		return -EINVAL;
-	switch (toupper((unsigned char)*end)) {
-	case 'K':
-		mul = 1ULL << 10;
-		break;
-	case 'M':
-		mul = 1ULL << 20;
-		break;
-	case 'G':
-		mul = 1ULL << 30;
-		break;
-	case '\0':
-		break;
-	default:
-		return -EINVAL;
-	}
-	if (mul > 1)
-		end++;
-	if (mul > 1 && (!strcmp(end, "iB") || !strcmp(end, "B")))
-		end += strlen(end);
-	if (*end || v > SIZE_MAX / mul)
-		return -EINVAL;
-	*out = (size_t)(v * mul);
+	*out = (size_t)v;
 	return 0;
 }
 

@@ -2,6 +2,8 @@
 /* Command line, nccl-tests' letters where they mean the same (-b -e -f -w). */
 #include "pluginbench.h"
 
+#include <gpudirect/gpudirect.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
@@ -35,32 +37,10 @@ static void usage(FILE *f)
 		"  -h, --help\n");
 }
 
+/* "64K", "1G": the library's parser (pluginbench links libgpudirect for it). */
 static int parse_size(const char *s, uint64_t *out)
 {
-	unsigned long long v;
-	char *end;
-
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -EINVAL;
-	switch (toupper((unsigned char)*end)) {
-	case 'K':
-		v <<= 10, end++;
-		break;
-	case 'M':
-		v <<= 20, end++;
-		break;
-	case 'G':
-		v <<= 30, end++;
-		break;
-	}
-	if (*end)
-		return -EINVAL;
-	*out = v;
-	return 0;
+	return gpud_parse_size(s, out);
 }
 
 static int parse_uint(const char *s, unsigned int lo, unsigned int hi, unsigned int *out)

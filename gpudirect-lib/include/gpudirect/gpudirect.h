@@ -72,6 +72,17 @@ GPUD_API const char *gpud_errmsg(void);
 /* Library version string, e.g. "0.1.0". */
 GPUD_API const char *gpud_version(void);
 
+/*
+ * Parses a byte count as users write one in options and environment
+ * variables: decimal digits, then optionally K, M, G or T (binary: 2^10 ..
+ * 2^40, either case), optionally followed by "iB" or "B" ("64K", "256MiB",
+ * "4g", "1048576"). Returns 0 and stores the value in *out, -EINVAL when @s
+ * is not such a size (message via gpud_errmsg()), -ERANGE when it does not
+ * fit in 64 bits. Zero is accepted; callers that cannot use it say so.
+ * Thread-safe.
+ */
+GPUD_API int gpud_parse_size(const char *s, uint64_t *out);
+
 /* ------------------------------------------------------------------ */
 /* Memory: device or host memory exported as a dma-buf                 */
 /* ------------------------------------------------------------------ */
