@@ -12,7 +12,15 @@
  *   GPUD_FAKE_DEVICES=N        device count (default 1)
  * "Device memory" is malloc()ed; the "dma-buf" is a memfd. Counters for the
  * test: fake_cuda_live_allocs(), fake_cuda_ctx_refs(), fake_cuda_ctx_depth(),
- * fake_cuda_flushes(), fake_cuda_pcie_tries(), fake_cuda_reset_depth().
+ * fake_cuda_flushes(), fake_cuda_pcie_tries(), fake_cuda_reset_depth(),
+ * fake_cuda_host_allocs().
+ *
+ * The NCCL plugin's entry points too (it loads the driver itself): pointer
+ * context, cuCtxSetCurrent/GetCurrent/GetDevice (a thread starts with the
+ * fake context current, as NCCL's proxy thread has its rank's), mapped host
+ * memory (cuMemHostAlloc/GetDevicePointer/Register: the device address is
+ * the host address), and module loading whose kernels cannot launch
+ * (cuLaunchKernel fails: nothing here runs GPU code).
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -26,14 +34,16 @@
 typedef int CUresult;
 typedef unsigned long long CUdeviceptr;
 
-static int live_allocs, ctx_refs, ctx_depth, flushes, pcie_tries;
+static int live_allocs, ctx_refs, ctx_depth, flushes, pcie_tries, host_allocs;
 static char fake_ctx;	/* its address is the context handle */
+static __thread void *cur_ctx = &fake_ctx;	/* cuCtxSetCurrent/GetCurrent only */
 
 EXPORT int fake_cuda_live_allocs(void) { return live_allocs; }
 EXPORT int fake_cuda_ctx_refs(void) { return ctx_refs; }
 EXPORT int fake_cuda_ctx_depth(void) { return ctx_depth; }
 EXPORT int fake_cuda_flushes(void) { return flushes; }
 EXPORT int fake_cuda_pcie_tries(void) { return pcie_tries; }
+EXPORT int fake_cuda_host_allocs(void) { return host_allocs; }
 /* After a simulated failed pop the context stays pushed; tests undo it. */
 EXPORT void fake_cuda_reset_depth(void) { ctx_depth = 0; }
 
@@ -243,6 +253,99 @@ static CUresult f_FlushGPUDirectRDMAWrites(int target, int scope)
 	return target == 0 && scope == 100 ? 0 : 1;
 }
 
+/* ---- what the NCCL plugin uses besides ---- */
+static CUresult f_PointerGetAttribute(void *data, int attr, CUdeviceptr p)
+{
+	FAIL_IF("cuPointerGetAttribute");
+	if (attr != 1)	/* CU_POINTER_ATTRIBUTE_CONTEXT */
+		return 1;
+	*(void **)data = &fake_ctx;
+	return 0;
+}
+
+static CUresult f_CtxSetCurrent(void *ctx)
+{
+	FAIL_IF("cuCtxSetCurrent");
+	if (ctx && ctx != &fake_ctx)
+		return 201;
+	cur_ctx = ctx;
+	return 0;
+}
+
+static CUresult f_CtxGetCurrent(void **ctx)
+{
+	FAIL_IF("cuCtxGetCurrent");
+	*ctx = cur_ctx;
+	return 0;
+}
+
+static CUresult f_CtxGetDevice(int *dev)
+{
+	FAIL_IF("cuCtxGetDevice");
+	if (!cur_ctx)
+		return 201;
+	*dev = 0;
+	return 0;
+}
+
+static CUresult f_CtxSynchronize(void) { FAIL_IF("cuCtxSynchronize"); return 0; }
+
+static CUresult f_MemHostAlloc(void **p, size_t size, unsigned int flags)
+{
+	FAIL_IF("cuMemHostAlloc");
+	if (!cur_ctx && ctx_depth <= 0)
+		return 201;
+	*p = aligned_alloc(4096, (size + 4095) & ~(size_t)4095);
+	if (!*p)
+		return 2;
+	host_allocs++;
+	return 0;
+}
+
+static CUresult f_MemFreeHost(void *p)
+{
+	FAIL_IF("cuMemFreeHost");
+	free(p);
+	host_allocs--;
+	return 0;
+}
+
+static CUresult f_MemHostGetDevicePointer(CUdeviceptr *d, void *p, unsigned int flags)
+{
+	FAIL_IF("cuMemHostGetDevicePointer");
+	*d = (CUdeviceptr)(uintptr_t)p;
+	return 0;
+}
+
+static CUresult f_MemHostRegister(void *p, size_t size, unsigned int flags)
+{
+	FAIL_IF("cuMemHostRegister");
+	return 0;
+}
+
+static CUresult f_MemHostUnregister(void *p) { FAIL_IF("cuMemHostUnregister"); return 0; }
+
+static CUresult f_ModuleLoadData(void **mod, const void *image)
+{
+	FAIL_IF("cuModuleLoadData");
+	*mod = &fake_ctx;
+	return 0;
+}
+
+static CUresult f_ModuleGetFunction(void **fn, void *mod, const char *name)
+{
+	FAIL_IF("cuModuleGetFunction");
+	*fn = &fake_ctx;
+	return 0;
+}
+
+static CUresult f_LaunchKernel(void *fn, unsigned gx, unsigned gy, unsigned gz, unsigned bx,
+			       unsigned by, unsigned bz, unsigned shmem, void *stream,
+			       void **params, void **extra)
+{
+	return 801;	/* CUDA_ERROR_NOT_SUPPORTED: no GPU code runs here */
+}
+
 static const struct {
 	const char *name;
 	void *fn;
@@ -254,6 +357,10 @@ static const struct {
 	E(CtxPopCurrent), E(MemAlloc), E(MemFree), E(PointerSetAttribute),
 	E(MemGetHandleForAddressRange), E(MemcpyHtoD), E(MemcpyDtoH),
 	E(FlushGPUDirectRDMAWrites),
+	E(PointerGetAttribute), E(CtxSetCurrent), E(CtxGetCurrent), E(CtxGetDevice),
+	E(CtxSynchronize), E(MemHostAlloc), E(MemFreeHost), E(MemHostGetDevicePointer),
+	E(MemHostRegister), E(MemHostUnregister), E(ModuleLoadData), E(ModuleGetFunction),
+	E(LaunchKernel),
 #undef E
 };
 
