@@ -5,6 +5,7 @@
  * declarations drifted from what libnccl.so.2 reads.
  */
 #include "ncclnet/net.h"
+#include "ncclnet/net_device_unpack.h"
 
 #include <stddef.h>
 
@@ -16,6 +17,18 @@ SIZE(ncclNetDeviceHandle_v7_t, 32);
 PIN(ncclNetDeviceHandle_v7_t, handle, 8);
 PIN(ncclNetDeviceHandle_v7_t, needsProxyProgress, 24);
 SIZE(ncclNetVDeviceProps_v9_t, 20);
+
+/* device unpack (unpack_defs.h): 16-byte entries, 16 x 2048 of them, then the counts */
+SIZE(ncclNetUnpackLoadMeta_t, 16);
+_Static_assert(_Alignof(ncclNetUnpackLoadMeta_t) == 16, "loadMeta is alignas(16)");
+PIN(ncclNetUnpackLoadMeta_t, len, 4);
+PIN(ncclNetUnpackLoadMeta_t, dst_off, 8);
+_Static_assert(NCCL_NET_UNPACK_MAX_SLICE_PAGES == 2048, "2048 entries per receive");
+PIN(ncclNetUnpackMeta_t, cnt, 16 * 2048 * 16);
+SIZE(ncclNetUnpackMeta_t, 16 * 2048 * 16 + 16 * 8);
+PIN(ncclNetUnpackHandle_t, bounce_buf, 8);
+PIN(ncclNetUnpackHandle_t, head, 16);
+SIZE(ncclNetUnpackHandle_t, 24);
 
 /* v8: name, pciPath, guid, then 4-byte fields */
 PIN(ncclNetProperties_v8_t, guid, 16);

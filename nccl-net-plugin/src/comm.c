@@ -12,6 +12,7 @@
  * failures back with an ERR frame so both sides log the same reason.
  */
 #include "plugin.h"
+#include "devq.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -272,6 +273,7 @@ static struct dm_req *req_get(struct dm_comm *c, enum dm_req_kind kind)
 			r->nmatched = 0;
 			r->hdr_end = 0;
 			atomic_store(&r->tasks_left, 0);
+			r->unpack_seq = -1;
 			r->post_seq = c->post_seq++;
 			return r;
 		}
@@ -427,13 +429,14 @@ static void recv_poll(struct dm_comm *c)
 }
 
 int dm_comm_irecv(struct dm_comm *c, int n, void **data, const uint64_t *sizes,
-		  const int *tags, struct dm_mr **mrs, struct dm_req **out)
+		  const int *tags, struct dm_mr **mrs, bool optional, struct dm_req **out)
 {
 	struct dm_req *r = NULL;
 	int err;
 
-	if (n < 1 || n > DM_MAX_RECVS) {
-		DM_WARN("irecv: %d buffers requested, supported 1..%d", n, DM_MAX_RECVS);
+	if (n < 1 || n > (c->devq ? 1 : DM_MAX_RECVS)) {
+		DM_WARN("irecv: %d buffers requested, supported 1..%d%s", n, c->devq ? 1 : DM_MAX_RECVS,
+			c->devq ? " (NCCL's device unpack takes one buffer per receive)" : "");
 		*out = NULL;
 		return -EINVAL;
 	}
@@ -444,6 +447,21 @@ int dm_comm_irecv(struct dm_comm *c, int n, void **data, const uint64_t *sizes,
 	r = req_get(c, DM_REQ_RECV);
 	if (!r)
 		goto out;
+	/*
+	 * NCCL's kernel reads the k-th receive it unpacks from slot k % 16;
+	 * LL/LL128 receives are not unpacked there and take no slot. Before
+	 * recv_poll(): matching may start moving bytes at once.
+	 */
+	if (c->devq && !optional) {
+		r->unpack_seq = dm_devq_take(c->devq);
+		if (r->unpack_seq < 0) {
+			/* 16 receives not yet consumed: NCCL retries a NULL request */
+			DM_TRACE("irecv: all %d device-unpack slots await irecvConsumed", DM_DEVQ_DEPTH);
+			r->kind = DM_REQ_FREE;
+			r = NULL;
+			goto out;
+		}
+	}
 	r->n = n;
 	for (int i = 0; i < n; i++)
 		r->sub[i] = (struct dm_sub){ .data = data[i], .max = sizes[i], .tag = tags[i],
@@ -487,10 +505,58 @@ static bool req_complete(struct dm_comm *c, struct dm_req *r)
 				return false;
 		}
 		return true;
+	case DM_REQ_CONSUME:	/* done; only NCCL's kernel still reads its data */
+		return true;
 	case DM_REQ_FREE:
 		break;
 	}
 	return false;
+}
+
+/*
+ * A receive NCCL's kernel unpacks is complete: its metadata count goes out
+ * before test() says done (NCCL's proxy then hands the step to the GPU), and
+ * the request lives on until irecvConsumed.
+ */
+static enum dm_req_kind recv_publish(struct dm_comm *c, struct dm_req *r)
+{
+	uint32_t over = 0, n;
+
+	if (r->unpack_seq < 0)
+		return DM_REQ_CONSUME;
+	n = dm_devq_publish(c->devq, r->unpack_seq, &over);
+	if (over && !c->overflow_logged) {
+		c->overflow_logged = true;
+		DM_INFO("recv comm %p: a %llu-byte receive came in %u pieces; NCCL's unpack takes %d per receive, the plugin copied the other %u itself (logged once per comm)",
+			(void *)c, (unsigned long long)r->sub[0].size, n + over, DM_DEVQ_MAX_ENTRIES,
+			over);
+	}
+	DM_TRACE("recv comm %p: receive %lld published %u entries (%u copied by the plugin)",
+		 (void *)c, (long long)r->unpack_seq, n, over);
+	return DM_REQ_CONSUME;
+}
+
+int dm_comm_irecv_consumed(struct dm_comm *c, int n, struct dm_req *r)
+{
+	int err = 0;
+
+	/* without device unpack test() already freed the request: nothing to do */
+	if (!c || !c->devq)
+		return 0;
+	pthread_mutex_lock(&c->api_lock);
+	if (!r || r->comm != c || r->kind != DM_REQ_CONSUME) {
+		DM_WARN("recv comm %p: irecvConsumed on a request %p that is not a completed receive",
+			(void *)c, (void *)r);
+		err = -EINVAL;
+		goto out;
+	}
+	if (r->unpack_seq >= 0)
+		dm_devmem_consumed(c, r->unpack_seq);
+	r->unpack_seq = -1;
+	r->kind = DM_REQ_FREE;
+out:
+	pthread_mutex_unlock(&c->api_lock);
+	return err;
 }
 
 int dm_req_test(struct dm_req *r, int *done, int *sizes)
@@ -500,7 +566,7 @@ int dm_req_test(struct dm_req *r, int *done, int *sizes)
 
 	*done = 0;
 	pthread_mutex_lock(&c->api_lock);
-	if (r->kind == DM_REQ_FREE) {
+	if (r->kind == DM_REQ_FREE || r->kind == DM_REQ_CONSUME) {
 		pthread_mutex_unlock(&c->api_lock);
 		DM_WARN("test() on a request that is not in flight");
 		return -EINVAL;
@@ -517,7 +583,7 @@ int dm_req_test(struct dm_req *r, int *done, int *sizes)
 			sizes[i] = r->sub[i].size > 0x7fffffff ? 0x7fffffff : (int)r->sub[i].size;
 		if (r->kind == DM_REQ_FLUSH && sizes)
 			sizes[0] = 0;
-		r->kind = DM_REQ_FREE;
+		r->kind = r->kind == DM_REQ_RECV && c->devq ? recv_publish(c, r) : DM_REQ_FREE;
 		err = 0;
 	} else {
 		err = atomic_load(&c->err);
@@ -584,6 +650,8 @@ void dm_comm_destroy(struct dm_comm *c)
 	dm_progress_put();
 	if (c->is_recv)
 		dm_devmem_teardown_comm(c);
+	/* NCCL closes a recv comm once its kernels are done with it */
+	dm_devmem_unpack_detach(c);
 	for (int i = 0; i < c->nsocks; i++) {
 		close(c->socks[i].fd);
 		dm_cuda_host_free(c->socks[i].staging);

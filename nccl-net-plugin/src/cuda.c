@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef int CUresult;
@@ -21,6 +22,9 @@ typedef unsigned long long CUdeviceptr;
 #define CUDA_API_VERSION 12000
 #define CU_POINTER_ATTRIBUTE_CONTEXT 1
 #define CU_MEMHOSTALLOC_PORTABLE 0x01
+#define CU_MEMHOSTALLOC_DEVICEMAP 0x02
+#define CU_MEMHOSTREGISTER_PORTABLE 0x01
+#define CU_MEMHOSTREGISTER_DEVICEMAP 0x02
 
 static struct {
 	CUresult (*init)(unsigned int flags);
@@ -40,6 +44,11 @@ static struct {
 	CUresult (*mem_alloc)(CUdeviceptr *p, size_t size);
 	CUresult (*mem_free)(CUdeviceptr p);
 	CUresult (*ctx_sync)(void);
+	CUresult (*ctx_get)(void **ctx);
+	CUresult (*ctx_get_device)(int *dev);
+	CUresult (*host_dev_ptr)(CUdeviceptr *d, void *p, unsigned int flags);
+	CUresult (*host_register)(void *p, size_t size, unsigned int flags);
+	CUresult (*host_unregister)(void *p);
 	bool ok;
 	char why[160];
 } cu;
@@ -49,7 +58,9 @@ static pthread_once_t cu_once = PTHREAD_ONCE_INIT;
 static void cu_load(void)
 {
 	CUresult (*gpa)(const char *, void **, int, unsigned long long, int *);
-	void *lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
+	/* GPUD_LIBCUDA: the same override libgpudirect honours (tests point it at a fake) */
+	const char *path = getenv("GPUD_LIBCUDA");
+	void *lib = dlopen(path && *path ? path : "libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
 	int n = 0;
 	struct {
 		const char *name;
@@ -70,10 +81,16 @@ static void cu_load(void)
 		{ "cuMemAlloc", (void **)&cu.mem_alloc },
 		{ "cuMemFree", (void **)&cu.mem_free },
 		{ "cuCtxSynchronize", (void **)&cu.ctx_sync },
+		{ "cuCtxGetCurrent", (void **)&cu.ctx_get },
+		{ "cuCtxGetDevice", (void **)&cu.ctx_get_device },
+		{ "cuMemHostGetDevicePointer", (void **)&cu.host_dev_ptr },
+		{ "cuMemHostRegister", (void **)&cu.host_register },
+		{ "cuMemHostUnregister", (void **)&cu.host_unregister },
 	};
 
 	if (!lib) {
-		snprintf(cu.why, sizeof(cu.why), "libcuda.so.1 not loadable: %s", dlerror());
+		snprintf(cu.why, sizeof(cu.why), "%s not loadable: %s",
+			 path && *path ? "GPUD_LIBCUDA" : "libcuda.so.1", dlerror());
 		return;
 	}
 	gpa = (CUresult(*)(const char *, void **, int, unsigned long long, int *))
@@ -101,6 +118,12 @@ bool dm_cuda_available(void)
 {
 	pthread_once(&cu_once, cu_load);
 	return cu.ok;
+}
+
+const char *dm_cuda_why(void)
+{
+	pthread_once(&cu_once, cu_load);
+	return cu.ok ? "" : cu.why;
 }
 
 static int cu_err(CUresult r, const char *what)
@@ -152,6 +175,88 @@ int dm_cuda_dtoh(void *ctx, void *dst, const void *src, size_t len)
 	int err = cu_err(cu.ctx_set(ctx), "cuCtxSetCurrent");
 
 	return err ? err : cu_err(cu.dtoh(dst, (CUdeviceptr)src, len), "cuMemcpyDtoH");
+}
+
+int dm_cuda_current_device(void)
+{
+	void *ctx = NULL;
+	int dev = -1;
+
+	if (!dm_cuda_available() || cu.ctx_get(&ctx) || !ctx || cu.ctx_get_device(&dev))
+		return -1;
+	return dev;
+}
+
+/* Makes @ctx current, or checks there is a current context when @ctx is NULL. */
+static int ctx_use(void *ctx)
+{
+	void *cur = NULL;
+
+	if (!dm_cuda_available())
+		return -ENODEV;
+	if (ctx)
+		return cu_err(cu.ctx_set(ctx), "cuCtxSetCurrent");
+	if (cu.ctx_get(&cur) || !cur) {
+		DM_WARN("no CUDA context is current in this thread (NCCL's proxy thread has one; "
+			"a caller without one must create or set one first)");
+		return -ENODEV;
+	}
+	return 0;
+}
+
+int dm_cuda_host_alloc_mapped(void *ctx, size_t size, void **host, uint64_t *dev)
+{
+	CUdeviceptr d = 0;
+	void *h = NULL;
+	int err = ctx_use(ctx);
+
+	if (err)
+		return err;
+	err = cu_err(cu.host_alloc(&h, size, CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_PORTABLE),
+		     "cuMemHostAlloc(DEVICEMAP)");
+	if (err)
+		return err;
+	err = cu_err(cu.host_dev_ptr(&d, h, 0), "cuMemHostGetDevicePointer");
+	if (err) {
+		cu.host_free(h);
+		return err;
+	}
+	*host = h;
+	*dev = d;
+	return 0;
+}
+
+void dm_cuda_host_free_mapped(void *ctx, void *host)
+{
+	if (host && !ctx_use(ctx))
+		cu_err(cu.host_free(host), "cuMemFreeHost");
+}
+
+int dm_cuda_host_register(void *ctx, void *host, size_t size, uint64_t *dev)
+{
+	CUdeviceptr d = 0;
+	int err = ctx_use(ctx);
+
+	if (err)
+		return err;
+	err = cu_err(cu.host_register(host, size,
+				      CU_MEMHOSTREGISTER_DEVICEMAP | CU_MEMHOSTREGISTER_PORTABLE),
+		     "cuMemHostRegister(devmem pool)");
+	if (err)
+		return err;
+	err = cu_err(cu.host_dev_ptr(&d, host, 0), "cuMemHostGetDevicePointer(devmem pool)");
+	if (err) {
+		cu.host_unregister(host);
+		return err;
+	}
+	*dev = d;
+	return 0;
+}
+
+void dm_cuda_host_unregister(void *ctx, void *host)
+{
+	if (host && !ctx_use(ctx))
+		cu_err(cu.host_unregister(host), "cuMemHostUnregister");
 }
 
 #ifdef DM_HAVE_UNPACK_FATBIN

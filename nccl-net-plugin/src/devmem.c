@@ -1,23 +1,19 @@
 // SPDX-License-Identifier: MIT
 /*
- * Receive-mode choice and the devmem data path.
+ * Receive-mode choice and devmem setup.
  *
  * devmem: per device, while any devmem recv comm lives, the plugin binds a
- * pool it owns (dma-buf, NCCL_DEVMEM_POOL_SIZE) to NCCL_DEVMEM_QUEUES and
- * keeps RSS off those queues; per recv comm it steers each data socket's
- * flow (full 4-tuple) to one of them and reads fragments with
- * gpud_rx_recv(). Everything else (control sockets, handshakes, send comms'
- * ACKs, other applications) must stay on ordinary queues: a plain recv() of
- * a flow that lands on a bound queue fails with EFAULT, since its payload
- * sits in memory the CPU cannot read. The last comm's close frees the
- * binding and the NIC object, which puts RSS, rules and header split back.
- *
- * Fragments are unpacked into the NCCL buffer (unpack_host.c, or unpack.cu
- * for GPU pools) and their tokens returned only after the copy has finished,
- * so the NIC never overwrites bytes still being copied.
+ * pool it owns (dma-buf, NCCL_DEVMEM_POOL_SIZE of NCCL_DEVMEM_POOL_MEM
+ * memory) to NCCL_DEVMEM_QUEUES and keeps RSS off those queues; per recv
+ * comm it steers each data socket's flow (full 4-tuple) to one of them and
+ * reads fragments with gpud_rx_recv() (devmem_rx.c). Everything else
+ * (control sockets, handshakes, send comms' ACKs, other applications) must
+ * stay on ordinary queues: a plain recv() of a flow that lands on a bound
+ * queue fails with EFAULT, since its payload sits in memory the CPU cannot
+ * read. The last comm's close frees the binding and the NIC object, which
+ * puts RSS, rules and header split back.
  */
-#include "plugin.h"
-#include "unpack.h"
+#include "devmem.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -25,36 +21,13 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include <gpudirect/gpudirect.h>
-
-#define DM_MAX_QUEUES 16
-#define DM_FRAG_BATCH 64
-
-struct dm_devmem_dev {
-	bool failed;		/* setup failed once: not retried, the reason is kept */
-	int err;
-	int users;		/* devmem recv comms holding nic/pool/binding */
-	char why[200];
-	struct gpud_nic *nic;
-	struct gpud_mem *pool;
-	struct gpud_binding *binding;
-	unsigned int queues[DM_MAX_QUEUES];
-	int nqueues;
-	unsigned int next_queue;
-};
-
-struct dm_devmem_rx {
-	struct gpud_rx *rx;
-	uint32_t rule;
-	bool has_rule;
-	struct gpud_frag frags[DM_FRAG_BATCH];
-	int nfrags;		/* fragments received, not yet fully consumed */
-	int first;		/* first unconsumed fragment */
-	uint32_t first_off;	/* bytes of frags[first] already consumed */
-};
-
-static pthread_mutex_t dev_lock = PTHREAD_MUTEX_INITIALIZER;
+pthread_mutex_t dm_devmem_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct dm_devmem_dev ddev[DM_MAX_DEVS];
+
+struct dm_devmem_dev *dm_devmem_dev(int dev)
+{
+	return &ddev[dev];
+}
 
 /* "15" or "12-15" or "12,14"; empty = the NIC's last RX queue. */
 static int parse_queues(const char *s, int nrx, unsigned int *q, int max)
@@ -87,13 +60,50 @@ static int parse_queues(const char *s, int nrx, unsigned int *q, int max)
 	return n ? n : -EINVAL;
 }
 
+/* NCCL_DEVMEM_POOL_MEM against what this machine has (pool.c decides). */
+static int pool_pick(struct dm_pool_choice *pc)
+{
+	struct dm_pool_facts f = { .cuda_ok = dm_cuda_available(), .cuda_why = dm_cuda_why(),
+				   .cur_device = dm_cuda_current_device(), .probe = -ENODEV };
+	char probe_why[200] = "";
+
+	/* the probe loads the GPU driver: only when the pool may be GPU memory */
+	if (f.cuda_ok && strcmp(dm_cfg.pool_mem, "host"))
+		f.probe = gpud_mem_probe(GPUD_MEM_CUDA, dm_pool_device(dm_cfg.pool_mem, f.cur_device),
+					 probe_why, sizeof(probe_why));
+	f.probe_why = probe_why;
+	return dm_pool_choose(dm_cfg.pool_mem, &f, pc);
+}
+
+/* Where the data path finds the pool's bytes. */
+static int pool_view(struct dm_devmem_dev *d)
+{
+	d->pool_kind = gpud_mem_kind(d->pool);
+	d->pool_host = gpud_mem_host_ptr(d->pool);
+	d->pool_dev = gpud_mem_device_ptr(d->pool);
+	d->pool_size = gpud_mem_size(d->pool);
+	d->pool_ctx = NULL;
+	if (d->pool_kind == GPUD_MEM_CUDA)
+		return dm_cuda_ptr_ctx((void *)(uintptr_t)d->pool_dev, &d->pool_ctx);
+	return d->pool_host ? 0 : -EFAULT;
+}
+
 static int dev_setup(int dev, struct dm_devmem_dev *d)
 {
 	const struct dm_dev *nd = dm_dev_get(dev);
 	struct gpud_mem_opts mo = { .sz = sizeof(mo) };
+	struct dm_pool_choice pc;
 	unsigned int minq;
 	int err, nrx;
 
+	/* first, before the NIC is touched: a demanded GPU pool that cannot be is the answer */
+	err = pool_pick(&pc);
+	if (err) {
+		snprintf(d->why, sizeof(d->why), "%s", pc.why);
+		return err;
+	}
+	mo.device = pc.device;
+	DM_INFO("dev %d (%s): devmem pool: %s", dev, nd->name, pc.why);
 	err = gpud_nic_open(nd->name, &d->nic);
 	if (err)
 		goto err_msg;
@@ -128,16 +138,27 @@ static int dev_setup(int dev, struct dm_devmem_dev *d)
 	err = gpud_nic_rss_limit(d->nic, minq);
 	if (err)
 		goto err_msg_nic;
-	err = gpud_mem_create(GPUD_MEM_HOST, dm_cfg.pool_size, &mo, &d->pool);
+	err = gpud_mem_create(pc.kind, dm_cfg.pool_size, &mo, &d->pool);
 	if (err)
 		goto err_msg_nic;
+	err = pool_view(d);
+	if (err) {
+		snprintf(d->why, sizeof(d->why), "the %s pool has no address the plugin can copy from",
+			 gpud_mem_kind_name(pc.kind));
+		goto err_mem;
+	}
 	err = gpud_bind_rx(nd->ifindex, d->pool, d->queues, d->nqueues, &d->binding);
 	if (err)
 		goto err_msg_mem;
+	atomic_store(&d->held, 0);
+	d->held_max = (unsigned int)(d->pool_size / 4096 * (unsigned int)dm_cfg.unpack_hold / 100);
+	DM_INFO("dev %d (%s): devmem pool of %zu MiB %s memory bound to %d RX queue(s)", dev,
+		nd->name, d->pool_size >> 20, gpud_mem_kind_name(pc.kind), d->nqueues);
 	return 0;
 
 err_msg_mem:
 	snprintf(d->why, sizeof(d->why), "%s", gpud_errmsg());
+err_mem:
 	gpud_mem_free(d->pool);
 	d->pool = NULL;
 	goto err_nic;
@@ -157,6 +178,10 @@ static void dev_release(struct dm_devmem_dev *d)
 {
 	gpud_binding_free(d->binding);
 	d->binding = NULL;
+	if (d->registered)
+		dm_cuda_host_unregister(NULL, d->pool_host);
+	d->registered = false;
+	d->bounce = 0;
 	gpud_mem_free(d->pool);
 	d->pool = NULL;
 	gpud_nic_free(d->nic);
@@ -208,7 +233,7 @@ err_msg:
 	return err;
 }
 
-/* Caller holds dev_lock. */
+/* Caller holds dm_devmem_lock. */
 static void socks_teardown(struct dm_devmem_dev *d, struct dm_comm *c)
 {
 	for (int i = 0; i < c->nsocks; i++) {
@@ -216,7 +241,8 @@ static void socks_teardown(struct dm_devmem_dev *d, struct dm_comm *c)
 
 		if (!r)
 			continue;
-		gpud_rx_free(r->rx);	/* returns outstanding tokens */
+		gpud_rx_free(r->rx);	/* returns outstanding tokens, held ones too */
+		dm_held_free(d, r);
 		if (r->has_rule)
 			gpud_nic_del_flow(d->nic, r->rule);
 		free(r);
@@ -230,11 +256,11 @@ void dm_devmem_teardown_comm(struct dm_comm *c)
 
 	if (c->mode != DM_MODE_DEVMEM)
 		return;
-	pthread_mutex_lock(&dev_lock);
+	pthread_mutex_lock(&dm_devmem_lock);
 	socks_teardown(d, c);
 	if (--d->users == 0)
 		dev_release(d);
-	pthread_mutex_unlock(&dev_lock);
+	pthread_mutex_unlock(&dm_devmem_lock);
 	c->mode = DM_MODE_COPY;
 }
 
@@ -242,7 +268,7 @@ int dm_devmem_setup_comm(struct dm_comm *c)
 {
 	const char *ifname = dm_dev_get(c->dev)->name;
 	struct dm_devmem_dev *d = &ddev[c->dev];
-	char why[200] = "";
+	char why[320] = "";
 	int err = 0;
 
 	if (dm_cfg.mode == DM_MODE_COPY) {
@@ -250,7 +276,7 @@ int dm_devmem_setup_comm(struct dm_comm *c)
 		snprintf(c->mode_reason, sizeof(c->mode_reason), "NCCL_DEVMEM_MODE=copy");
 		goto out;
 	}
-	pthread_mutex_lock(&dev_lock);
+	pthread_mutex_lock(&dm_devmem_lock);
 	if (!d->failed && !d->nic) {
 		d->err = dev_setup(c->dev, d);
 		d->failed = d->err != 0;
@@ -266,7 +292,7 @@ int dm_devmem_setup_comm(struct dm_comm *c)
 	} else if (!err) {
 		d->users++;
 	}
-	pthread_mutex_unlock(&dev_lock);
+	pthread_mutex_unlock(&dm_devmem_lock);
 	if (err) {
 		if (dm_cfg.mode == DM_MODE_DEVMEM) {
 			DM_WARN("recv comm on %s: NCCL_DEVMEM_MODE=devmem but devmem is unavailable: %s",
@@ -280,88 +306,10 @@ int dm_devmem_setup_comm(struct dm_comm *c)
 		goto out;
 	}
 	c->mode = DM_MODE_DEVMEM;
-	snprintf(c->mode_reason, sizeof(c->mode_reason), "NCCL_DEVMEM_MODE=%s, pool %llu MiB",
-		 dm_mode_name(dm_cfg.mode), (unsigned long long)(dm_cfg.pool_size >> 20));
+	snprintf(c->mode_reason, sizeof(c->mode_reason), "NCCL_DEVMEM_MODE=%s, %s pool %zu MiB",
+		 dm_mode_name(dm_cfg.mode), gpud_mem_kind_name(d->pool_kind), d->pool_size >> 20);
 out:
 	DM_INFO("recv comm %p on %s: %s mode (%s)", (void *)c, ifname, dm_mode_name(c->mode),
 		c->mode_reason);
 	return err;
-}
-
-/*
- * Moves fragment bytes into the head task's current chunk. A fragment may
- * straddle chunks or messages: the part not used stays for the next call, and
- * its token goes back only once all of it has been copied.
- */
-int dm_devmem_step(struct dm_sock *s, struct dm_task *t)
-{
-	struct dm_devmem_rx *r = s->dmrx;
-	struct dm_devmem_dev *d = &ddev[s->comm->dev];
-	struct dm_unpack_entry e[DM_FRAG_BATCH];
-	uint64_t off = t->k * t->chunk, len;
-	int ne = 0, done = 0, n, err;
-	const char *pool, *copy;
-
-	if (off >= t->size)
-		return DM_STEP_DONE;
-	len = t->size - off < t->chunk ? t->size - off : t->chunk;
-	if (r->first == r->nfrags) {
-		n = gpud_rx_recv(r->rx, r->frags, DM_FRAG_BATCH, MSG_DONTWAIT);
-		if (n == -EAGAIN || n == -EWOULDBLOCK || n == -EINTR)
-			return 0;
-		if (n == 0)
-			return dm_comm_fail(s->comm, -ECONNRESET,
-					    "data socket %d: peer closed the connection in the middle of a message",
-					    s->idx);
-		if (n < 0)
-			return dm_comm_fail(s->comm, n, "data socket %d: devmem receive failed: %s%s",
-					    s->idx, gpud_errmsg(),
-					    n == -ENOBUFS ? " (pool exhausted: raise NCCL_DEVMEM_POOL_SIZE)" : "");
-		r->nfrags = n;
-		r->first = 0;
-		r->first_off = 0;
-	}
-	while (r->first + done < r->nfrags && t->pos < len) {
-		struct gpud_frag *f = &r->frags[r->first + done];
-		uint32_t skip = done ? 0 : r->first_off;
-		uint64_t take = f->len - skip;
-
-		if (take > len - t->pos)
-			take = len - t->pos;
-		e[ne++] = (struct dm_unpack_entry){ .src_off = (uint32_t)(f->offset + skip),
-						    .len = (uint32_t)take, .dst_off = off + t->pos };
-		t->pos += take;
-		if (skip + take < f->len) {
-			r->first_off = skip + (uint32_t)take;	/* rest belongs to the next chunk */
-			break;
-		}
-		done++;
-		r->first_off = 0;
-	}
-	/* Host pool for now; a GPU pool will hand e[] to dm_unpack_cuda() in one launch. */
-	pool = gpud_mem_host_ptr(d->pool);
-	copy = gpud_mem_host_ptr(gpud_rx_copy_mem(r->rx));
-	for (int i = 0; i < ne; i++) {
-		const char *src = r->frags[r->first + i].flags & GPUD_FRAG_COPY ? copy : pool;
-
-		if (!src)
-			return dm_comm_fail(s->comm, -EFAULT, "fragment memory not CPU-visible");
-		if (t->mr && t->mr->type == NCCL_PTR_CUDA)
-			err = dm_cuda_htod(t->mr->cuctx, t->base + e[i].dst_off,
-					   src + e[i].src_off, e[i].len);
-		else
-			dm_unpack_host(&e[i], 1, src, t->base), err = 0;
-		if (err)
-			return dm_comm_fail(s->comm, err, "unpack to GPU buffer failed");
-	}
-	/* only now may the NIC reuse those pages */
-	err = gpud_rx_release(r->rx, &r->frags[r->first], done);
-	if (err < 0)
-		return dm_comm_fail(s->comm, err, "returning devmem tokens failed: %s", gpud_errmsg());
-	r->first += done;
-	if (t->pos < len)
-		return DM_STEP_MORE;
-	t->pos = 0;
-	t->k += t->step;
-	return t->k * t->chunk >= t->size ? DM_STEP_DONE : DM_STEP_MORE;
 }

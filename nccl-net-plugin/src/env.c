@@ -8,8 +8,10 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 struct dm_config dm_cfg;
 
@@ -24,6 +26,11 @@ const char *dm_mode_name(enum dm_mode m)
 		return "copy";
 	}
 	return "?";
+}
+
+const char *dm_unpack_name(enum dm_unpack u)
+{
+	return u == DM_UNPACK_NCCL ? "nccl" : "plugin";
 }
 
 /* "123", "64K", "512k", "256M", "4G" → bytes. */
@@ -106,6 +113,56 @@ static void env_str(const char *name, char *dst, size_t len)
 	DM_INFO("%s set by environment to %s", name, s);
 }
 
+/*
+ * NCCL's kernel unpacks SIMPLE-protocol receives only. NCCL marks the others
+ * (LL, LL128) by presetting *request to NCCL_NET_OPTIONAL_RECV_COMPLETION,
+ * unless NCCL_NET_OPTIONAL_RECV_COMPLETION=0; then we could not tell them
+ * apart, and a slot given to a receive the kernel skips would shift every
+ * later one. Only NCCL_PROTO=Simple makes that safe again.
+ */
+static bool receives_distinguishable(void)
+{
+	const char *opt = getenv("NCCL_NET_OPTIONAL_RECV_COMPLETION");
+	const char *proto = getenv("NCCL_PROTO");
+
+	if (!opt || atoi(opt) != 0)
+		return true;
+	return proto && !strcasecmp(proto, "simple");
+}
+
+static void env_unpack(struct dm_config *cfg)
+{
+	char v[16];
+
+	env_str("NCCL_DEVMEM_UNPACK", v, sizeof(v));
+	if (!v[0] || !strcmp(v, "plugin")) {
+		cfg->unpack = DM_UNPACK_PLUGIN;
+	} else if (!strcmp(v, "nccl")) {
+		cfg->unpack = DM_UNPACK_NCCL;
+	} else {
+		DM_WARN("NCCL_DEVMEM_UNPACK=%s: expected plugin or nccl; using plugin", v);
+		cfg->unpack = DM_UNPACK_PLUGIN;
+	}
+	if (cfg->unpack == DM_UNPACK_NCCL && !receives_distinguishable()) {
+		DM_WARN("NCCL_DEVMEM_UNPACK=nccl with NCCL_NET_OPTIONAL_RECV_COMPLETION=0: the plugin cannot tell which receives NCCL's kernel unpacks; using NCCL_DEVMEM_UNPACK=plugin (unset that variable, or set NCCL_PROTO=Simple)");
+		cfg->unpack = DM_UNPACK_PLUGIN;
+	}
+}
+
+static void env_pool_mem(struct dm_config *cfg)
+{
+	struct dm_pool_facts none = { .cuda_why = "", .probe_why = "", .cur_device = -1 };
+	struct dm_pool_choice c;
+
+	env_str("NCCL_DEVMEM_POOL_MEM", cfg->pool_mem, sizeof(cfg->pool_mem));
+	if (dm_pool_choose(cfg->pool_mem, &none, &c) == -EINVAL) {
+		DM_WARN("%s; using auto", c.why);
+		snprintf(cfg->pool_mem, sizeof(cfg->pool_mem), "auto");
+	}
+	if (!cfg->pool_mem[0])
+		snprintf(cfg->pool_mem, sizeof(cfg->pool_mem), "auto");
+}
+
 void dm_config_load(struct dm_config *cfg)
 {
 	char mode[16];
@@ -131,4 +188,7 @@ void dm_config_load(struct dm_config *cfg)
 		DM_WARN("NCCL_DEVMEM_MODE=%s: expected auto, devmem or copy; using auto", mode);
 		cfg->mode = DM_MODE_AUTO;
 	}
+	env_unpack(cfg);
+	cfg->unpack_hold = env_int("NCCL_DEVMEM_UNPACK_HOLD", 50, 1, 100);
+	env_pool_mem(cfg);
 }

@@ -66,9 +66,13 @@ int dm_global_init(ncclDebugLogger_t logger)
 		goto out;
 	}
 	for (int i = 0; i < ndevs; i++)
-		DM_INFO("dev %d: %s %s speed %d Mbit/s, mode %s, %d data socket(s), %d thread(s)",
+		DM_INFO("dev %d: %s %s speed %d Mbit/s, mode %s, %d data socket(s), %d thread(s), unpack %s, pool %s",
 			i, devs[i].name, devs[i].pci_path, devs[i].speed_mbps,
-			dm_mode_name(dm_cfg.mode), dm_cfg.nsocks, dm_cfg.nthreads);
+			dm_mode_name(dm_cfg.mode), dm_cfg.nsocks, dm_cfg.nthreads,
+			dm_unpack_name(dm_cfg.unpack), dm_cfg.pool_mem);
+	if (dm_cfg.unpack == DM_UNPACK_NCCL)
+		DM_INFO("NCCL_DEVMEM_UNPACK=nccl: offering NCCL's device unpack (netDeviceType UNPACK, version 0x%x, maxRecvs 1); NCCL's kernels copy devmem fragments, the plugin returns tokens on irecvConsumed",
+			NCCL_NET_DEVICE_UNPACK_VERSION);
 	inited = true;
 out:
 	pthread_mutex_unlock(&init_lock);
@@ -149,13 +153,28 @@ ncclResult_t dm_net_connect(void *ctx, int dev, void *handle, void **sendComm,
 ncclResult_t dm_net_accept(void *listenComm, void **recvComm,
 			   ncclNetDeviceHandle_v11_t **recvDevComm)
 {
+	ncclNetDeviceHandle_v11_t *dh = recvDevComm ? *recvDevComm : NULL;
 	struct dm_comm *c;
 	int err;
 
 	*recvComm = NULL;
 	err = dm_accept(listenComm, &c);
-	if (err)
+	if (err || !c)
 		return dm_result(err);
+	/*
+	 * NCCL allocates the handle (type and version set) only when it
+	 * takes our NCCL_NET_DEVICE_UNPACK offer; we fill in the rest.
+	 */
+	if (dh && dh->netDeviceType == NCCL_NET_DEVICE_UNPACK) {
+		err = dm_devmem_unpack_attach(c, dh);
+		if (err) {
+			dm_comm_destroy(c);
+			return dm_result(err);
+		}
+	} else if (dm_cfg.unpack == DM_UNPACK_NCCL) {
+		DM_INFO("recv comm %p: NCCL_DEVMEM_UNPACK=nccl but NCCL asked for no device handle (%s): the plugin unpacks",
+			(void *)c, dh ? "another device type" : "none passed");
+	}
 	*recvComm = c;
 	return ncclSuccess;
 }
@@ -191,6 +210,7 @@ ncclResult_t dm_net_isend(void *sendComm, void *data, size_t size, int tag, void
 ncclResult_t dm_net_irecv(void *recvComm, int n, void **data, size_t *sizes, int *tags,
 			  void **mhandles, void **phandles, void **request)
 {
+	bool optional = *request == (void *)NCCL_NET_OPTIONAL_RECV_COMPLETION;
 	uint64_t sz[DM_MAX_RECVS];
 
 	if (n < 1 || n > DM_MAX_RECVS) {
@@ -200,7 +220,7 @@ ncclResult_t dm_net_irecv(void *recvComm, int n, void **data, size_t *sizes, int
 	for (int i = 0; i < n; i++)
 		sz[i] = sizes[i];
 	return dm_result(dm_comm_irecv(recvComm, n, data, sz, tags, (struct dm_mr **)mhandles,
-				       (struct dm_req **)request));
+				       optional, (struct dm_req **)request));
 }
 
 ncclResult_t dm_net_iflush(void *recvComm, int n, void **data, int *sizes, void **mhandles,
@@ -234,14 +254,14 @@ ncclResult_t dm_net_close_listen(void *listenComm)
 
 ncclResult_t dm_net_get_device_mr(void *comm, void *mhandle, void **dptr_mhandle)
 {
-	/* only called for NCCL_NET_DEVICE_UNPACK, which we do not offer yet */
+	/* NCCL's unpack kernel addresses buffers itself; it needs no device view of ours */
 	*dptr_mhandle = NULL;
 	return ncclSuccess;
 }
 
 ncclResult_t dm_net_irecv_consumed(void *recvComm, int n, void *request)
 {
-	return ncclSuccess;
+	return dm_result(dm_comm_irecv_consumed(recvComm, n, request));
 }
 
 ncclResult_t dm_net_make_vdevice(int *d, ncclNetVDeviceProps_v11_t *props)

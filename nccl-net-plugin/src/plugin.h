@@ -55,6 +55,11 @@ double dm_now(void);
 
 /* ---- configuration (env.c) ---- */
 enum dm_mode { DM_MODE_AUTO = 0, DM_MODE_DEVMEM = 1, DM_MODE_COPY = 2 };
+/* Who copies devmem fragments into NCCL's buffer (NCCL_DEVMEM_UNPACK). */
+enum dm_unpack {
+	DM_UNPACK_PLUGIN = 0,	/* we do (memcpy, or our CUDA kernel), before test() says done */
+	DM_UNPACK_NCCL = 1,	/* NCCL's kernels do, from metadata we publish (devq.c) */
+};
 
 struct dm_config {
 	char ifname[256];	/* NCCL_DEVMEM_IFNAME, comma list, "" = auto */
@@ -65,10 +70,14 @@ struct dm_config {
 	uint64_t pool_size;	/* NCCL_DEVMEM_POOL_SIZE */
 	uint32_t chunk;		/* NCCL_DEVMEM_CHUNK_SIZE */
 	int timeout_ms;		/* NCCL_DEVMEM_TIMEOUT_MS */
+	enum dm_unpack unpack;	/* NCCL_DEVMEM_UNPACK */
+	int unpack_hold;	/* NCCL_DEVMEM_UNPACK_HOLD: % of the pool NCCL's kernel may hold */
+	char pool_mem[32];	/* NCCL_DEVMEM_POOL_MEM: "auto", "host", "cuda", "cuda:N" */
 };
 extern struct dm_config dm_cfg;	/* written once in dm_global_init under its lock */
 void dm_config_load(struct dm_config *cfg);
 const char *dm_mode_name(enum dm_mode m);
+const char *dm_unpack_name(enum dm_unpack u);
 int dm_parse_size(const char *s, uint64_t *out);
 
 /* ---- devices (props.c) ---- */
@@ -93,6 +102,20 @@ int dm_cuda_host_alloc(size_t size, void **out);
 void dm_cuda_host_free(void *p);
 int dm_cuda_htod(void *ctx, void *dst, const void *src, size_t len);
 int dm_cuda_dtoh(void *ctx, void *dst, const void *src, size_t len);
+/* Why dm_cuda_available() is false ("" when it is true). */
+const char *dm_cuda_why(void);
+/* Device of the calling thread's current CUDA context, or -1 (none, or no CUDA). */
+int dm_cuda_current_device(void);
+/*
+ * Host memory the GPU can read and write (cuMemHostAlloc DEVICEMAP|PORTABLE)
+ * and its device address, allocated in @ctx (NULL: the calling thread's
+ * current context; -ENODEV when there is none).
+ */
+int dm_cuda_host_alloc_mapped(void *ctx, size_t size, void **host, uint64_t *dev);
+void dm_cuda_host_free_mapped(void *ctx, void *host);
+/* Pins host memory and maps it into the GPU (cuMemHostRegister DEVICEMAP). */
+int dm_cuda_host_register(void *ctx, void *host, size_t size, uint64_t *dev);
+void dm_cuda_host_unregister(void *ctx, void *host);
 
 /* ---- memory registration (mr.c) ---- */
 struct dm_mr {
@@ -143,7 +166,12 @@ struct dm_sock {
 	bool dead;			/* worker saw an error: no more I/O */
 };
 
-enum dm_req_kind { DM_REQ_FREE = 0, DM_REQ_SEND, DM_REQ_RECV, DM_REQ_FLUSH };
+/*
+ * CONSUME: a receive test() reported done on a comm whose data NCCL's kernel
+ * unpacks; it keeps its fragments (tokens) and metadata slot until NCCL
+ * calls irecvConsumed with it.
+ */
+enum dm_req_kind { DM_REQ_FREE = 0, DM_REQ_SEND, DM_REQ_RECV, DM_REQ_FLUSH, DM_REQ_CONSUME };
 
 struct dm_sub {
 	char *data;
@@ -162,9 +190,12 @@ struct dm_req {
 	int nmatched;
 	atomic_int tasks_left;
 	uint64_t hdr_end;	/* send: done once comm->ctx_sent reaches this */
+	int64_t unpack_seq;	/* recv: its device-unpack slot's sequence, -1 for none */
 	struct dm_sub sub[DM_MAX_RECVS];
 	struct dm_task *tasks;	/* DM_MAX_RECVS * nsocks, from the comm */
 };
+
+struct dm_devq;
 
 struct dm_comm {
 	bool is_recv;
@@ -173,7 +204,10 @@ struct dm_comm {
 	int nsocks;
 	uint32_t max_chunk;
 	enum dm_mode mode;		/* DEVMEM or COPY: what this comm does */
-	char mode_reason[160];
+	char mode_reason[400];
+	/* NCCL unpacks this comm's receives on the GPU (device handle given at accept) */
+	struct dm_devq *devq;
+	bool overflow_logged;
 	pthread_mutex_t api_lock;	/* serialises NCCL entry points on this comm */
 	struct dm_sock socks[DM_MAX_SOCKS];
 	struct dm_req reqs[DM_MAX_REQS];
@@ -207,8 +241,15 @@ int dm_comm_fail(struct dm_comm *c, int err, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 int dm_comm_isend(struct dm_comm *c, void *data, uint64_t size, int tag, struct dm_mr *mr,
 		  struct dm_req **out);
+/*
+ * @optional: NCCL preset *request to NCCL_NET_OPTIONAL_RECV_COMPLETION (an
+ * LL/LL128 receive, which NCCL's device unpack never reads): with device
+ * unpack the plugin places its bytes itself.
+ */
 int dm_comm_irecv(struct dm_comm *c, int n, void **data, const uint64_t *sizes,
-		  const int *tags, struct dm_mr **mrs, struct dm_req **out);
+		  const int *tags, struct dm_mr **mrs, bool optional, struct dm_req **out);
+/* NCCL's kernel is done with @r's data: its tokens and slot go back. */
+int dm_comm_irecv_consumed(struct dm_comm *c, int n, struct dm_req *r);
 int dm_comm_iflush(struct dm_comm *c, struct dm_req **out);
 int dm_req_test(struct dm_req *r, int *done, int *sizes);
 
@@ -219,6 +260,9 @@ void dm_progress_attach(struct dm_sock *s);
 void dm_progress_detach(struct dm_sock *s);	/* returns once no thread touches s */
 void dm_progress_barrier(struct dm_sock *s);	/* returns once s's current pass (if any) ended */
 void dm_progress_kick(struct dm_sock *s);
+/* Another thread's turn at s's bytes (held: no worker or API move runs); unlock kicks the worker. */
+void dm_sock_io_lock(struct dm_sock *s);
+void dm_sock_io_unlock(struct dm_sock *s);
 /*
  * API thread, api_lock held: moves the socket's small host-memory tasks
  * itself if no worker is busy with the socket; @kick: wake the worker for
@@ -273,7 +317,38 @@ int dm_connect(int dev, struct dm_handle *h, struct dm_comm **out);
 int dm_devmem_setup_comm(struct dm_comm *c);
 void dm_devmem_teardown_comm(struct dm_comm *c);
 int dm_devmem_step(struct dm_sock *s, struct dm_task *t);
+/*
+ * accept() with a device handle from NCCL (type UNPACK): builds the comm's
+ * metadata queue and fills the handle. 0, or -errno with a WARN.
+ */
+int dm_devmem_unpack_attach(struct dm_comm *c, ncclNetDeviceHandle_v11_t *dh);
+/* Receive @seq's tokens go back (its entries were consumed) and its slot is freed. */
+void dm_devmem_consumed(struct dm_comm *c, int64_t seq);
+void dm_devmem_unpack_detach(struct dm_comm *c);
 
+/* ---- devmem pool choice (pool.c): NCCL_DEVMEM_POOL_MEM ---- */
+struct dm_pool_choice {
+	int kind;		/* enum gpud_mem_kind: GPUD_MEM_HOST or GPUD_MEM_CUDA */
+	int device;		/* CUDA device */
+	char why[320];		/* the choice and its reason, or the error and its fix */
+};
+/* What the choice is made from, gathered by the caller (devmem.c). */
+struct dm_pool_facts {
+	bool cuda_ok;		/* the plugin can drive CUDA (dm_cuda_available()) */
+	const char *cuda_why;	/* if not, why */
+	int probe;		/* gpud_mem_probe(GPUD_MEM_CUDA, device): 0 or -errno */
+	const char *probe_why;	/* its text */
+	int cur_device;		/* device of the caller's current CUDA context, -1 if none */
+};
+/*
+ * Parses @spec ("auto", "host", "cuda", "cuda:N"; "" = auto) and decides.
+ * 0 with the choice; -EINVAL for a spec it cannot read; -ENODEV (or the
+ * probe's error) when cuda was demanded and cannot work, with why naming the
+ * fix. Pure: no I/O, no globals.
+ */
+int dm_pool_choose(const char *spec, const struct dm_pool_facts *f, struct dm_pool_choice *out);
+/* Device dm_pool_choose() will probe for @spec (cuda:N, else the current context's, else 0). */
+int dm_pool_device(const char *spec, int cur_device);
 /* ---- global state (net.c) ---- */
 int dm_global_init(ncclDebugLogger_t logger);
 

@@ -371,6 +371,19 @@ void dm_progress_kick(struct dm_sock *s)
 	}
 }
 
+void dm_sock_io_lock(struct dm_sock *s)
+{
+	pthread_mutex_lock(&s->io);
+}
+
+void dm_sock_io_unlock(struct dm_sock *s)
+{
+	pthread_mutex_unlock(&s->io);
+	/* a worker that found io taken skipped the socket without re-arming it */
+	if (sock_head(s))
+		dm_progress_kick(s);
+}
+
 void dm_sock_enqueue(struct dm_sock *s, struct dm_task *t)
 {
 	t->next = NULL;

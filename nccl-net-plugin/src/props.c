@@ -3,6 +3,7 @@
  * Which NICs the plugin offers and what it tells NCCL about them.
  */
 #include "plugin.h"
+#include "ncclnet/net_device_unpack.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -135,7 +136,6 @@ void dm_props_fill(int dev, ncclNetProperties_v11_t *props)
 	props->latency = 0;
 	props->maxComms = 65536;
 	props->maxRecvs = DM_MAX_RECVS;
-	/* Host-side unpack (ours) for now; NCCL's device unpack is a later opt-in. */
 	props->netDeviceType = NCCL_NET_DEVICE_HOST;
 	props->netDeviceVersion = NCCL_NET_DEVICE_INVALID_VERSION;
 	props->vProps.ndevs = 1;
@@ -144,4 +144,19 @@ void dm_props_fill(int dev, ncclNetProperties_v11_t *props)
 	props->maxP2pBytes = 0x7fffffffull & ~4095ull;
 	props->maxCollBytes = props->maxP2pBytes;
 	props->maxMultiRequestSize = 1;
+	if (dm_cfg.unpack == DM_UNPACK_NCCL) {
+		/*
+		 * NCCL's kernels unpack: it asks for a device handle on each
+		 * receive comm and checks the version against its own. One
+		 * buffer per receive: a device handle belongs to one NCCL
+		 * connection, and NCCL shares a recv comm between connections
+		 * only when maxRecvs > 1. Point-to-point transfers in 4 MiB
+		 * pieces, what one receive's metadata is sized for (larger
+		 * ones still work: the plugin copies what does not fit).
+		 */
+		props->netDeviceType = NCCL_NET_DEVICE_UNPACK;
+		props->netDeviceVersion = NCCL_NET_DEVICE_UNPACK_VERSION;
+		props->maxRecvs = 1;
+		props->maxP2pBytes = NCCL_NET_UNPACK_MAX_SLICE_SIZE;
+	}
 }

@@ -3,8 +3,9 @@
  * Devmem fragments → NCCL buffer. One entry per fragment piece, laid out
  * exactly like NCCL 2.28.9's device-unpack metadata entry (union loadMeta in
  * src/device/network/unpack/unpack_defs.h: u32 src_off, u32 len, u64
- * dst_off; 16 bytes), so the same list can later be published to NCCL's own
- * unpack kernels (NCCL_NET_DEVICE_UNPACK) instead of ours.
+ * dst_off; 16 bytes; devq.c checks it against ncclNetUnpackLoadMeta_t), so
+ * the same pieces go to our copies below or, with NCCL_DEVMEM_UNPACK=nccl,
+ * into NCCL's metadata queue for its own kernels.
  */
 #ifndef DM_UNPACK_H
 #define DM_UNPACK_H
@@ -19,9 +20,6 @@ struct dm_unpack_entry {
 } __attribute__((aligned(16)));
 
 _Static_assert(sizeof(struct dm_unpack_entry) == 16, "NCCL loadMeta is 16 bytes");
-
-/* NCCL unpack limits (2.28.9): 4 MiB per receive, 2048 entries per slot. */
-#define DM_UNPACK_MAX_ENTRIES 2048
 
 /* memcpy each piece from @pool into @dst (host memory). */
 void dm_unpack_host(const struct dm_unpack_entry *e, size_t n, const void *pool, void *dst);

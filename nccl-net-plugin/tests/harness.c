@@ -13,6 +13,10 @@
 
 int h_warns;
 char h_last_warn[512];
+bool h_keep_loaded;
+char h_log_needle[128];
+int h_log_hits;
+char h_log_hit[512];
 
 static void logger(ncclDebugLogLevel level, unsigned long flags, const char *file, int line,
 		   const char *fmt, ...)
@@ -26,6 +30,10 @@ static void logger(ncclDebugLogLevel level, unsigned long flags, const char *fil
 	if (level == NCCL_LOG_WARN) {
 		h_warns++;
 		snprintf(h_last_warn, sizeof(h_last_warn), "%s", msg);
+	}
+	if (h_log_needle[0] && strstr(msg, h_log_needle)) {
+		h_log_hits++;
+		snprintf(h_log_hit, sizeof(h_log_hit), "%s", msg);
 	}
 	if (level <= NCCL_LOG_INFO || getenv("H_TRACE"))
 		t_log("[%d] %s %s:%d %s", getpid(), level == NCCL_LOG_WARN ? "WARN" : "INFO",
@@ -82,6 +90,8 @@ void h_unload(struct h_plugin *p)
 {
 	if (p->v11)
 		T_ASSERT_EQ(ncclSuccess, p->v11->finalize(p->ctx));
+	if (h_keep_loaded)
+		return;
 	/* NCCL dlcloses the plugin after its last comm: no thread may be left */
 	T_ASSERT_EQ(0, dlclose(p->so));
 }
@@ -127,6 +137,38 @@ ncclResult_t h_accept(struct h_plugin *p, void *lcomm, void **rcomm)
 	ncclNetDeviceHandle_v11_t *dh = NULL;
 
 	return CALL(p, accept, lcomm, rcomm, &dh);
+}
+
+ncclResult_t h_accept_dev(struct h_plugin *p, void *lcomm, void **rcomm,
+			  ncclNetDeviceHandle_v11_t **dh)
+{
+	return CALL(p, accept, lcomm, rcomm, dh);
+}
+
+ncclResult_t h_irecv_consumed(struct h_plugin *p, void *c, int n, void *req)
+{
+	return CALL(p, irecvConsumed, c, n, req);
+}
+
+void h_props_dev(struct h_plugin *p, int dev, int *type, int *version, int *max_recvs)
+{
+	if (p->version == 8) {
+		ncclNetProperties_v8_t pr;
+
+		T_ASSERT_EQ(ncclSuccess, p->v8->getProperties(dev, &pr));
+		*type = pr.netDeviceType, *version = pr.netDeviceVersion, *max_recvs = pr.maxRecvs;
+	} else if (p->version == 11) {
+		ncclNetProperties_v11_t pr;
+
+		T_ASSERT_EQ(ncclSuccess, p->v11->getProperties(dev, &pr));
+		*type = pr.netDeviceType, *version = pr.netDeviceVersion, *max_recvs = pr.maxRecvs;
+	} else {
+		ncclNetProperties_v9_t pr;
+
+		T_ASSERT_EQ(ncclSuccess, p->version == 9 ? p->v9->getProperties(dev, &pr)
+							 : p->v10->getProperties(dev, &pr));
+		*type = pr.netDeviceType, *version = pr.netDeviceVersion, *max_recvs = pr.maxRecvs;
+	}
 }
 
 ncclResult_t h_regmr(struct h_plugin *p, void *comm, void *data, size_t size, void **mh)
@@ -222,6 +264,25 @@ void *h_accept_wait(struct h_plugin *p, void *lcomm, double secs)
 
 	while (!c) {
 		ncclResult_t r = h_accept(p, lcomm, &c);
+
+		if (r != ncclSuccess)
+			T_FAIL("accept returned %d (last WARN: %s)", r, h_last_warn);
+		if (t_now() > end)
+			T_FAIL("accept not done in %.0f s", secs);
+		if (!c)
+			usleep(100);
+	}
+	return c;
+}
+
+void *h_accept_wait_dev(struct h_plugin *p, void *lcomm, ncclNetDeviceHandle_v11_t **dh,
+			double secs)
+{
+	double end = t_now() + secs;
+	void *c = NULL;
+
+	while (!c) {
+		ncclResult_t r = h_accept_dev(p, lcomm, &c, dh);
 
 		if (r != ncclSuccess)
 			T_FAIL("accept returned %d (last WARN: %s)", r, h_last_warn);

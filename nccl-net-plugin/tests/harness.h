@@ -28,6 +28,17 @@ struct h_plugin {
 extern int h_warns;
 /* Last WARN text, for checks on what the log says. */
 extern char h_last_warn[512];
+/* Log lines (any level) containing h_log_needle since it was set, and the last one. */
+extern char h_log_needle[128];
+extern int h_log_hits;
+extern char h_log_hit[512];
+
+/*
+ * h_unload() leaves the plugin loaded. For runs where libgpudirect (linked
+ * into the plugin) loaded a driver library: it keeps that library's function
+ * table for the life of the process, which a dlclose() would leak.
+ */
+extern bool h_keep_loaded;
 
 const char *h_plugin_path(void);
 void h_load(struct h_plugin *p, int version);
@@ -36,6 +47,16 @@ void h_unload(struct h_plugin *p);
 ncclResult_t h_listen(struct h_plugin *p, int dev, void *handle, void **lcomm);
 ncclResult_t h_connect(struct h_plugin *p, int dev, void *handle, void **scomm);
 ncclResult_t h_accept(struct h_plugin *p, void *lcomm, void **rcomm);
+/*
+ * accept() as NCCL calls it for a plugin offering NCCL_NET_DEVICE_UNPACK:
+ * with a device handle it allocated (type and version set) for the plugin
+ * to fill. *dh: NULL (no offload) or the handle.
+ */
+ncclResult_t h_accept_dev(struct h_plugin *p, void *lcomm, void **rcomm,
+			  ncclNetDeviceHandle_v11_t **dh);
+ncclResult_t h_irecv_consumed(struct h_plugin *p, void *c, int n, void *req);
+/* netDeviceType, netDeviceVersion, maxRecvs of @dev through any version's getProperties. */
+void h_props_dev(struct h_plugin *p, int dev, int *type, int *version, int *max_recvs);
 ncclResult_t h_regmr(struct h_plugin *p, void *comm, void *data, size_t size, void **mh);
 ncclResult_t h_deregmr(struct h_plugin *p, void *comm, void *mh);
 ncclResult_t h_isend(struct h_plugin *p, void *c, void *data, size_t size, int tag, void *mh,
@@ -51,6 +72,8 @@ ncclResult_t h_close_listen(struct h_plugin *p, void *l);
 /* Polls connect/accept like NCCL until a comm appears; fails the test after @secs. */
 void *h_connect_wait(struct h_plugin *p, int dev, void *handle, double secs);
 void *h_accept_wait(struct h_plugin *p, void *lcomm, double secs);
+void *h_accept_wait_dev(struct h_plugin *p, void *lcomm, ncclNetDeviceHandle_v11_t **dh,
+			double secs);
 /* Polls test() until done; returns its result (ncclSuccess only when done). */
 ncclResult_t h_wait(struct h_plugin *p, void *req, int *sizes, double secs);
 /* isend/irecv retried while the plugin answers request == NULL. */

@@ -12,6 +12,12 @@
  *   reset          connection reset (RST) in the middle of a message
  *   close_inflight closeRecv with receives in flight; sender must fail
  *   exhaust        request slots run out: NULL request, then recovery
+ *   pool_cuda      NCCL_DEVMEM_POOL_MEM=cuda where CUDA cannot work: with
+ *                  NCCL_DEVMEM_MODE=devmem accept fails naming the fix; with
+ *   pool_cuda_auto NCCL_DEVMEM_MODE=auto the comm copies and says why
+ *   unpack_ll_hidden NCCL_DEVMEM_UNPACK=nccl with NCCL_NET_OPTIONAL_RECV_COMPLETION=0:
+ *                  LL receives would be indistinguishable, so the plugin
+ *                  keeps unpacking itself and says so
  * The receiver runs the plugin in namespace a; the sender is the plugin or a
  * raw socket peer speaking our wire format (src/ctrl.h) in namespace b.
  */
@@ -412,11 +418,104 @@ static void exhaust(bool rx)
 	T_ASSERT_EQ(ncclSuccess, h_close_send(&P, comm));
 }
 
+/*
+ * A GPU pool demanded where there is no usable CUDA: the error names the
+ * variable and the fix, and nothing half-configured is left behind (a
+ * connection is refused, or works in copy mode).
+ */
+static void pool_cuda(bool rx, bool demanded)
+{
+	const char *needle = "NCCL_DEVMEM_POOL_MEM=cuda";
+	char buf[4096];
+	void *lc, *comm = NULL, *mh, *req;
+	double t0 = t_now();
+	ncclResult_t r = ncclSuccess;
+	int got;
+
+	if (!rx) {
+		char handle[NCCL_NET_HANDLE_MAXSIZE];
+
+		h_recv_handle(&HP, handle);
+		while (!comm && r == ncclSuccess && t_now() - t0 < DEADLINE)
+			r = h_connect(&P, 0, handle, &comm);
+		if (demanded) {
+			/* the receiver refused: the connection ends, the sender is told */
+			T_ASSERT(!comm && r != ncclSuccess);
+			return;
+		}
+		T_ASSERT(comm != NULL);
+		T_ASSERT_EQ(ncclSuccess, h_regmr(&P, comm, buf, sizeof(buf), &mh));
+		t_pattern_fill(9, 0, buf, sizeof(buf));
+		req = h_isend_wait(&P, comm, buf, sizeof(buf), 1, mh);
+		T_ASSERT_EQ(ncclSuccess, h_wait(&P, req, &got, DEADLINE));
+		h_sync_recv(&HP);
+		h_deregmr(&P, comm, mh);
+		T_ASSERT_EQ(ncclSuccess, h_close_send(&P, comm));
+		return;
+	}
+	snprintf(h_log_needle, sizeof(h_log_needle), "%s", needle);
+	rx_listen(&lc);
+	while (!comm && r == ncclSuccess && t_now() - t0 < DEADLINE)
+		r = h_accept(&P, lc, &comm);
+	if (demanded) {
+		if (r == ncclSuccess)
+			T_FAIL("accept %s with NCCL_DEVMEM_MODE=devmem and no usable GPU pool",
+			       comm ? "succeeded" : "did not fail in time");
+		T_ASSERT(strstr(h_last_warn, needle) != NULL);
+		/* the fix is in the message: another pool, or make CUDA work */
+		T_ASSERT(strstr(h_last_warn, "NCCL_DEVMEM_POOL_MEM=host") != NULL);
+		t_log("pool_cuda: accept refused in %.2f s: %s", t_now() - t0, h_last_warn);
+		T_ASSERT_EQ(ncclSuccess, h_close_listen(&P, lc));
+		return;
+	}
+	T_ASSERT(comm != NULL);
+	/* auto: copy mode, and the reason (with the fix) is on the comm's INFO line */
+	T_ASSERT(h_log_hits > 0 && strstr(h_log_hit, "copy mode") != NULL);
+	T_ASSERT(strstr(h_log_hit, "NCCL_DEVMEM_POOL_MEM=host") != NULL);
+	t_log("pool_cuda_auto: %s", h_log_hit);
+	T_ASSERT_EQ(ncclSuccess, h_regmr(&P, comm, buf, sizeof(buf), &mh));
+	req = rx_post(comm, buf, sizeof(buf), 1, mh);
+	T_ASSERT_EQ(ncclSuccess, h_wait(&P, req, &got, DEADLINE));
+	T_ASSERT_EQ(-1, t_pattern_check(9, 0, buf, sizeof(buf)));
+	h_sync_send(&HP);
+	h_deregmr(&P, comm, mh);
+	T_ASSERT_EQ(ncclSuccess, h_close_recv(&P, comm));
+	T_ASSERT_EQ(ncclSuccess, h_close_listen(&P, lc));
+}
+
+static void unpack_ll_hidden(bool rx)
+{
+	int type, version, max_recvs;
+
+	h_props_dev(&P, 0, &type, &version, &max_recvs);
+	T_ASSERT_EQ(NCCL_NET_DEVICE_HOST, type);
+	T_ASSERT(max_recvs > 1);
+	if (!rx)
+		return;
+	T_ASSERT_EQ(1, h_warns);
+	T_ASSERT(strstr(h_last_warn, "NCCL_NET_OPTIONAL_RECV_COMPLETION=0") != NULL);
+	T_ASSERT(strstr(h_last_warn, "NCCL_PROTO=Simple") != NULL);
+	t_log("unpack_ll_hidden: %s", h_last_warn);
+	h_warns = 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *name = argc > 1 ? argv[1] : "";
 	bool rx;
 
+	if (!strncmp(name, "pool_cuda", 9)) {
+		/* no libcuda.so.1 here, or none it can use: the GPU pool cannot be */
+		if (!access("/dev/nvidiactl", F_OK))
+			t_skip("a GPU driver is present: the missing-CUDA errors cannot be provoked");
+		setenv("NCCL_DEVMEM_POOL_MEM", "cuda", 1);
+		setenv("NCCL_DEVMEM_MODE", strcmp(name, "pool_cuda") ? "auto" : "devmem", 1);
+	}
+	if (!strcmp(name, "unpack_ll_hidden")) {
+		setenv("NCCL_DEVMEM_UNPACK", "nccl", 1);
+		setenv("NCCL_NET_OPTIONAL_RECV_COMPLETION", "0", 1);
+		unsetenv("NCCL_PROTO");
+	}
 	setenv("NCCL_DEVMEM_MODE", "copy", 0);
 	/* short enough that the stalled cases finish well inside DEADLINE */
 	setenv("NCCL_DEVMEM_TIMEOUT_MS", "2000", 0);
@@ -430,6 +529,10 @@ int main(int argc, char **argv)
 		close_inflight(rx);
 	else if (!strcmp(name, "exhaust"))
 		exhaust(rx);
+	else if (!strcmp(name, "pool_cuda") || !strcmp(name, "pool_cuda_auto"))
+		pool_cuda(rx, !strcmp(name, "pool_cuda"));
+	else if (!strcmp(name, "unpack_ll_hidden"))
+		unpack_ll_hidden(rx);
 	else if (strstr(name, "_ctrl") || !strcmp(name, "peer_killed") || !strcmp(name, "reset"))
 		ctrl_case(rx, name);
 	else

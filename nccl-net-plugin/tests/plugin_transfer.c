@@ -5,14 +5,31 @@
  *                                    tags, pipelined requests tested out of order
  *   plugin_transfer smoke <version>  v8/v9/v10: small sizes and multi-receive
  *   plugin_transfer many             16 comms at once
+ *   plugin_transfer devmem [version] the harness in devmem mode (patched-kernel VM)
+ *   plugin_transfer unpack [version] NCCL_DEVMEM_UNPACK=nccl: NCCL's device
+ *                                    unpack with a CPU stand-in for its
+ *                                    kernel (copy mode here: empty metadata)
+ *   plugin_transfer devmem-unpack    the same in devmem mode in the VM:
+ *                                    metadata entries, the hold cap
+ *   plugin_transfer devmem-unpack-hold  tokens held until irecvConsumed run
+ *                                    the pool dry
+ *   plugin_transfer unpack-fakecuda  unpack over veth with libgpudirect's fake
+ *                                    libcuda: the pool choice picks the GPU,
+ *                                    metadata in (fake) GPU-mapped memory
  * Every received byte is checked against t_pattern; the posted size is larger
  * than the message so that test() must report the real size.
  */
 #include "harness.h"
+#include "unpack_consumer.h"
 
+#include <dlfcn.h>
+#include <ifaddrs.h>
+#include <linux/if_link.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
+
 
 #define SLACK 4096
 #define TO 60.0
@@ -38,6 +55,47 @@ static void check(const char *what, uint64_t seed, const char *buf, size_t len)
 
 static struct h_pair *pair;
 
+static bool devmem_run;
+static bool unpack_run;
+static int (*fake_host_allocs)(void);	/* unpack-fakecuda: mapped host allocations live */
+
+/* NCCL's side of device unpack for the (single) receive comm of an unpack run. */
+static struct {
+	ncclNetDeviceHandle_v11_t *dh;	/* allocated as NCCL does, filled by the plugin */
+	ncclNetUnpackHandle_t *uh;
+	size_t bounce_len;		/* the pool's size: entries must lie inside */
+	uint64_t steps, entries, nccl_bytes;	/* what the stand-in kernel did */
+	bool check_share;	/* devmem: NCCL's kernel must get most bytes to copy */
+} U = { .check_share = true };
+
+/*
+ * After test() said done: what NCCL's kernel then does with the receive
+ * (tests/unpack_consumer.c), and the proxy's irecvConsumed. Copy mode
+ * publishes nothing (the plugin wrote every byte); devmem mode leaves most
+ * bytes to the kernel.
+ */
+static void gpu_consume(struct h_plugin *p, struct conn *c, void *req, void *buf, size_t posted,
+			size_t size, struct h_unpack_step *st)
+{
+	int err = h_unpack_consume(U.uh, buf, posted, U.bounce_len, st);
+
+	if (err)
+		T_FAIL("NCCL's kernel would have read bad metadata for a %zu-byte receive: %s", size,
+		       strerror(-err));
+	T_ASSERT_EQ(ncclSuccess, h_irecv_consumed(p, c->comm, 1, req));
+	U.steps++;
+	U.entries += st->cnt;
+	U.nccl_bytes += st->bytes;
+	T_ASSERT(st->bytes <= size);
+	if (!devmem_run)
+		T_ASSERT_EQ(0, st->cnt);
+	else if (U.check_share && size >= 4096 && size <= NCCL_NET_UNPACK_MAX_SLICE_SIZE &&
+		 st->bytes < size / 2)
+		T_FAIL("devmem: NCCL's kernel got only %llu of %zu bytes (%llu entries) to copy",
+		       (unsigned long long)st->bytes, size, (unsigned long long)st->cnt);
+}
+
+
 static void one_size(struct h_plugin *p, bool rx, struct conn *c, size_t size, uint64_t seed)
 {
 	void *req = NULL;
@@ -56,6 +114,16 @@ static void one_size(struct h_plugin *p, bool rx, struct conn *c, size_t size, u
 			T_ASSERT_EQ(ncclSuccess, h_irecv(p, c->comm, 1, &data, &max, &tag, &c->mh, &req));
 		T_ASSERT_EQ(ncclSuccess, h_wait(p, req, &got, TO));
 		T_ASSERT_EQ(size, got);
+		if (unpack_run) {
+			struct h_unpack_step st;
+
+			gpu_consume(p, c, req, c->buf, max, size, &st);
+			t_log("unpack: %zu-byte receive, slot %llu: %llu entries, %llu bytes by NCCL's kernel",
+			      size, (unsigned long long)st.slot, (unsigned long long)st.cnt,
+			      (unsigned long long)st.bytes);
+			if (devmem_run && size > (8u << 20))	/* more pieces than one slot holds */
+				T_ASSERT_EQ(NCCL_NET_UNPACK_MAX_SLICE_PAGES, st.cnt);
+		}
 		check("message", seed, c->buf, size);
 		/* not a byte past the message */
 		for (size_t i = size; i < size + SLACK; i++)
@@ -153,8 +221,6 @@ static void pipelined(struct h_plugin *p, bool rx, struct conn *c)
 	}
 }
 
-static bool devmem_run;
-
 /*
  * devmem: the netdevsim pair has 4 queues and the plugin binds the last.
  * Before the run every RSS bucket is pointed at that queue, so any flow the
@@ -224,6 +290,19 @@ static void rss_check(const char *ifname, bool comm_open)
 		       on, total, ifname, DEVMEM_QUEUE);
 }
 
+static ncclResult_t accept_once(struct h_plugin *p, struct conn *c)
+{
+	if (!unpack_run)
+		return h_accept(p, c->listen, &c->comm);
+	if (!U.dh) {
+		U.dh = calloc(1, sizeof(*U.dh));
+		T_ASSERT(U.dh != NULL);
+		U.dh->netDeviceType = NCCL_NET_DEVICE_UNPACK;
+		U.dh->netDeviceVersion = NCCL_NET_DEVICE_UNPACK_VERSION;
+	}
+	return h_accept_dev(p, c->listen, &c->comm, &U.dh);
+}
+
 static void setup(struct h_plugin *p, struct h_pair *hp, bool rx, struct conn *c, int n,
 		  size_t buflen)
 {
@@ -240,15 +319,30 @@ static void setup(struct h_plugin *p, struct h_pair *hp, bool rx, struct conn *c
 		}
 	}
 	for (int i = 0; rx && i < n; i++) {
-		if (devmem_run) {	/* devmem demanded: accept fails with the reason if it cannot */
-			double end = t_now() + TO;
+		double end = t_now() + TO;
 
-			while (!c[i].comm && t_now() < end)
-				if (h_accept(p, c[i].listen, &c[i].comm) != ncclSuccess)
-					t_skip("devmem receive not available here: %s", h_last_warn);
+		while (!c[i].comm) {
+			ncclResult_t r = accept_once(p, &c[i]);
+
+			/* devmem demanded: accept fails with the reason if it cannot */
+			if (r != ncclSuccess && devmem_run)
+				t_skip("devmem receive not available here: %s", h_last_warn);
+			if (r != ncclSuccess)
+				T_FAIL("accept returned %d (last WARN: %s)", r, h_last_warn);
+			if (t_now() > end)
+				T_FAIL("accept not done in %.0f s", TO);
+			if (!c[i].comm)
+				usleep(100);
 		}
-		if (!c[i].comm)
-			c[i].comm = h_accept_wait(p, c[i].listen, TO);
+	}
+	if (rx && unpack_run) {
+		/* the plugin filled the handle NCCL gave it */
+		T_ASSERT(U.dh->handle != NULL);
+		T_ASSERT_EQ(sizeof(ncclNetUnpackHandle_t), U.dh->size);
+		T_ASSERT_EQ(1, U.dh->needsProxyProgress);
+		U.uh = U.dh->handle;	/* no CUDA: the device address is the host address */
+		T_ASSERT_EQ(UINT64_MAX, U.uh->head);
+		T_ASSERT(U.uh->meta != NULL);
 	}
 	for (int i = 0; i < n; i++) {
 		c[i].buflen = buflen;
@@ -312,6 +406,299 @@ static void many(struct h_plugin *p, bool rx, struct conn *c, int n)
 	}
 }
 
+/* ---- NCCL_DEVMEM_UNPACK=nccl ---- */
+
+static void *post_recv(struct h_plugin *p, struct conn *c, void *buf, size_t max, int tag)
+{
+	double end = t_now() + TO;
+	void *req = NULL;
+
+	while (!req) {
+		T_ASSERT_EQ(ncclSuccess, h_irecv(p, c->comm, 1, &buf, &max, &tag, &c->mh, &req));
+		if (t_now() > end)
+			T_FAIL("irecv got no request in %.0f s", TO);
+	}
+	return req;
+}
+
+/*
+ * Three rounds of 8 receives in flight (NCCL's NCCL_STEPS), completed in
+ * order, then consumed in order as the GPU would, behind by up to 8: 24
+ * receives walk the 16 slots one and a half times.
+ */
+static void unpack_pipeline(struct h_plugin *p, bool rx, struct conn *c)
+{
+	const size_t stride = (512 << 10) + SLACK;
+	void *req[8];
+	int got;
+
+	for (int round = 0; round < 3; round++) {
+		for (int i = 0; i < 8; i++) {
+			size_t sz = (256 << 10) + (size_t)i * 4097 + (size_t)round;
+			char *b = c->buf + i * stride;
+
+			if (rx) {
+				req[i] = post_recv(p, c, b, sz + SLACK, 5);
+			} else {
+				t_pattern_fill(300 + round * 8 + i, 0, b, sz);
+				req[i] = h_isend_wait(p, c->comm, b, sz, 5, c->mh);
+			}
+		}
+		for (int i = 0; i < 8; i++) {
+			size_t sz = (256 << 10) + (size_t)i * 4097 + (size_t)round;
+
+			T_ASSERT_EQ(ncclSuccess, h_wait(p, req[i], &got, TO));
+			T_ASSERT_EQ(sz, got);
+		}
+		for (int i = 0; rx && i < 8; i++) {
+			size_t sz = (256 << 10) + (size_t)i * 4097 + (size_t)round;
+			struct h_unpack_step st;
+
+			gpu_consume(p, c, req[i], c->buf + i * stride, sz + SLACK, sz, &st);
+			check("pipelined unpack", 300 + round * 8 + i, c->buf + i * stride, sz);
+		}
+	}
+}
+
+/*
+ * A slot is not reused before its receive was consumed: 16 receives done
+ * and not consumed, the 17th irecv gets no request (NCCL retries), and gets
+ * one as soon as the oldest is consumed.
+ */
+static void unpack_slots(struct h_plugin *p, bool rx, struct conn *c)
+{
+	const size_t sz = 4096, stride = 2 * sz;
+	uint64_t head = U.uh ? U.uh->head : 0;
+	void *req[17];
+	int got;
+
+	if (!rx) {
+		for (int i = 0; i < 17; i++) {
+			t_pattern_fill(400 + i, 0, c->buf + i * stride, sz);
+			req[i] = h_isend_wait(p, c->comm, c->buf + i * stride, sz, 6, c->mh);
+		}
+		for (int i = 0; i < 17; i++)
+			T_ASSERT_EQ(ncclSuccess, h_wait(p, req[i], &got, TO));
+		return;
+	}
+	for (int i = 0; i < 16; i++)
+		req[i] = post_recv(p, c, c->buf + i * stride, sz, 6);
+	for (int i = 0; i < 16; i++)
+		T_ASSERT_EQ(ncclSuccess, h_wait(p, req[i], &got, TO));
+	for (int k = 0; k < 50; k++) {
+		void *data = c->buf + 16 * stride, *r = NULL;
+		size_t max = sz;
+		int tag = 6;
+
+		T_ASSERT_EQ(ncclSuccess, h_irecv(p, c->comm, 1, &data, &max, &tag, &c->mh, &r));
+		if (r)
+			T_FAIL("irecv %d handed out slot %llu while its previous receive was not consumed",
+			       k, (unsigned long long)(head + 17) % 16);
+		usleep(1000);
+	}
+	for (int i = 0; i < 17; i++) {
+		struct h_unpack_step st;
+
+		if (i == 16) {
+			req[16] = post_recv(p, c, c->buf + 16 * stride, sz, 6);
+			T_ASSERT_EQ(ncclSuccess, h_wait(p, req[16], &got, TO));
+		}
+		gpu_consume(p, c, req[i], c->buf + i * stride, sz, sz, &st);
+		T_ASSERT_EQ(head + 1 + (uint64_t)i, st.head);
+		check("slot reuse", 400 + i, c->buf + i * stride, sz);
+	}
+	/* a request that was consumed once is not a request any more */
+	h_warns = 0;
+	T_ASSERT(h_irecv_consumed(p, c->comm, 1, req[0]) != ncclSuccess);
+	T_ASSERT_EQ(1, h_warns);
+	h_warns = 0;
+	t_log("unpack: the 17th receive waited for the 1st to be consumed");
+}
+
+/*
+ * An LL/LL128 receive (NCCL presets *request to
+ * NCCL_NET_OPTIONAL_RECV_COMPLETION) is not unpacked by NCCL's kernel and
+ * takes no slot: the plugin places every byte, and the next receive still
+ * gets the next slot. One buffer per receive: a multi-receive is refused.
+ */
+static void unpack_ll(struct h_plugin *p, bool rx, struct conn *c)
+{
+	const size_t sz = 200 << 10;
+	struct h_unpack_step st;
+	void *req, *data[2];
+	size_t max[2] = { sz, sz };
+	int tags[2] = { 7, 7 }, got;
+	uint64_t head;
+
+	if (!rx) {
+		for (int i = 0; i < 2; i++) {
+			t_pattern_fill(500 + i, 0, c->buf + i * (sz + SLACK), sz);
+			req = h_isend_wait(p, c->comm, c->buf + i * (sz + SLACK), sz, 7, c->mh);
+			T_ASSERT_EQ(ncclSuccess, h_wait(p, req, &got, TO));
+		}
+		return;
+	}
+	data[0] = c->buf;
+	data[1] = c->buf + sz + SLACK;
+	h_warns = 0;
+	req = NULL;
+	T_ASSERT_EQ(ncclInvalidArgument, h_irecv(p, c->comm, 2, data, max, tags, &c->mh, &req));
+	T_ASSERT(req == NULL && h_warns == 1);
+	h_warns = 0;
+
+	head = U.uh->head;
+	req = (void *)NCCL_NET_OPTIONAL_RECV_COMPLETION;
+	T_ASSERT_EQ(ncclSuccess, h_irecv(p, c->comm, 1, data, max, tags, &c->mh, &req));
+	T_ASSERT(req != NULL && req != (void *)NCCL_NET_OPTIONAL_RECV_COMPLETION);
+	T_ASSERT_EQ(ncclSuccess, h_wait(p, req, &got, TO));
+	/* no kernel step for it: the bytes are already in place */
+	check("LL receive", 500, c->buf, sz);
+	T_ASSERT_EQ(ncclSuccess, h_irecv_consumed(p, c->comm, 1, req));
+	T_ASSERT_EQ(head, U.uh->head);
+
+	req = post_recv(p, c, data[1], sz, 7);
+	T_ASSERT_EQ(ncclSuccess, h_wait(p, req, &got, TO));
+	gpu_consume(p, c, req, data[1], sz, sz, &st);
+	T_ASSERT_EQ(head + 1, st.head);
+	check("after an LL receive", 501, data[1], sz);
+}
+
+/* rx_dropped of @ifname in this namespace (AF_PACKET entries carry the link stats). */
+static long long rx_dropped(const char *ifname)
+{
+	struct ifaddrs *ifa, *i;
+	long long v = -1;
+
+	T_ASSERT_EQ(0, getifaddrs(&ifa));
+	for (i = ifa; i; i = i->ifa_next)
+		if (i->ifa_addr && i->ifa_addr->sa_family == AF_PACKET && i->ifa_data &&
+		    !strcmp(i->ifa_name, ifname))
+			v = ((struct rtnl_link_stats *)i->ifa_data)->rx_dropped;
+	freeifaddrs(ifa);
+	T_ASSERT(v >= 0);
+	return v;
+}
+
+#define HOLD_MAX 8
+
+static void hold_send(struct h_plugin *p, struct conn *c, int n, bool paced)
+{
+	const size_t sz = 4 << 20, stride = sz + SLACK;
+	void *req[HOLD_MAX];
+	int got;
+
+	for (int i = 0; i < n; i++) {
+		if (paced)
+			h_sync_recv(pair);
+		t_pattern_fill(600 + i, 0, c->buf + i * stride, sz);
+		req[i] = h_isend_wait(p, c->comm, c->buf + i * stride, sz, 8, c->mh);
+	}
+	for (int i = 0; i < n; i++)
+		T_ASSERT_EQ(ncclSuccess, h_wait(p, req[i], &got, TO));
+}
+
+/*
+ * Never more than NCCL_DEVMEM_UNPACK_HOLD (default half) of the pool waits
+ * for NCCL's kernel: eight 4 MiB receives posted at once, none consumed
+ * until all are done, is more than the 48 MiB pool holds; all complete, the
+ * later ones with the plugin copying what did not fit under the cap.
+ */
+static void unpack_hold_cap(struct h_plugin *p, bool rx, struct conn *c)
+{
+	const size_t sz = 4 << 20, stride = sz + SLACK;
+	uint64_t cnt[HOLD_MAX], sum = 0;
+	void *req[HOLD_MAX];
+	double t0 = t_now();
+	int got;
+
+	if (!rx)
+		return hold_send(p, c, HOLD_MAX, false);
+	/* more than the cap lets wait for the GPU, whatever the fragment size */
+	T_ASSERT((uint64_t)HOLD_MAX * sz > U.bounce_len / 2);
+	for (int i = 0; i < HOLD_MAX; i++)
+		req[i] = post_recv(p, c, c->buf + i * stride, sz, 8);
+	for (int i = 0; i < HOLD_MAX; i++)
+		T_ASSERT_EQ(ncclSuccess, h_wait(p, req[i], &got, TO));
+	U.check_share = false;	/* under the cap the plugin copies much of the later ones */
+	for (int i = 0; i < HOLD_MAX; i++) {
+		struct h_unpack_step st;
+
+		gpu_consume(p, c, req[i], c->buf + i * stride, sz, sz, &st);
+		check("capped hold", 600 + i, c->buf + i * stride, sz);
+		cnt[i] = st.cnt;
+		sum += st.cnt;
+	}
+	U.check_share = true;
+	t_log("unpack: %d x 4 MiB done unconsumed in a %zu MiB pool in %.2f s; entries %llu %llu %llu .. %llu, the rest copied by the plugin",
+	      HOLD_MAX, U.bounce_len >> 20, t_now() - t0, (unsigned long long)cnt[0],
+	      (unsigned long long)cnt[1], (unsigned long long)cnt[2],
+	      (unsigned long long)cnt[HOLD_MAX - 1]);
+	/* at most half the pool's 4 KiB pages held, a fragment in at most two entries */
+	T_ASSERT(sum <= 2 * (U.bounce_len / 4096 / 2));
+	T_ASSERT(cnt[HOLD_MAX - 1] < cnt[0] / 2);
+}
+
+/*
+ * Tokens really wait for irecvConsumed (NCCL_DEVMEM_UNPACK_HOLD=100, 16 MiB
+ * pool): 4 MiB receives posted one at a time, each message sent only once
+ * its receive is posted, none consumed: the pool runs dry (rx_dropped
+ * rises) and a receive stalls before all five are done. Consuming the done
+ * ones lets it through; the rest follow, byte-exact.
+ */
+static void unpack_hold_dry(struct h_plugin *p, bool rx, struct conn *c, const char *ifname)
+{
+	const size_t sz = 4 << 20, stride = sz + SLACK;
+	const int n = 5;
+	long long drops0, drops1 = 0;
+	void *req[HOLD_MAX];
+	int got, done = 0, stalled = -1;
+	double t0 = t_now();
+
+	if (!rx)
+		return hold_send(p, c, n, true);
+	T_ASSERT((uint64_t)n * sz > U.bounce_len);
+	drops0 = rx_dropped(ifname);
+	for (int i = 0; i < n && stalled < 0; i++) {
+		double last;
+		int d = 0;
+
+		req[i] = post_recv(p, c, c->buf + i * stride, sz, 8);
+		h_sync_send(pair);	/* now the sender may send message i */
+		last = t_now();
+		while (!d && t_now() - last < 5.0)
+			T_ASSERT_EQ(ncclSuccess, h_test(p, req[i], &d, &got));
+		if (d)
+			done++;
+		else
+			stalled = i;
+	}
+	drops1 = rx_dropped(ifname);
+	if (stalled < 0)
+		T_FAIL("%d x 4 MiB received into a %zu MiB pool with no receive consumed: tokens went back before irecvConsumed",
+		       n, U.bounce_len >> 20);
+	if (drops1 <= drops0)
+		T_FAIL("receive %d stalled, but rx_dropped did not rise (%lld)", stalled, drops1);
+	T_ASSERT(done >= 1);
+	t_log("unpack: tokens held: %d x 4 MiB receives done unconsumed in a %zu MiB pool, then receive %d stalled: the NIC ran dry (rx_dropped +%lld)",
+	      done, U.bounce_len >> 20, stalled, drops1 - drops0);
+	for (int i = 0; i < n; i++) {
+		struct h_unpack_step st;
+
+		if (i > stalled) {
+			req[i] = post_recv(p, c, c->buf + i * stride, sz, 8);
+			h_sync_send(pair);
+		}
+		if (i >= stalled)
+			T_ASSERT_EQ(ncclSuccess, h_wait(p, req[i], &got, TO));
+		/* consuming the done ones first is what lets the stalled one through */
+		if (i == stalled)
+			t_log("unpack: receive %d completed once %d were consumed", i, i);
+		gpu_consume(p, c, req[i], c->buf + i * stride, sz, sz, &st);
+		check("held tokens", 600 + i, c->buf + i * stride, sz);
+	}
+	t_log("unpack: all %d byte-exact %.2f s after the first post", n, t_now() - t0);
+}
+
 static void props_check(struct h_plugin *p)
 {
 	int ndev = 0;
@@ -329,10 +716,17 @@ static void props_check(struct h_plugin *p)
 		T_ASSERT(pr.pciPath && pr.pciPath[0] == '/');
 		T_ASSERT(pr.ptrSupport & NCCL_PTR_HOST);
 		T_ASSERT(pr.speed > 0);
-		T_ASSERT(pr.maxRecvs >= 4);
-		T_ASSERT_EQ(NCCL_NET_DEVICE_HOST, pr.netDeviceType);
+		if (unpack_run) {
+			T_ASSERT_EQ(1, pr.maxRecvs);
+			T_ASSERT_EQ(NCCL_NET_DEVICE_UNPACK, pr.netDeviceType);
+			T_ASSERT_EQ(NCCL_NET_DEVICE_UNPACK_VERSION, pr.netDeviceVersion);
+			T_ASSERT_EQ(NCCL_NET_UNPACK_MAX_SLICE_SIZE, pr.maxP2pBytes);
+		} else {
+			T_ASSERT(pr.maxRecvs >= 4);
+			T_ASSERT_EQ(NCCL_NET_DEVICE_HOST, pr.netDeviceType);
+			T_ASSERT(pr.maxP2pBytes >= (256u << 20));
+		}
 		T_ASSERT_EQ(1, pr.vProps.ndevs);
-		T_ASSERT(pr.maxP2pBytes >= (256u << 20));
 		T_ASSERT_EQ(ncclInvalidArgument, p->v11->getProperties(5, &pr));
 		h_warns = 0;	/* that WARN was asked for */
 		t_log("dev 0: %s %s speed %d maxRecvs %d ptrSupport %#x", pr.name, pr.pciPath,
@@ -341,13 +735,13 @@ static void props_check(struct h_plugin *p)
 		ncclNetProperties_v8_t pr;
 
 		T_ASSERT_EQ(ncclSuccess, p->v8->getProperties(0, &pr));
-		T_ASSERT(pr.name && pr.pciPath && pr.speed > 0 && pr.maxRecvs >= 4);
+		T_ASSERT(pr.name && pr.pciPath && pr.speed > 0 && pr.maxRecvs >= (unpack_run ? 1 : 4));
 	} else {
 		ncclNetProperties_v9_t pr;
 
 		T_ASSERT_EQ(ncclSuccess, p->version == 9 ? p->v9->getProperties(0, &pr)
 							 : p->v10->getProperties(0, &pr));
-		T_ASSERT(pr.name && pr.pciPath && pr.speed > 0 && pr.maxRecvs >= 4);
+		T_ASSERT(pr.name && pr.pciPath && pr.speed > 0 && pr.maxRecvs >= (unpack_run ? 1 : 4));
 		T_ASSERT(pr.maxCollBytes > 0 && pr.vProps.ndevs == 1);
 	}
 }
@@ -363,13 +757,43 @@ int main(int argc, char **argv)
 	int n = !strcmp(what, "many") ? 16 : 1;
 
 	memset(c, 0, sizeof(c));
-	if (!strcmp(what, "devmem")) {
+	if (!strcmp(what, "devmem-unpack-hold")) {
+		/* every token held for NCCL's kernel: the pool can run dry */
+		setenv("NCCL_DEVMEM_UNPACK_HOLD", "100", 1);
+	}
+	if (!strncmp(what, "devmem", 6)) {
 		if (!t_in_vm())
 			t_skip("devmem mode needs the patched-kernel VM (veth has no queue management API)");
 		devmem_run = true;
 		setenv("NCCL_DEVMEM_MODE", "devmem", 1);
 		/* udmabuf caps a buffer at 64 MiB by default */
 		setenv("NCCL_DEVMEM_POOL_SIZE", "32M", 0);
+	}
+	if (!strcmp(what, "unpack-fakecuda")) {
+#ifdef DM_FAKE_CUDA
+		/* the plugin's CUDA loader and libgpudirect's both take the fake */
+		setenv("GPUD_LIBCUDA", DM_FAKE_CUDA, 1);
+		/* libgpudirect's probe keeps the driver table it loaded: no dlclose */
+		h_keep_loaded = true;
+		snprintf(h_log_needle, sizeof(h_log_needle),
+			 "devmem pool: GPU memory of CUDA device 0 (NCCL_DEVMEM_POOL_MEM=auto");
+#else
+		t_skip("built without libgpudirect's fake libcuda (GPUD_BUILD_TESTS)");
+#endif
+	}
+	if (strstr(what, "unpack")) {
+		unpack_run = true;
+		setenv("NCCL_DEVMEM_UNPACK", "nccl", 1);
+		/* veth: auto tries devmem, falls back to copy, and says why */
+		setenv("NCCL_DEVMEM_MODE", "auto", 0);
+		/*
+		 * Room for half the pool held for the stand-in kernel plus what the
+		 * sender gets ahead into the sockets' receive queues (a 1448-byte
+		 * segment takes a 4 KiB page when GRO does not merge, as under
+		 * ASan); small enough for unpack_hold's receives to exceed it.
+		 */
+		U.bounce_len = strcmp(what, "devmem-unpack-hold") ? 48u << 20 : 16u << 20;
+		setenv("NCCL_DEVMEM_POOL_SIZE", U.bounce_len == 16u << 20 ? "16M" : "48M", 1);
 	}
 	setenv("NCCL_DEVMEM_MODE", "copy", 0);
 	rx = h_pair_start(&hp) == 0;
@@ -392,6 +816,53 @@ int main(int argc, char **argv)
 		run_sizes(&p, rx, c, dsizes, DM_ARRAY_LEN(dsizes));
 		multi(&p, rx, c);
 		pipelined(&p, rx, c);
+	} else if (!strcmp(what, "unpack") || !strcmp(what, "devmem-unpack")) {
+		static const size_t usizes[] = { 0, 1, 4096, 1 << 20, 4 << 20, 16 << 20 };
+
+		if (rx && devmem_run)
+			rss_skew_to_devmem_queue(hp.net.ifname[0]);
+		setup(&p, &hp, rx, c, 1, HOLD_MAX * ((4 << 20) + SLACK));
+		if (rx && devmem_run)
+			rss_check(hp.net.ifname[0], true);
+		run_sizes(&p, rx, c, usizes, DM_ARRAY_LEN(usizes));
+		unpack_pipeline(&p, rx, c);
+		unpack_slots(&p, rx, c);
+		unpack_ll(&p, rx, c);
+		if (devmem_run) {
+			unpack_hold_cap(&p, rx, c);
+			/* consumed, the cap is free again: full share for the next one */
+			run_sizes(&p, rx, c, usizes + 4, 1);
+		}
+		if (rx)
+			t_log("unpack: %llu receives consumed, %llu entries, %llu bytes copied by the stand-in kernel",
+			      (unsigned long long)U.steps, (unsigned long long)U.entries,
+			      (unsigned long long)U.nccl_bytes);
+	} else if (!strcmp(what, "unpack-fakecuda")) {
+		static const size_t fsizes[] = { 0, 1, 4096, 1 << 20 };
+		int (*host_allocs)(void);
+		void *fake;
+
+		setup(&p, &hp, rx, c, 1, 5 * ((4 << 20) + SLACK));
+		fake = dlopen(getenv("GPUD_LIBCUDA"), RTLD_NOW | RTLD_NOLOAD);
+		T_ASSERT(fake != NULL);
+		host_allocs = (int (*)(void))dlsym(fake, "fake_cuda_host_allocs");
+		T_ASSERT(host_allocs != NULL);
+		if (rx) {
+			/* auto chose the GPU before the veth NIC refused devmem */
+			if (!h_log_hits)
+				T_FAIL("no log line \"%s\"", h_log_needle);
+			t_log("fake CUDA: %s", h_log_hit);
+			/* the metadata came from cuMemHostAlloc(DEVICEMAP) */
+			T_ASSERT_EQ(1, host_allocs());
+		}
+		run_sizes(&p, rx, c, fsizes, DM_ARRAY_LEN(fsizes));
+		unpack_pipeline(&p, rx, c);
+		fake_host_allocs = host_allocs;
+	} else if (!strcmp(what, "devmem-unpack-hold")) {
+		if (rx)
+			rss_skew_to_devmem_queue(hp.net.ifname[0]);
+		setup(&p, &hp, rx, c, 1, 5 * ((4 << 20) + SLACK));
+		unpack_hold_dry(&p, rx, c, hp.net.ifname[0]);
 	} else if (!strcmp(what, "smoke")) {
 		setup(&p, &hp, rx, c, 1, 16 << 20);
 		run_sizes(&p, rx, c, smoke_sizes, DM_ARRAY_LEN(smoke_sizes));
@@ -409,6 +880,9 @@ int main(int argc, char **argv)
 	else
 		h_sync_send(&hp);
 	teardown(&p, rx, c, n);
+	free(U.dh);	/* NCCL frees the device handle it allocated, after closeRecv */
+	if (fake_host_allocs)	/* closeRecv gave the GPU-mapped metadata back */
+		T_ASSERT_EQ(0, fake_host_allocs());
 	if (devmem_run && rx)	/* the last devmem comm's close restores the NIC */
 		rss_check(hp.net.ifname[0], false);
 	h_unload(&p);

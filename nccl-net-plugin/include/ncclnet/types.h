@@ -53,6 +53,13 @@ typedef ncclResult_t (*ncclProfilerCallback_t)(void **eHandle, int type, void *p
 #define NCCL_MAX_NET_SIZE_BYTES (1024LL * 1024 * 1024 * 1024)
 /* NCCL keeps at most this many requests in flight per comm. */
 #define NCCL_NET_MAX_REQUESTS 32
+/*
+ * Preset in *request by NCCL's proxy before irecv for LL/LL128 receives
+ * (NCCL_NET_OPTIONAL_RECV_COMPLETION=1, the default): the plugin may skip
+ * completion work. We use it to tell which receives NCCL's device unpack
+ * will not consume (see net_device_unpack.h).
+ */
+#define NCCL_NET_OPTIONAL_RECV_COMPLETION 0x1
 
 /* ptrSupport bits and regMr types */
 #define NCCL_PTR_HOST 0x1
