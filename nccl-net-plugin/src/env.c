@@ -6,7 +6,8 @@
  */
 #include "plugin.h"
 
-#include <ctype.h>
+#include <gpudirect/gpudirect.h>
+
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,35 +34,11 @@ const char *dm_unpack_name(enum dm_unpack u)
 	return u == DM_UNPACK_NCCL ? "nccl" : "plugin";
 }
 
-/* "123", "64K", "512k", "256M", "4G" → bytes. */
+/* "123", "64K", "512MiB", "4G" → bytes: the library's parser, so the
+ * plugin reads sizes exactly as gpudctl and the benchmarks do. */
 int dm_parse_size(const char *s, uint64_t *out)
 {
-	unsigned long long v;
-	char *end;
-
-	if (!s || !isdigit((unsigned char)*s))
-		return -EINVAL;
-	errno = 0;
-	v = strtoull(s, &end, 0);
-	if (errno)
-		return -EINVAL;
-	switch (toupper((unsigned char)*end)) {
-	case 'K':
-		v <<= 10, end++;
-		break;
-	case 'M':
-		v <<= 20, end++;
-		break;
-	case 'G':
-		v <<= 30, end++;
-		break;
-	}
-	if (*end == 'i' || *end == 'B' || *end == 'b')	/* tolerate KiB, MB */
-		end += (*end == 'i' && (end[1] == 'B' || end[1] == 'b')) ? 2 : 1;
-	if (*end)
-		return -EINVAL;
-	*out = v;
-	return 0;
+	return gpud_parse_size(s, out);
 }
 
 static int env_int(const char *name, int def, int lo, int hi)
