@@ -5,13 +5,10 @@
 # everything (no page pool of the dma-buf with net_iovs in flight, nothing
 # attached to the dma-buf); vm-run.sh checks the guest's log. The fixture is
 # tests/common/gpud_devmem_test.h, shared with rx_devmem_e2e.
-if(NOT COMMAND gpud_add_vm_test)
-  return()
-endif()
-
 add_executable(devmem_fault ${CMAKE_CURRENT_LIST_DIR}/devmem_fault.c)
 target_link_libraries(devmem_fault PRIVATE gpud_devmem_testutil)
+add_dependencies(gpud_kernel_vm_tests devmem_fault)
 foreach(mode kill deldev netns exhaust)
-  gpud_add_vm_test(NAME devmem_fault_${mode} COMMAND devmem_fault ${mode} TIMEOUT 120
-    LABELS kernel)
+  gpud_add_vm_test(NAME devmem_fault_${mode} COMMAND devmem_fault ${mode}
+    TIMEOUT ${GPUD_KP_TIMEOUT} LABELS kernel vm-debug ${GPUD_KP_VM_ARGS})
 endforeach()
