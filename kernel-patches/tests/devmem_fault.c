@@ -19,6 +19,8 @@
  *   exhaust  a 1 MiB dma-buf (256 net_iovs) and a receiver holding every
  *            token: the NIC runs out of buffers and drops (rx_dropped
  *            rises); once the tokens go back the flow completes, byte-exact
+ *   unbind   the binding is closed first, with tokens held and skbs queued;
+ *            the receiver reads on and returns its tokens last
  *
  * Usage: devmem_fault MODE. Outside the VM: skip.
  */
@@ -329,6 +331,73 @@ static void mode_netns(void)
 	stop(spid);
 }
 
+/*
+ * (e) Unbind first: the binding's netlink socket closes while the receiver
+ * holds tokens and skbs wait in its socket queue, and the receiver carries
+ * on. Nothing may be freed early: the old pool keeps counting what is held,
+ * the dma-buf stays attached, the held fragments still read back exact, the
+ * queued devmem skbs are still delivered (then, with the queue restarted on
+ * an ordinary pool, readable ones); the binding goes only when the last
+ * token comes back.
+ */
+static void mode_unbind(void)
+{
+	const uint64_t total = WARMUP + HOLD + (2ull << 20);
+	struct gpud_binding *b;
+	struct gpud_rx_stats st;
+	uint64_t off = 0, hold_off, pos, devmem_before;
+	struct gpud_rx *rx;
+	int lfd, cfd, inq, st_s;
+	pid_t spid;
+
+	T_ASSERT_OK(t_netpair_enter(&d.np, 0));
+	t_devmem_nic_setup(&d);
+	t_devmem_mem_create(&d, MEM_SIZE);
+	b = t_devmem_bind(&d);
+	lfd = t_devmem_listen(&d);
+	t_pin_cpu(0);
+	spid = t_devmem_sender(&d, SEED, total);
+	rx = accept_rx(lfd, b, &cfd);
+	recv_release(rx, &off, WARMUP);
+	hold_off = off;
+	recv_hold(rx, &off, WARMUP + HOLD, 0, 0);
+	for (int i = 0; i < 100 && socket_inq(cfd) < (256 << 10); i++)
+		usleep(20000);
+	inq = socket_inq(cfd);
+	T_ASSERT(inq > 0);
+
+	gpud_binding_free(b);
+	t_log("unbound with %zu tokens held and %d bytes queued; old pool: %llu net_iovs in flight",
+	      nheld, inq, (unsigned long long)check_inflight(0, d.dmabuf_id, nheld));
+	if (t_dmabuf_attachments(gpud_mem_dmabuf_fd(d.mem)) < 1)
+		T_FAIL("dma-buf detached while %zu fragments are held", nheld);
+	pos = hold_off;
+	for (size_t i = 0; i < nheld; i++) {
+		t_devmem_check_frag(rx, d.mem, &held[i], SEED, pos);
+		pos += held[i].len;
+	}
+	T_ASSERT_EQ(off, pos);
+
+	gpud_rx_get_stats(rx, &st);
+	devmem_before = st.bytes_devmem;
+	off = t_devmem_recv_to_eof(rx, d.mem, SEED, off);
+	T_ASSERT_EQ(total, off);
+	T_ASSERT_EQ(spid, waitpid(spid, &st_s, 0));
+	T_ASSERT(WIFEXITED(st_s) && WEXITSTATUS(st_s) == 0);
+	gpud_rx_get_stats(rx, &st);
+	t_log("after the unbind: %llu more bytes through the old binding, %llu copied from the ordinary pool; stream byte-exact to %llu",
+	      (unsigned long long)(st.bytes_devmem - devmem_before),
+	      (unsigned long long)st.bytes_copied, (unsigned long long)off);
+	T_ASSERT(st.bytes_devmem > devmem_before);	/* the queued skbs */
+
+	/* Still held: still counted, still attached. */
+	check_inflight(0, d.dmabuf_id, nheld);
+	if (t_dmabuf_attachments(gpud_mem_dmabuf_fd(d.mem)) < 1)
+		T_FAIL("dma-buf detached while %zu fragments are still held", nheld);
+	release_held(rx);
+	t_devmem_close(&d, rx, cfd, lfd, NULL, 15);
+}
+
 /* (d) A 1 MiB dma-buf, every token held: drops, then recovery. */
 static void mode_exhaust(void)
 {
@@ -384,6 +453,7 @@ int main(int argc, char **argv)
 		{ "deldev", mode_deldev },
 		{ "netns", mode_netns },
 		{ "exhaust", mode_exhaust },
+		{ "unbind", mode_unbind },
 	};
 	double t0 = t_now();
 
@@ -397,6 +467,6 @@ int main(int argc, char **argv)
 		t_log("devmem_fault %s: pass (%.1f s)", argv[1], t_now() - t0);
 		return T_EXIT_PASS;
 	}
-	fprintf(stderr, "usage: %s kill|deldev|netns|exhaust\n", argv[0]);
+	fprintf(stderr, "usage: %s kill|deldev|netns|exhaust|unbind\n", argv[0]);
 	return T_EXIT_FAIL;
 }
