@@ -129,6 +129,44 @@ static int socket_inq(int fd)
 	return inq;
 }
 
+/* The sender keeps going: let @fd's socket queue fill (up to 2 s). */
+static int wait_queued(int fd)
+{
+	for (int i = 0; i < 100 && socket_inq(fd) < (256 << 10); i++)
+		usleep(20000);
+	return socket_inq(fd);
+}
+
+/* A flow received in this process, tokens held (deldev, unbind). */
+struct held_flow {
+	struct gpud_binding *b;
+	struct gpud_rx *rx;
+	int lfd, cfd;
+	pid_t spid;
+	uint64_t off;		/* stream offset reached */
+	uint64_t hold_off;	/* stream offset of held[0] */
+};
+
+/*
+ * Sets up the NIC, binds, starts a sender of @total bytes, receives WARMUP
+ * returning tokens, then HOLD into held[] keeping them.
+ */
+static void start_held_flow(struct held_flow *f, uint64_t total)
+{
+	T_ASSERT_OK(t_netpair_enter(&d.np, 0));
+	t_devmem_nic_setup(&d);
+	t_devmem_mem_create(&d, MEM_SIZE);
+	f->b = t_devmem_bind(&d);
+	f->lfd = t_devmem_listen(&d);
+	t_pin_cpu(0);
+	f->spid = t_devmem_sender(&d, SEED, total);
+	f->rx = accept_rx(f->lfd, f->b, &f->cfd);
+	f->off = 0;
+	recv_release(f->rx, &f->off, WARMUP);
+	f->hold_off = f->off;
+	recv_hold(f->rx, &f->off, WARMUP + HOLD, 0, 0);
+}
+
 /*
  * Runs in its own process in namespace a: binds (its netlink socket owns the
  * binding), receives WARMUP returning tokens, then HOLD keeping them, then
@@ -156,12 +194,9 @@ static void __attribute__((noreturn)) receiver(int wfd, bool nic_setup)
 	rx = accept_rx(lfd, b, &cfd);
 	recv_release(rx, &off, WARMUP);
 	recv_hold(rx, &off, WARMUP + HOLD, 0, 0);
-	/* The sender keeps going: let the socket queue fill. */
-	for (int i = 0; i < 100 && socket_inq(cfd) < (256 << 10); i++)
-		usleep(20000);
+	r.inq = wait_queued(cfd);
 	r.held = (uint32_t)nheld;
 	r.bytes = off;
-	r.inq = socket_inq(cfd);
 	T_ASSERT(write(wfd, &r, sizeof(r)) == sizeof(r));
 	for (;;)
 		pause();
@@ -238,24 +273,11 @@ static void mode_kill(void)
 /* (b) The receiving device goes away under traffic, tokens held. */
 static void mode_deldev(void)
 {
+	struct held_flow f;
 	char id[16];
-	struct gpud_binding *b;
-	struct gpud_rx *rx;
-	int lfd, cfd, fd;
-	uint64_t off = 0;
-	pid_t spid;
+	int fd;
 
-	T_ASSERT_OK(t_netpair_enter(&d.np, 0));
-	t_devmem_nic_setup(&d);
-	t_devmem_mem_create(&d, MEM_SIZE);
-	b = t_devmem_bind(&d);
-	lfd = t_devmem_listen(&d);
-	t_pin_cpu(0);
-	spid = t_devmem_sender(&d, SEED, UINT64_MAX);
-	rx = accept_rx(lfd, b, &cfd);
-	recv_release(rx, &off, WARMUP);
-	recv_hold(rx, &off, WARMUP + HOLD, 0, 0);
-
+	start_held_flow(&f, UINT64_MAX);
 	snprintf(id, sizeof(id), "%u", t_netpair_nsim_id(&d.np, 0));
 	fd = open("/sys/bus/netdevsim/del_device", O_WRONLY | O_CLOEXEC);
 	T_ASSERT(fd >= 0);
@@ -263,15 +285,15 @@ static void mode_deldev(void)
 	close(fd);
 	/* The pools went to the namespace's loopback device, still counting. */
 	t_log("device deleted after %llu bytes, %zu tokens held; orphaned pool: %llu net_iovs in flight",
-	      (unsigned long long)off, nheld,
+	      (unsigned long long)f.off, nheld,
 	      (unsigned long long)check_inflight(0, d.dmabuf_id, nheld));
 	/* What the socket still has is valid; then give everything back. */
-	recv_hold(rx, &off, UINT64_MAX, MSG_DONTWAIT, 0.2);
-	t_log("drained to %llu bytes; returning %zu tokens", (unsigned long long)off, nheld);
-	release_held(rx);
+	recv_hold(f.rx, &f.off, UINT64_MAX, MSG_DONTWAIT, 0.2);
+	t_log("drained to %llu bytes; returning %zu tokens", (unsigned long long)f.off, nheld);
+	release_held(f.rx);
 	/* Restoring a deleted device's settings fails (silently, no logger). */
-	t_devmem_close(&d, rx, cfd, lfd, b, 15);
-	stop(spid);
+	t_devmem_close(&d, f.rx, f.cfd, f.lfd, f.b, 15);
+	stop(f.spid);
 }
 
 static bool nsim_has_netdev_here(unsigned int id)
@@ -343,59 +365,45 @@ static void mode_netns(void)
 static void mode_unbind(void)
 {
 	const uint64_t total = WARMUP + HOLD + (2ull << 20);
-	struct gpud_binding *b;
+	uint64_t pos, devmem_before;
 	struct gpud_rx_stats st;
-	uint64_t off = 0, hold_off, pos, devmem_before;
-	struct gpud_rx *rx;
-	int lfd, cfd, inq, st_s;
-	pid_t spid;
+	struct held_flow f;
+	int inq, st_s;
 
-	T_ASSERT_OK(t_netpair_enter(&d.np, 0));
-	t_devmem_nic_setup(&d);
-	t_devmem_mem_create(&d, MEM_SIZE);
-	b = t_devmem_bind(&d);
-	lfd = t_devmem_listen(&d);
-	t_pin_cpu(0);
-	spid = t_devmem_sender(&d, SEED, total);
-	rx = accept_rx(lfd, b, &cfd);
-	recv_release(rx, &off, WARMUP);
-	hold_off = off;
-	recv_hold(rx, &off, WARMUP + HOLD, 0, 0);
-	for (int i = 0; i < 100 && socket_inq(cfd) < (256 << 10); i++)
-		usleep(20000);
-	inq = socket_inq(cfd);
+	start_held_flow(&f, total);
+	inq = wait_queued(f.cfd);
 	T_ASSERT(inq > 0);
 
-	gpud_binding_free(b);
+	gpud_binding_free(f.b);
 	t_log("unbound with %zu tokens held and %d bytes queued; old pool: %llu net_iovs in flight",
 	      nheld, inq, (unsigned long long)check_inflight(0, d.dmabuf_id, nheld));
 	if (t_dmabuf_attachments(gpud_mem_dmabuf_fd(d.mem)) < 1)
 		T_FAIL("dma-buf detached while %zu fragments are held", nheld);
-	pos = hold_off;
+	pos = f.hold_off;
 	for (size_t i = 0; i < nheld; i++) {
-		t_devmem_check_frag(rx, d.mem, &held[i], SEED, pos);
+		t_devmem_check_frag(f.rx, d.mem, &held[i], SEED, pos);
 		pos += held[i].len;
 	}
-	T_ASSERT_EQ(off, pos);
+	T_ASSERT_EQ(f.off, pos);
 
-	gpud_rx_get_stats(rx, &st);
+	gpud_rx_get_stats(f.rx, &st);
 	devmem_before = st.bytes_devmem;
-	off = t_devmem_recv_to_eof(rx, d.mem, SEED, off);
-	T_ASSERT_EQ(total, off);
-	T_ASSERT_EQ(spid, waitpid(spid, &st_s, 0));
+	f.off = t_devmem_recv_to_eof(f.rx, d.mem, SEED, f.off);
+	T_ASSERT_EQ(total, f.off);
+	T_ASSERT_EQ(f.spid, waitpid(f.spid, &st_s, 0));
 	T_ASSERT(WIFEXITED(st_s) && WEXITSTATUS(st_s) == 0);
-	gpud_rx_get_stats(rx, &st);
+	gpud_rx_get_stats(f.rx, &st);
 	t_log("after the unbind: %llu more bytes through the old binding, %llu copied from the ordinary pool; stream byte-exact to %llu",
 	      (unsigned long long)(st.bytes_devmem - devmem_before),
-	      (unsigned long long)st.bytes_copied, (unsigned long long)off);
+	      (unsigned long long)st.bytes_copied, (unsigned long long)f.off);
 	T_ASSERT(st.bytes_devmem > devmem_before);	/* the queued skbs */
 
 	/* Still held: still counted, still attached. */
 	check_inflight(0, d.dmabuf_id, nheld);
 	if (t_dmabuf_attachments(gpud_mem_dmabuf_fd(d.mem)) < 1)
 		T_FAIL("dma-buf detached while %zu fragments are still held", nheld);
-	release_held(rx);
-	t_devmem_close(&d, rx, cfd, lfd, NULL, 15);
+	release_held(f.rx);
+	t_devmem_close(&d, f.rx, f.cfd, f.lfd, NULL, 15);
 }
 
 /* (d) A 1 MiB dma-buf, every token held: drops, then recovery. */
