@@ -96,11 +96,13 @@ bool gpud_tokens_is_outstanding(const struct gpud_tokens *t, uint32_t token);
 /*
  * Gives @n tokens back, any order. All are checked first (outstanding, no
  * duplicates): -EINVAL releases nothing. Then batches of at most
- * GPUD_MAX_DONTNEED_TOKENS ranges / GPUD_MAX_DONTNEED_FRAGS frags; a short
- * count is retried with the rest of the batch (safe: the kernel skips tokens
- * it does not hold, and no new token is handed out meanwhile because one
- * thread owns the socket). -errno from the kernel leaves the unsent tokens
- * outstanding; -EIO reports tokens the kernel did not hold (forgotten).
+ * GPUD_MAX_DONTNEED_TOKENS ranges / GPUD_MAX_DONTNEED_FRAGS frags, so the
+ * kernel's frag cap never cuts a call short. No token is sent twice: after a
+ * call every one of its tokens is forgotten, freed or not held (a short count
+ * says how many the kernel lacked, not which; see tokens.c). -errno from the
+ * kernel leaves that call's and the later tokens outstanding; -EIO reports
+ * tokens the kernel did not hold (counted in ->lost, named in the message
+ * as far as the counts tell), after all the others were released.
  */
 int gpud_tokens_release(struct gpud_tokens *t, const uint32_t *tokens, size_t n);
 /*

@@ -4,15 +4,45 @@
  *
  * The kernel allocates tokens from a per-socket xarray (lowest free id from
  * 1, 31 bits), so outstanding tokens are dense and a bitmap indexed by token
- * is small and O(1). SO_DEVMEM_DONTNEED (net/core/sock.c, 6.12) takes at most
- * 128 {start, count} ranges and frees at most 1024 frags per call, skips ids
- * it does not hold without complaint, and returns how many it freed. So we
- * sort and coalesce, stay within both limits, and never send a token twice:
- * a token id freed once can be handed out again by the next recvmsg, and a
- * second DONTNEED would then free somebody else's page.
+ * is small and O(1).
+ *
+ * What SO_DEVMEM_DONTNEED does in 6.12 (sock_devmem_dontneed(),
+ * net/core/sock.c):
+ *  - The option is a {start, count} array; its length must be a multiple of
+ *    8 bytes and at most 128 entries (MAX_DONTNEED_TOKENS), else -EINVAL.
+ *  - It walks the entries in order and every id in them: each id is
+ *    __xa_erase()d from the socket's token xarray; an id the socket does not
+ *    hold erases nothing and is skipped without complaint.
+ *  - Every id *examined* counts towards MAX_DONTNEED_FRAGS (1024), held or
+ *    not; the 1025th stops the walk mid-entry with no error.
+ *  - It returns the number of ids it freed: one count for the whole call.
+ *    -errno (EBADF, EINVAL, ENOMEM, EFAULT) only before the walk, so a failed
+ *    call has erased nothing.
+ *
+ * What follows for us:
+ *  - Once a call returns a count, none of its ids is held by the socket any
+ *    more, whether it freed them or never had them. Sending one again is never
+ *    useful and can be harmful: the next recvmsg may lend that id again (lowest
+ *    free id), and a second DONTNEED would free that new page behind its
+ *    owner's back. So every id of a call is forgotten after the call, and
+ *    none is ever sent twice.
+ *  - A call never exceeds 1024 ids (nor 128 entries): then the frag cap
+ *    never stops the walk, and a short count always means "not held", never
+ *    "not looked at". (Coalescing merges only ids we hold, so ids = tokens.)
+ *  - From one count the kernel cannot tell us which ids it lacked: when
+ *    0 < ret < sent, only how many. Single-id entries instead of ranges
+ *    would not help (still one count), and splitting the call afterwards is
+ *    impossible (the ids are gone). Exact knowledge would need one call per
+ *    token: 1024 times the system calls on the data path, for a case that
+ *    only happens when something else returned our tokens or the socket is
+ *    not the one that lent them. So we count exactly (released += ret,
+ *    lost += sent - ret), and report which ids when the count decides it
+ *    (ret == 0: all of the call's; a call of one id) and otherwise the
+ *    call's ids and how many of them the kernel lacked.
  */
 #include "rx_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -148,45 +178,80 @@ static size_t build_batch(const uint32_t *tok, size_t n, struct gpud_dmabuf_toke
 	return frags;
 }
 
-/* Sends sorted, checked @tok[0..n); see gpud_tokens_release(). */
+/* Not-held tokens seen during one release, for its -EIO message. */
+struct lost_report {
+	size_t lost;
+	unsigned int short_calls;
+	char detail[320];
+	size_t len;
+};
+
+/* Notes one call whose count fell short: @tok[0..sent) went out, @freed came back. */
+static void note_short_call(struct lost_report *lr, const uint32_t *tok, size_t sent,
+			    size_t freed)
+{
+	size_t room = sizeof(lr->detail) - lr->len;
+	char *p = lr->detail + lr->len;
+	int w;
+
+	lr->lost += sent - freed;
+	if (lr->short_calls++ >= 3)
+		return;	/* the summary counts the rest */
+	if (sent == 1)
+		w = snprintf(p, room, "%stoken %u", lr->len ? "; " : "", tok[0]);
+	else if (freed == 0)
+		w = snprintf(p, room, "%sall %zu tokens of one call (%u..%u)", lr->len ? "; " : "",
+			     sent, tok[0], tok[sent - 1]);
+	else
+		w = snprintf(p, room,
+			     "%s%zu of the %zu tokens of one call (%u..%u; which ones, the kernel does not say)",
+			     lr->len ? "; " : "", sent - freed, sent, tok[0], tok[sent - 1]);
+	if (w > 0)
+		lr->len += (size_t)w < room ? (size_t)w : room - 1;
+}
+
+/*
+ * Sends sorted, checked @tok[0..n); see gpud_tokens_release() and the top of
+ * this file. Each call's ids are forgotten once it returns a count.
+ */
 static int release_sorted(struct gpud_tokens *t, const uint32_t *tok, size_t n)
 {
 	struct gpud_dmabuf_token ranges[GPUD_MAX_DONTNEED_TOKENS];
-	size_t i = 0, lost = 0;
+	struct lost_report lr = { 0 };
 	unsigned int nr;
+	size_t i = 0;
 
 	while (i < n) {
 		size_t f = build_batch(tok + i, n - i, ranges, &nr);
 		int ret = t->dontneed(t->fd, ranges, nr, t->ctx);
+		size_t freed;
 
 		t->calls++;
-		if (ret < 0)
-			return gpud_err(ret, "SO_DEVMEM_DONTNEED: %s (%zu tokens still outstanding)",
-					strerror(-ret), t->outstanding);
-		if ((size_t)ret > f)
-			ret = (int)f; /* cannot free more than asked; do not trust it */
-		if (ret == 0) {
-			/*
-			 * The kernel walked the whole batch and held none of it:
-			 * these ids are not ours any more. Forget them.
-			 */
-			for (size_t j = 0; j < f; j++)
-				bit_clear(t, tok[i + j]);
-			t->released -= f;
-			t->lost += f;
-			lost += f;
-			i += f;
-			continue;
+		if (ret < 0)	/* erased nothing: this call's tokens and the rest stay ours */
+			return gpud_err(ret,
+					"SO_DEVMEM_DONTNEED: %s (%zu tokens still outstanding; %zu sent earlier in this release were not held)",
+					strerror(-ret), (size_t)t->outstanding, lr.lost);
+		freed = (size_t)ret;
+		if (freed > f) {
+			gpud_log(GPUD_LOG_WARN,
+				 "SO_DEVMEM_DONTNEED freed %zu of %zu tokens sent: not the 6.12 semantics this library knows",
+				 freed, f);
+			freed = f;
 		}
-		/* The kernel frees in order: the first ret are gone; resend the rest. */
-		for (int j = 0; j < ret; j++)
+		for (size_t j = 0; j < f; j++)
 			bit_clear(t, tok[i + j]);
-		i += (size_t)ret;
+		t->released -= f - freed;
+		t->lost += f - freed;
+		if (freed < f)
+			note_short_call(&lr, tok + i, f, freed);
+		i += f;
 	}
-	if (lost)
-		return gpud_err(-EIO, "kernel did not hold %zu devmem tokens this gpud_rx had received (socket replaced?)",
-				lost);
-	return 0;
+	if (!lr.lost)
+		return 0;
+	return gpud_err(-EIO,
+			"SO_DEVMEM_DONTNEED: kernel did not hold %zu of %zu devmem tokens released, now forgotten (socket replaced, or tokens returned behind this gpud_rx's back?): %s%s",
+			lr.lost, n, lr.detail,
+			lr.short_calls > 3 ? "; and more in later calls" : "");
 }
 
 int gpud_tokens_send_checked(struct gpud_tokens *t, size_t n)
