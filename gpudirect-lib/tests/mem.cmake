@@ -3,6 +3,8 @@
 
 # Fake drivers: tests point GPUD_LIBCUDA / GPUD_LIBHSA / GPUD_LIBNVML at them.
 add_library(fakecuda SHARED ${CMAKE_CURRENT_SOURCE_DIR}/fakes/fake_cuda.c)
+# its engine thread runs the stream ops; dladdr/dlopen pin it while it runs
+target_link_libraries(fakecuda PRIVATE Threads::Threads ${CMAKE_DL_LIBS})
 add_library(fakehsa SHARED ${CMAKE_CURRENT_SOURCE_DIR}/fakes/fake_hsa.c)
 add_library(fakehsa_old SHARED ${CMAKE_CURRENT_SOURCE_DIR}/fakes/fake_hsa.c)
 target_compile_definitions(fakehsa_old PRIVATE FAKE_HSA_OLD)
@@ -26,6 +28,13 @@ foreach(t mem_cuda_fake_test mem_hip_fake_test)
   target_compile_definitions(${t} PRIVATE ${GPUD_FAKE_DEFS})
   add_dependencies(${t} fakecuda fakehsa fakehsa_old)
 endforeach()
+
+# The fake's model of CUDA's concurrency (streams, ordering, deadlocks behind
+# a resident kernel, the call log) against its own rules, with real threads.
+gpud_add_test(NAME fake_cuda_model_test SOURCES fake_cuda_model_test.c LABELS unit TIMEOUT 60
+  LIBS Threads::Threads ${CMAKE_DL_LIBS})
+target_compile_definitions(fake_cuda_model_test PRIVATE ${GPUD_FAKE_DEFS})
+add_dependencies(fake_cuda_model_test fakecuda)
 
 # Leaks and invalid accesses on every error path, under valgrind (ASan builds
 # check the same through the plain tests).
