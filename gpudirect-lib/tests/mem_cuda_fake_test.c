@@ -216,7 +216,7 @@ static void probe_no_nvml(void)
 /* Every driver call create makes, in order. */
 static const char *const create_steps[] = {
 	"cuInit", "cuDeviceGetCount", "cuDeviceGet", "cuDeviceGetAttribute",
-	"cuDevicePrimaryCtxRetain", "cuCtxPushCurrent", "cuMemAlloc",
+	"cuDevicePrimaryCtxRetain", "cuCtxPushCurrent", "cuMemAlloc", "cuStreamCreate",
 	"cuPointerSetAttribute", "cuMemGetHandleForAddressRange", "cuCtxPopCurrent",
 };
 
@@ -251,12 +251,17 @@ static void each_step_fails(void)
 	T_ASSERT_MSG("no NVIDIA GPU visible");
 	assert_clean(fds);
 
-	/* Copies: the failing call is named, the context is popped. */
+	/*
+	 * Copies: on the buffer's own non-blocking stream, waited for on it
+	 * alone (never the legacy stream); the failing call is named, the
+	 * context is popped.
+	 */
 	unsetenv("GPUD_FAKE_FAIL");
 	unsetenv("GPUD_FAKE_FAIL_CODE");
 	T_ASSERT_OK(gpud_mem_create(GPUD_MEM_CUDA, 4096, &o, &m));
 	{
-		static const char *const copy_steps[] = { "cuMemcpyHtoD", "cuMemcpyDtoH",
+		static const char *const copy_steps[] = { "cuMemcpyHtoDAsync", "cuMemcpyDtoHAsync",
+							  "cuStreamSynchronize",
 							  "cuFlushGPUDirectRDMAWrites",
 							  "cuCtxPushCurrent", "cuCtxPopCurrent" };
 		char b[64] = { 0 };

@@ -2,11 +2,14 @@
 /*
  * NVIDIA GPU memory exported as a dma-buf (cuMemGetHandleForAddressRange).
  *
- * libcuda.so.1 is dlopen()ed (never libcuda.so, which may be the toolkit's
- * stub) and every entry point resolved through cuGetProcAddress_v2 with the
- * CUDA version whose ABI we call, so the build needs neither CUDA headers nor
- * libraries, and a newer driver cannot hand us a changed signature. The few
- * types and values below are those of CUDA 13.0's cuda.h.
+ * The driver comes from the project's one loader (cuda/cudrv.h: libcuda.so.1
+ * at run time, entry points at explicit ABI versions).
+ *
+ * Copies (gpud_mem_read/write) run on a non-blocking stream of the buffer's
+ * own and wait for that stream alone: a synchronous cuMemcpy would run on the
+ * legacy default stream, which waits for every blocking stream of the
+ * context, and a caller's NCCL kernel on such a stream may be spinning until
+ * this very copy's receive completes.
  *
  * Allocation: cuMemAlloc, rounded up to 2 MiB, rather than the VMM calls
  * (cuMemCreate/cuMemMap). Why: cuMemAlloc memory qualifies for dma-buf export
@@ -17,7 +20,7 @@
  * undo instead of four; and CU_POINTER_ATTRIBUTE_SYNC_MEMOPS, which we need so
  * a copy never overtakes the NIC's writes, is defined for it.
  */
-#include "dl.h"
+#include "cuda/cudrv.h"
 #include "mem_internal.h"
 
 #include <dlfcn.h>
@@ -26,43 +29,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-/* ---- the slice of cuda.h (CUDA 13.0) we use ---- */
-typedef int CUresult;
-typedef int CUdevice;
-typedef struct CUctx_st *CUcontext;
-typedef unsigned long long CUdeviceptr;
-
-enum {
-	CUDA_SUCCESS = 0,
-	CUDA_ERROR_INVALID_VALUE = 1,
-	CUDA_ERROR_OUT_OF_MEMORY = 2,
-	CUDA_ERROR_NOT_INITIALIZED = 3,
-	CUDA_ERROR_DEINITIALIZED = 4,
-	CUDA_ERROR_INSUFFICIENT_DRIVER = 35,
-	CUDA_ERROR_DEVICE_UNAVAILABLE = 46,
-	CUDA_ERROR_NO_DEVICE = 100,
-	CUDA_ERROR_INVALID_DEVICE = 101,
-	CUDA_ERROR_OPERATING_SYSTEM = 304,
-	CUDA_ERROR_NOT_FOUND = 500,
-	CUDA_ERROR_NOT_PERMITTED = 800,
-	CUDA_ERROR_NOT_SUPPORTED = 801,
-	CUDA_ERROR_SYSTEM_DRIVER_MISMATCH = 803,
-	CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE = 804,
-};
-
-enum {
-	CU_DEVICE_ATTRIBUTE_GPU_DIRECT_RDMA_WRITES_ORDERING = 118,
-	CU_DEVICE_ATTRIBUTE_DMA_BUF_SUPPORTED = 124,
-};
-#define CU_GPU_DIRECT_RDMA_WRITES_ORDERING_OWNER 100
-#define CU_FLUSH_GPU_DIRECT_RDMA_WRITES_TARGET_CURRENT_CTX 0
-#define CU_FLUSH_GPU_DIRECT_RDMA_WRITES_TO_OWNER 100
-#define CU_POINTER_ATTRIBUTE_SYNC_MEMOPS 6
-#define CU_MEM_RANGE_HANDLE_TYPE_DMA_BUF_FD 1
-#define CU_MEM_RANGE_FLAG_DMA_BUF_MAPPING_TYPE_PCIE 1ULL
-#define CU_GET_PROC_ADDRESS_DEFAULT 0ULL
-#define CU_GET_PROC_ADDRESS_SUCCESS 0
 
 /* NVML (nvml.h): just BAR1. */
 typedef int nvmlReturn_t;
@@ -73,146 +39,21 @@ struct nvml_bar1 {
 
 #define CUDA_ALIGN (2u << 20)
 
-typedef CUresult (*cu_getproc_fn)(const char *symbol, void **pfn, int cuda_version,
-				  unsigned long long flags, int *status);
-
-struct cuda_api {
-	void *lib;
-	cu_getproc_fn GetProcAddress;	/* cuGetProcAddress_v2: resolves the rest */
-	CUresult (*GetErrorName)(CUresult, const char **);
-	CUresult (*GetErrorString)(CUresult, const char **);
-	CUresult (*Init)(unsigned int);
-	CUresult (*DeviceGetCount)(int *);
-	CUresult (*DeviceGet)(CUdevice *, int);
-	CUresult (*DeviceGetName)(char *, int, CUdevice);
-	CUresult (*DeviceGetAttribute)(int *, int, CUdevice);
-	CUresult (*DeviceGetPCIBusId)(char *, int, CUdevice);
-	CUresult (*DevicePrimaryCtxRetain)(CUcontext *, CUdevice);
-	CUresult (*DevicePrimaryCtxRelease)(CUdevice);
-	CUresult (*CtxPushCurrent)(CUcontext);
-	CUresult (*CtxPopCurrent)(CUcontext *);
-	CUresult (*MemAlloc)(CUdeviceptr *, size_t);
-	CUresult (*MemFree)(CUdeviceptr);
-	CUresult (*PointerSetAttribute)(const void *, int, CUdeviceptr);
-	CUresult (*MemGetHandleForAddressRange)(void *, CUdeviceptr, size_t, int,
-						unsigned long long);
-	CUresult (*MemcpyHtoD)(CUdeviceptr, const void *, size_t);
-	CUresult (*MemcpyDtoH)(void *, CUdeviceptr, size_t);
-	CUresult (*FlushGPUDirectRDMAWrites)(int, int);	/* optional */
-};
-
-/* Name, the CUDA version of the ABI we call (cudaTypedefs.h), slot. */
-static const struct cuda_sym {
-	const char *name;
-	int version;
-	size_t off;
-	bool optional;
-} cuda_syms[] = {
-#define SYM(n, v) { "cu" #n, v, offsetof(struct cuda_api, n), false }
-	SYM(GetErrorName, 6000),
-	SYM(GetErrorString, 6000),
-	SYM(Init, 2000),
-	SYM(DeviceGetCount, 2000),
-	SYM(DeviceGet, 2000),
-	SYM(DeviceGetName, 2000),
-	SYM(DeviceGetAttribute, 2000),
-	SYM(DeviceGetPCIBusId, 4010),
-	SYM(DevicePrimaryCtxRetain, 7000),
-	SYM(DevicePrimaryCtxRelease, 11000),	/* _v2 */
-	SYM(CtxPushCurrent, 4000),		/* _v2 */
-	SYM(CtxPopCurrent, 4000),		/* _v2 */
-	SYM(MemAlloc, 3020),			/* _v2: size_t sizes */
-	SYM(MemFree, 3020),
-	SYM(PointerSetAttribute, 6000),
-	SYM(MemGetHandleForAddressRange, 11070),
-	SYM(MemcpyHtoD, 3020),
-	SYM(MemcpyDtoH, 3020),
-	{ "cuFlushGPUDirectRDMAWrites", 11030,
-	  offsetof(struct cuda_api, FlushGPUDirectRDMAWrites), true },
-#undef SYM
-};
-
-
 struct cuda_mem {
-	const struct cuda_api *api;
+	const struct gpud_cudrv *api;
 	CUdevice dev;
 	CUcontext ctx;
+	CUstream stream;	/* ours, non-blocking: copies never queue behind NCCL's kernel */
 	bool flush_before_read;
 };
 
-/* Everything but cuGetProcAddress_v2 comes through it, with explicit versions. */
-static int cuda_resolve(void *table, const char *path, char *why, size_t len)
+static int cuda_load(const struct gpud_cudrv **out, char *why, size_t len)
 {
-	struct cuda_api *api = table;
-
-	for (size_t i = 0; i < GPUD_ARRAY_SIZE(cuda_syms); i++) {
-		const struct cuda_sym *s = &cuda_syms[i];
-		void *pfn = NULL;
-		int status = -1;
-		CUresult r;
-
-		r = api->GetProcAddress(s->name, &pfn, s->version, CU_GET_PROC_ADDRESS_DEFAULT,
-					&status);
-		if (r == CUDA_SUCCESS && status == CU_GET_PROC_ADDRESS_SUCCESS && pfn) {
-			memcpy((char *)api + s->off, &pfn, sizeof(pfn));
-			continue;
-		}
-		if (s->optional)
-			continue;
-		return gpud_why(-ENOSYS, why, len,
-				    "cuda: %s lacks %s (CUDA %d.%d API; cuGetProcAddress_v2 said %d, status %d): update the NVIDIA driver",
-				    path, s->name, s->version / 1000, s->version % 1000 / 10, r,
-				    status);
-	}
-	return 0;
-}
-
-static const struct gpud_dl_sym cuda_dl_syms[] = {
-	{ "cuGetProcAddress_v2", offsetof(struct cuda_api, GetProcAddress), false,
-	  ": the driver predates CUDA 12; update the NVIDIA driver" },
-};
-
-static struct gpud_dl_lib cuda_lib =
-	GPUD_DL_LIB("cuda", "GPUD_LIBCUDA", "libcuda.so.1",
-		    "install the NVIDIA driver (libcuda.so.1 ships with it, not with the CUDA toolkit)",
-		    cuda_dl_syms, struct cuda_api, cuda_resolve);
-
-/* Loads the driver library on first use; failures are retried next time. */
-static int cuda_load(const struct cuda_api **out, char *why, size_t len)
-{
-	return gpud_dl_load(&cuda_lib, (const void **)out, why, len);
-}
-
-static int cu_errno(CUresult r)
-{
-	switch (r) {
-	case CUDA_ERROR_INVALID_VALUE:
-		return -EINVAL;
-	case CUDA_ERROR_OUT_OF_MEMORY:
-		return -ENOMEM;
-	case CUDA_ERROR_NOT_INITIALIZED:
-	case CUDA_ERROR_DEINITIALIZED:
-	case CUDA_ERROR_NO_DEVICE:
-	case CUDA_ERROR_INVALID_DEVICE:
-	case CUDA_ERROR_INSUFFICIENT_DRIVER:
-	case CUDA_ERROR_SYSTEM_DRIVER_MISMATCH:
-	case CUDA_ERROR_COMPAT_NOT_SUPPORTED_ON_DEVICE:
-		return -ENODEV;
-	case CUDA_ERROR_DEVICE_UNAVAILABLE:
-		return -EBUSY;
-	case CUDA_ERROR_NOT_FOUND:
-		return -ENOENT;
-	case CUDA_ERROR_NOT_PERMITTED:
-		return -EPERM;
-	case CUDA_ERROR_NOT_SUPPORTED:
-		return -EOPNOTSUPP;
-	default:
-		return -EIO;
-	}
+	return gpud_cudrv_get(out, why, len);
 }
 
 /* "cuda:0: cuMemAlloc(2097152): CUDA_ERROR_OUT_OF_MEMORY: out of memory" into @why. */
-static int cu_why(const struct cuda_api *api, CUresult r, int device, const char *call,
+static int cu_why(const struct gpud_cudrv *api, CUresult r, int device, const char *call,
 		  char *why, size_t len)
 {
 	const char *name = NULL, *str = NULL;
@@ -221,11 +62,11 @@ static int cu_why(const struct cuda_api *api, CUresult r, int device, const char
 		name = "unknown CUresult";
 	if (api->GetErrorString(r, &str) != CUDA_SUCCESS || !str)
 		str = "no description";
-	return gpud_why(cu_errno(r), why, len, "cuda:%d: %s: %s (%d): %s", device, call,
-			    name, r, str);
+	return gpud_why(gpud_cudrv_errno(r), why, len, "cuda:%d: %s: %s (%d): %s", device,
+			    call, name, r, str);
 }
 
-static int cu_fail(const struct cuda_api *api, CUresult r, int device, const char *call)
+static int cu_fail(const struct gpud_cudrv *api, CUresult r, int device, const char *call)
 {
 	char why[GPUD_ERRMSG_MAX];
 	int ret = cu_why(api, r, device, call, why, sizeof(why));
@@ -237,7 +78,7 @@ static int cu_fail(const struct cuda_api *api, CUresult r, int device, const cha
  * cuInit, range check, cuDeviceGet and the dma-buf attribute: shared by
  * probe and create. @need_dmabuf false skips only the attribute verdict.
  */
-static int cuda_open_device(const struct cuda_api *api, int device, bool need_dmabuf,
+static int cuda_open_device(const struct gpud_cudrv *api, int device, bool need_dmabuf,
 			    CUdevice *out, char *why, size_t len)
 {
 	char name[128] = "";
@@ -277,7 +118,7 @@ static int cuda_open_device(const struct cuda_api *api, int device, bool need_dm
 
 /* ---- BAR1 headroom through NVML, best effort, probe only ---- */
 
-static void nvml_bar1_text(const struct cuda_api *api, CUdevice dev, char *buf, size_t len)
+static void nvml_bar1_text(const struct gpud_cudrv *api, CUdevice dev, char *buf, size_t len)
 {
 	nvmlReturn_t (*init)(void), (*shutdown)(void);
 	nvmlReturn_t (*by_bus)(const char *, nvmlDevice_t *);
@@ -322,7 +163,7 @@ out_close:
 
 static int cuda_probe(int device, char *why, size_t len)
 {
-	const struct cuda_api *api;
+	const struct gpud_cudrv *api;
 	char bar1[192];
 	CUdevice dev;
 	int ret, n;
@@ -343,7 +184,7 @@ static int cuda_probe(int device, char *why, size_t len)
 /* ---- create, copies, destroy ---- */
 
 /* Exports [dptr, dptr + size); PCIe mapping type first, plain if refused. */
-static int cuda_export(const struct cuda_api *api, int device, CUdeviceptr dptr, size_t size,
+static int cuda_export(const struct gpud_cudrv *api, int device, CUdeviceptr dptr, size_t size,
 		       int *out_fd)
 {
 	int fd = -1;
@@ -374,7 +215,7 @@ static int cuda_create(struct gpud_mem *mem, size_t req)
 	bool export = !(mem->opts.flags & GPUD_MEM_F_NO_DMABUF);
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	int device = mem->opts.device;
-	const struct cuda_api *api;
+	const struct gpud_cudrv *api;
 	unsigned int sync_memops = 1;
 	char why[GPUD_ERRMSG_MAX];
 	struct cuda_mem *cm;
@@ -429,16 +270,21 @@ static int cuda_create(struct gpud_mem *mem, size_t req)
 			       device, dptr, page);
 		goto err_mem_free;
 	}
-	/* Synchronous copies must not overtake DMA already issued to this range. */
+	r = api->StreamCreate(&cm->stream, CU_STREAM_NON_BLOCKING);
+	if (r) {
+		ret = cu_fail(api, r, device, "cuStreamCreate(NON_BLOCKING)");
+		goto err_mem_free;
+	}
+	/* Copies must not overtake DMA already issued to this range. */
 	r = api->PointerSetAttribute(&sync_memops, CU_POINTER_ATTRIBUTE_SYNC_MEMOPS, dptr);
 	if (r) {
 		ret = cu_fail(api, r, device, "cuPointerSetAttribute(SYNC_MEMOPS)");
-		goto err_mem_free;
+		goto err_stream;
 	}
 	if (export) {
 		ret = cuda_export(api, device, dptr, size, &fd);
 		if (ret)
-			goto err_mem_free;
+			goto err_stream;
 	}
 	r = api->CtxPopCurrent(&cur);
 	if (r) {
@@ -457,6 +303,8 @@ static int cuda_create(struct gpud_mem *mem, size_t req)
 err_close_fd:
 	if (fd >= 0)
 		close(fd);
+err_stream:
+	api->StreamDestroy(cm->stream);
 err_mem_free:
 	api->MemFree(dptr);
 err_pop:
@@ -472,7 +320,7 @@ err_free_cm:
 static void cuda_destroy(struct gpud_mem *mem)
 {
 	struct cuda_mem *cm = mem->priv;
-	const struct cuda_api *api = cm->api;
+	const struct gpud_cudrv *api = cm->api;
 	CUcontext cur;
 	CUresult r;
 
@@ -481,6 +329,8 @@ static void cuda_destroy(struct gpud_mem *mem)
 		close(mem->dmabuf_fd);
 	r = api->CtxPushCurrent(cm->ctx);
 	if (r == CUDA_SUCCESS) {
+		api->StreamDestroy(cm->stream);
+		/* synchronises the device: the caller has stopped every kernel using it */
 		r = api->MemFree(mem->dev_ptr);
 		if (r)
 			gpud_log(GPUD_LOG_WARN, "cuda:%d: cuMemFree failed (%d)",
@@ -495,13 +345,14 @@ static void cuda_destroy(struct gpud_mem *mem)
 }
 
 /*
- * Runs one synchronous copy in the buffer's context. Each thread pushes and
- * pops on its own, so concurrent copies on one gpud_mem are fine.
+ * One copy in the buffer's context, on its own stream, waited for on that
+ * stream alone. Each thread pushes and pops on its own, so concurrent copies
+ * on one gpud_mem are fine (the stream orders them).
  */
 static int cuda_copy(struct gpud_mem *mem, bool to_device, size_t off, void *host, size_t len)
 {
 	struct cuda_mem *cm = mem->priv;
-	const struct cuda_api *api = cm->api;
+	const struct gpud_cudrv *api = cm->api;
 	int device = mem->opts.device;
 	CUdeviceptr d = mem->dev_ptr + off;
 	CUcontext cur;
@@ -512,9 +363,10 @@ static int cuda_copy(struct gpud_mem *mem, bool to_device, size_t off, void *hos
 	if (r)
 		return cu_fail(api, r, device, "cuCtxPushCurrent");
 	if (to_device) {
-		r = api->MemcpyHtoD(d, host, len);
+		/* pageable @host: CUDA stages it; the stream wait covers the DMA */
+		r = api->MemcpyHtoDAsync(d, host, len, cm->stream);
 		if (r)
-			ret = cu_fail(api, r, device, "cuMemcpyHtoD");
+			ret = cu_fail(api, r, device, "cuMemcpyHtoDAsync");
 	} else {
 		/* A NIC's writes may still sit in the PCIe path: flush them first. */
 		if (cm->flush_before_read) {
@@ -524,10 +376,15 @@ static int cuda_copy(struct gpud_mem *mem, bool to_device, size_t off, void *hos
 				ret = cu_fail(api, r, device, "cuFlushGPUDirectRDMAWrites");
 		}
 		if (!ret) {
-			r = api->MemcpyDtoH(host, d, len);
+			r = api->MemcpyDtoHAsync(host, d, len, cm->stream);
 			if (r)
-				ret = cu_fail(api, r, device, "cuMemcpyDtoH");
+				ret = cu_fail(api, r, device, "cuMemcpyDtoHAsync");
 		}
+	}
+	if (!ret) {
+		r = api->StreamSynchronize(cm->stream);
+		if (r)
+			ret = cu_fail(api, r, device, "cuStreamSynchronize(own stream)");
 	}
 	r = api->CtxPopCurrent(&cur);
 	if (r && !ret)
