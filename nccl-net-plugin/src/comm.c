@@ -12,6 +12,8 @@
  * failures back with an ERR frame so both sides log the same reason.
  */
 #include "plugin.h"
+#include "devmem.h"
+#include "gpu.h"
 #include "devq.h"
 
 #include <errno.h>
@@ -111,6 +113,9 @@ int dm_comm_create(bool is_recv, int dev, int ctrl_fd, const int *data_fds, int 
 err_devmem:
 	if (is_recv)
 		dm_devmem_teardown_comm(c);
+	for (i = 0; c->gpu && i < nsocks; i++)
+		dm_lane_destroy(c->gpu, c->socks[i].lane);
+	dm_gpu_destroy(c->gpu);
 err_free_tasks:
 	for (i = 0; i < nsocks; i++) {
 		pthread_mutex_destroy(&c->socks[i].lock);
@@ -552,6 +557,7 @@ int dm_comm_irecv_consumed(struct dm_comm *c, int n, struct dm_req *r)
 	}
 	if (r->unpack_seq >= 0)
 		dm_devmem_consumed(c, r->unpack_seq);
+	dm_emu_consumed(c, r);
 	r->unpack_seq = -1;
 	r->kind = DM_REQ_FREE;
 out:
@@ -627,6 +633,53 @@ void dm_comm_quiesce_mr(struct dm_comm *c, struct dm_mr *mr)
 		dm_progress_barrier(&c->socks[i]);
 }
 
+/* ---- GPU engine ---- */
+
+int dm_comm_gpu_attach(struct dm_comm *c, void *cuctx)
+{
+	struct dm_lane *lanes[DM_MAX_SOCKS] = { 0 };
+	struct dm_gpu *g = NULL;
+	int err = 0, i;
+
+	pthread_mutex_lock(&c->api_lock);
+	if (c->gpu) {
+		if (dm_gpu_ctx(c->gpu) != cuctx) {
+			DM_WARN("%s comm %p: a buffer of another CUDA context (%p, the comm's is %p): one comm serves one context",
+				c->is_recv ? "recv" : "send", (void *)c, cuctx, dm_gpu_ctx(c->gpu));
+			err = -EINVAL;
+		}
+		goto out;
+	}
+	err = dm_gpu_create(cuctx, &g);
+	for (i = 0; !err && i < c->nsocks; i++)
+		err = dm_lane_create(g, c->max_chunk, &lanes[i]);
+	if (err) {
+		DM_WARN("%s comm %p: cannot set up its CUDA stream and staging: %s",
+			c->is_recv ? "recv" : "send", (void *)c, strerror(-err));
+		while (i-- > 0)
+			dm_lane_destroy(g, lanes[i]);
+		dm_gpu_destroy(g);
+		goto out;
+	}
+	/* a progress thread may be in a step on the socket: publish under io */
+	for (i = 0; i < c->nsocks; i++) {
+		struct dm_sock *s = &c->socks[i];
+
+		dm_sock_io_lock(s);
+		s->lane = lanes[i];
+		if (s->dmrx)
+			s->dmrx->lane = lanes[i];
+		dm_sock_io_unlock(s);
+	}
+	c->gpu = g;
+	DM_INFO("%s comm %p: CUDA context %p, own non-blocking stream, %d x %d pinned %u KiB slots",
+		c->is_recv ? "recv" : "send", (void *)c, cuctx, c->nsocks, DM_LANE_SLOTS,
+		c->max_chunk >> 10);
+out:
+	pthread_mutex_unlock(&c->api_lock);
+	return err;
+}
+
 /* ---- close ---- */
 
 void dm_comm_destroy(struct dm_comm *c)
@@ -648,16 +701,24 @@ void dm_comm_destroy(struct dm_comm *c)
 	for (int i = 0; i < c->nsocks; i++)
 		dm_progress_detach(&c->socks[i]);
 	dm_progress_put();
+	/* GPU copies may still read fragments or write NCCL's buffer: let them end */
+	dm_gpu_drain(c->gpu);
+	for (int i = 0; i < c->nsocks; i++)
+		if (c->socks[i].dmrx)
+			c->socks[i].dmrx->lane = NULL;
 	if (c->is_recv)
 		dm_devmem_teardown_comm(c);
+	dm_emu_detach(c);
 	/* NCCL closes a recv comm once its kernels are done with it */
 	dm_devmem_unpack_detach(c);
 	for (int i = 0; i < c->nsocks; i++) {
 		close(c->socks[i].fd);
-		dm_cuda_host_free(c->socks[i].staging);
+		if (c->gpu)
+			dm_lane_destroy(c->gpu, c->socks[i].lane);
 		pthread_mutex_destroy(&c->socks[i].lock);
 		pthread_mutex_destroy(&c->socks[i].io);
 	}
+	dm_gpu_destroy(c->gpu);
 	close(c->ctrl_fd);
 	pthread_mutex_destroy(&c->api_lock);
 	pthread_mutex_destroy(&c->err_lock);

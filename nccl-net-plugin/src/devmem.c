@@ -14,6 +14,7 @@
  * puts RSS, rules and header split back.
  */
 #include "devmem.h"
+#include "gpu.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -306,6 +307,17 @@ int dm_devmem_setup_comm(struct dm_comm *c)
 		goto out;
 	}
 	c->mode = DM_MODE_DEVMEM;
+	/* a GPU pool is read by the GPU engine whatever the buffers are */
+	if (d->pool_dev) {
+		err = dm_comm_gpu_attach(c, d->pool_ctx);
+		c->gpu_pool = !err;
+		if (err) {
+			dm_devmem_teardown_comm(c);
+			DM_WARN("recv comm on %s: no GPU engine for the GPU pool: %s", ifname,
+				strerror(-err));
+			return err;
+		}
+	}
 	snprintf(c->mode_reason, sizeof(c->mode_reason), "NCCL_DEVMEM_MODE=%s, %s pool %zu MiB",
 		 dm_mode_name(dm_cfg.mode), gpud_mem_kind_name(d->pool_kind), d->pool_size >> 20);
 out:

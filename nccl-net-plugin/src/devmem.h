@@ -76,6 +76,8 @@ struct dm_devmem_rx {
 	uint64_t cap;
 	uint64_t head, next, tail;
 	uint32_t next_off;
+	/* the socket's GPU lane (NULL without one): its copies in flight pin fragments */
+	struct dm_lane *lane;
 };
 
 /* A piece's tag in the metadata: which socket, which fragment. */
@@ -89,8 +91,9 @@ static inline struct dm_held *dm_held_at(const struct dm_devmem_rx *r, uint64_t 
 }
 
 /*
- * Gives back the placed, unreferenced fragments from @from up to r->next and
- * drops them from the ring's head. 0 or the library's error.
+ * Gives back the placed, unreferenced fragments from @from up to r->next (or
+ * to the first one a GPU copy in flight still reads) and drops them from the
+ * ring's head. 0 or the library's error.
  */
 int dm_held_release(struct dm_devmem_rx *r, uint64_t from);
 /* Frees the ring; fragments still referenced leave the device's held count. */

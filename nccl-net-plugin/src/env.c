@@ -167,5 +167,7 @@ void dm_config_load(struct dm_config *cfg)
 	}
 	env_unpack(cfg);
 	cfg->unpack_hold = env_int("NCCL_DEVMEM_UNPACK_HOLD", 50, 1, 100);
+	/* tests only (emu.c): never documented as a user setting */
+	cfg->test_emulate = env_int("NCCL_DEVMEM_TEST_EMULATE", 0, 0, 1);
 	env_pool_mem(cfg);
 }

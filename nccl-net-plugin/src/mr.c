@@ -5,6 +5,7 @@
  * progress thread makes it current before copying).
  */
 #include "plugin.h"
+#include "gpu.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -179,16 +179,39 @@ ncclResult_t dm_net_accept(void *listenComm, void **recvComm,
 	return ncclSuccess;
 }
 
+/* A CUDA buffer gives its comm a GPU engine now, before any byte moves. */
+static int reg_mr(void *comm, void *data, size_t size, int type, int fd, void **mhandle)
+{
+	struct dm_mr *mr;
+	int err = dm_mr_reg(data, size, type, fd, &mr);
+
+	if (err)
+		return err;
+	if (comm && type == NCCL_PTR_CUDA) {
+		err = dm_comm_gpu_attach(comm, mr->cuctx);
+		if (err) {
+			dm_mr_dereg(mr);
+			return err;
+		}
+	}
+	*mhandle = mr;
+	return 0;
+}
+
 ncclResult_t dm_net_reg_mr(void *comm, void *data, size_t size, int type, void **mhandle)
 {
-	return dm_result(dm_mr_reg(data, size, type, -1, (struct dm_mr **)mhandle));
+	return dm_result(reg_mr(comm, data, size, type, -1, mhandle));
 }
 
 ncclResult_t dm_net_reg_mr_dmabuf(void *comm, void *data, size_t size, int type,
 				  uint64_t offset, int fd, void **mhandle)
 {
-	/* copy mode moves bytes by virtual address; the dma-buf is not needed */
-	return dm_result(dm_mr_reg(data, size, type, fd, (struct dm_mr **)mhandle));
+	/*
+	 * Not offered (props.c: no NCCL_PTR_DMABUF); kept for NCCL versions
+	 * that call it regardless. Bytes move by virtual address, the fd is
+	 * not needed.
+	 */
+	return dm_result(reg_mr(comm, data, size, type, fd, mhandle));
 }
 
 ncclResult_t dm_net_dereg_mr(void *comm, void *mhandle)

@@ -73,6 +73,7 @@ struct dm_config {
 	enum dm_unpack unpack;	/* NCCL_DEVMEM_UNPACK */
 	int unpack_hold;	/* NCCL_DEVMEM_UNPACK_HOLD: % of the pool NCCL's kernel may hold */
 	char pool_mem[32];	/* NCCL_DEVMEM_POOL_MEM: "auto", "host", "cuda", "cuda:N" */
+	bool test_emulate;	/* NCCL_DEVMEM_TEST_EMULATE: tests only (emu.c) */
 };
 extern struct dm_config dm_cfg;	/* written once in dm_global_init under its lock */
 void dm_config_load(struct dm_config *cfg);
@@ -94,28 +95,10 @@ int dm_ndevs(void);
 const struct dm_dev *dm_dev_get(int dev);
 void dm_props_fill(int dev, ncclNetProperties_v11_t *props);
 
-/* ---- CUDA driver, loaded at run time (cuda.c) ---- */
-struct dm_cuda_buf;
-bool dm_cuda_available(void);
-int dm_cuda_ptr_ctx(const void *ptr, void **ctx);
-int dm_cuda_host_alloc(size_t size, void **out);
-void dm_cuda_host_free(void *p);
-int dm_cuda_htod(void *ctx, void *dst, const void *src, size_t len);
-int dm_cuda_dtoh(void *ctx, void *dst, const void *src, size_t len);
-/* Why dm_cuda_available() is false ("" when it is true). */
-const char *dm_cuda_why(void);
-/* Device of the calling thread's current CUDA context, or -1 (none, or no CUDA). */
-int dm_cuda_current_device(void);
-/*
- * Host memory the GPU can read and write (cuMemHostAlloc DEVICEMAP|PORTABLE)
- * and its device address, allocated in @ctx (NULL: the calling thread's
- * current context; -ENODEV when there is none).
- */
-int dm_cuda_host_alloc_mapped(void *ctx, size_t size, void **host, uint64_t *dev);
-void dm_cuda_host_free_mapped(void *ctx, void *host);
-/* Pins host memory and maps it into the GPU (cuMemHostRegister DEVICEMAP). */
-int dm_cuda_host_register(void *ctx, void *host, size_t size, uint64_t *dev);
-void dm_cuda_host_unregister(void *ctx, void *host);
+/* ---- CUDA: the driver and the data path's GPU engine (gpu.h) ---- */
+struct dm_gpu;
+struct dm_lane;
+struct dm_slot;
 
 /* ---- memory registration (mr.c) ---- */
 struct dm_mr {
@@ -149,7 +132,9 @@ struct dm_task {
 	uint64_t k;		/* current chunk index */
 	uint64_t step;		/* = nsocks */
 	uint64_t pos;		/* bytes of chunk k already moved */
-	bool staged;		/* CUDA send: chunk k already copied to staging */
+	bool staged;		/* CUDA send: chunk k's device-to-host copy issued */
+	struct dm_slot *slot;	/* CUDA: the lane slot chunk k is staged in */
+	uint64_t tag;		/* CUDA: lane commit the task's bytes wait for */
 };
 
 struct dm_sock {
@@ -161,7 +146,7 @@ struct dm_sock {
 	pthread_mutex_t io;		/* held by whoever moves bytes: worker or API thread */
 	struct dm_task *head, *tail;
 	_Atomic uint64_t last_ms;	/* last byte moved or task queued (stall timeout) */
-	void *staging;			/* pinned host chunk for CUDA buffers (lazy) */
+	struct dm_lane *lane;		/* GPU work in flight (comm has a GPU engine) */
 	struct dm_devmem_rx *dmrx;	/* devmem receive state, NULL in copy mode */
 	bool dead;			/* worker saw an error: no more I/O */
 };
@@ -191,6 +176,7 @@ struct dm_req {
 	atomic_int tasks_left;
 	uint64_t hdr_end;	/* send: done once comm->ctx_sent reaches this */
 	int64_t unpack_seq;	/* recv: its device-unpack slot's sequence, -1 for none */
+	uint64_t emu_end[DM_MAX_SOCKS];	/* test emulation: pool held until consumed */
 	struct dm_sub sub[DM_MAX_RECVS];
 	struct dm_task *tasks;	/* DM_MAX_RECVS * nsocks, from the comm */
 };
@@ -208,6 +194,10 @@ struct dm_comm {
 	/* NCCL unpacks this comm's receives on the GPU (device handle given at accept) */
 	struct dm_devq *devq;
 	bool overflow_logged;
+	/* the comm's CUDA context and non-blocking stream, once it touches GPU memory */
+	struct dm_gpu *gpu;
+	bool gpu_pool;			/* devmem into GPU memory: receives need the GPU */
+	struct dm_emu *emu;		/* NCCL_DEVMEM_TEST_EMULATE only (emu.c) */
 	pthread_mutex_t api_lock;	/* serialises NCCL entry points on this comm */
 	struct dm_sock socks[DM_MAX_SOCKS];
 	struct dm_req reqs[DM_MAX_REQS];
@@ -231,6 +221,12 @@ struct dm_comm {
 	pthread_mutex_t err_lock;
 };
 
+/*
+ * regMr of a CUDA buffer, or a devmem comm whose pool is GPU memory: the
+ * comm's engine in @cuctx and a lane per data socket (API thread, setup).
+ * A comm serves one context; another is -EINVAL with a WARN.
+ */
+int dm_comm_gpu_attach(struct dm_comm *c, void *cuctx);
 int dm_comm_create(bool is_recv, int dev, int ctrl_fd, const int *data_fds, int nsocks,
 		   uint32_t max_chunk, struct dm_comm **out);
 void dm_comm_destroy(struct dm_comm *c);
@@ -273,9 +269,14 @@ void dm_sock_io_unlock(struct dm_sock *s);
 void dm_progress_inline(struct dm_sock *s, bool kick);
 void dm_sock_enqueue(struct dm_sock *s, struct dm_task *t);
 uint64_t dm_now_ms(void);
-/* Worker steps: 1 = task finished, 2 = progressed, 0 = would block, <0 = -errno (comm failed) */
+/*
+ * Worker steps: 1 = task finished, 2 = progressed, 3 = waiting for the GPU
+ * (poll again soon: no socket event will come for it), 0 = would block on
+ * the socket, <0 = -errno (comm failed).
+ */
 #define DM_STEP_DONE 1
 #define DM_STEP_MORE 2
+#define DM_STEP_GPU 3
 int dm_copy_step(struct dm_sock *s, struct dm_task *t);
 
 /* ---- connections (conn.c) ---- */
@@ -325,6 +326,18 @@ int dm_devmem_unpack_attach(struct dm_comm *c, ncclNetDeviceHandle_v11_t *dh);
 /* Receive @seq's tokens go back (its entries were consumed) and its slot is freed. */
 void dm_devmem_consumed(struct dm_comm *c, int64_t seq);
 void dm_devmem_unpack_detach(struct dm_comm *c);
+
+/*
+ * ---- test-only devmem emulation (emu.c): NCCL_DEVMEM_TEST_EMULATE=1 ----
+ * A copy-mode comm NCCL unpacks lands chunks in a GPU pool of its own and
+ * publishes them as devmem fragments, so NCCL's kernel unpacks on a GPU
+ * machine without a devmem NIC.
+ */
+struct dm_emu;
+int dm_emu_attach(struct dm_comm *c, uint64_t *bounce);
+void dm_emu_detach(struct dm_comm *c);
+int dm_emu_step(struct dm_sock *s, struct dm_task *t, uint64_t off, uint64_t len);
+void dm_emu_consumed(struct dm_comm *c, struct dm_req *r);
 
 /* ---- devmem pool choice (pool.c): NCCL_DEVMEM_POOL_MEM ---- */
 struct dm_pool_choice {

@@ -11,6 +11,7 @@
 #include "plugin.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -23,6 +24,7 @@
 
 struct dm_worker {
 	pthread_t th;
+	int idx;
 	int epfd;
 	int evfd;
 	pthread_mutex_t mu;	/* held for a whole pass; attach/detach wait on it */
@@ -49,8 +51,12 @@ uint64_t dm_now_ms(void)
 
 static bool task_inline_ok(const struct dm_task *t)
 {
-	/* CUDA copies stay on the workers, which keep the context current */
-	return t->size <= DM_INLINE_MAX && (!t->mr || t->mr->type == NCCL_PTR_HOST);
+	/*
+	 * GPU work stays on the workers: they are ours, so they may keep the
+	 * comm's context current, where the API thread is NCCL's.
+	 */
+	return t->size <= DM_INLINE_MAX && (!t->mr || t->mr->type == NCCL_PTR_HOST) &&
+	       !t->req->comm->gpu_pool;
 }
 
 static struct dm_task *sock_head(struct dm_sock *s)
@@ -92,6 +98,21 @@ static bool sock_steps(struct dm_sock *s, uint64_t now, bool inl)
 		if (r < 0) {
 			s->dead = true;
 			return false;
+		}
+		if (r == DM_STEP_GPU) {
+			/*
+			 * Our own copies on our own stream: they end on their
+			 * own, so poll again soon. Bounded all the same: a stream
+			 * that never drains is a bug worth a clear error.
+			 */
+			if (now > before_ms && now - before_ms > (uint64_t)dm_cfg.timeout_ms) {
+				dm_comm_fail(c, -ETIMEDOUT,
+					     "data socket %d: its GPU copies did not complete in %d ms (the comm's CUDA stream is stuck)",
+					     s->idx, dm_cfg.timeout_ms);
+				s->dead = true;
+				return false;
+			}
+			return true;
 		}
 		if (r == 0) {
 			/*
@@ -188,6 +209,11 @@ static void *worker_main(void *arg)
 	struct dm_worker *w = arg;
 	struct epoll_event ev[64];
 	bool more = false;
+	char name[16];
+
+	/* named: logs, perf, and the CUDA fake's call log say which thread did what */
+	snprintf(name, sizeof(name), "dm-progress-%d", w->idx);
+	pthread_setname_np(pthread_self(), name);
 
 	while (!atomic_load(&w->stop)) {
 		/* 20 ms: stall timeouts are checked at least that often */
@@ -222,12 +248,13 @@ static void worker_fini(struct dm_worker *w)
 	pthread_mutex_destroy(&w->mu);
 }
 
-static int worker_init(struct dm_worker *w)
+static int worker_init(struct dm_worker *w, int idx)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 	int err;
 
 	memset(w, 0, sizeof(*w));
+	w->idx = idx;
 	pthread_mutex_init(&w->mu, NULL);
 	w->epfd = epoll_create1(EPOLL_CLOEXEC);
 	w->evfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -276,7 +303,7 @@ int dm_progress_get(void)
 		goto err_unref;
 	}
 	for (i = 0; i < pool.n; i++) {
-		err = worker_init(&pool.w[i]);
+		err = worker_init(&pool.w[i], i);
 		if (err)
 			goto err_stop;
 	}

@@ -3,12 +3,14 @@
  * Which NICs the plugin offers and what it tells NCCL about them.
  */
 #include "plugin.h"
+#include "gpu.h"
 #include "ncclnet/net_device_unpack.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +121,26 @@ int dm_devs_scan(const char *iflist, struct dm_dev *devs, int max)
 	return n;
 }
 
+/*
+ * What NCCL may hand us, said once with the reason. CUDA buffers only when
+ * the GPU engine can run (gpu.h: own streams, async copies, events; the
+ * loader refuses a driver without them), so NCCL never gives us memory we
+ * could only reach with calls that wait for its kernels. No NCCL_PTR_DMABUF:
+ * TCP moves bytes by address and the devmem pool is the plugin's own, so a
+ * dma-buf of NCCL's buffer would buy nothing.
+ */
+static int ptr_support(void)
+{
+	static atomic_bool logged;
+	bool cuda = dm_cuda_available();
+
+	if (!atomic_exchange(&logged, true))
+		DM_INFO("pointer support: host%s%s; dma-buf registration not offered (TCP reaches buffers by address; devmem lands in the plugin's own pool)",
+			cuda ? ", CUDA (own non-blocking streams, async copies, polled events)" :
+			       ", no CUDA: ", cuda ? "" : dm_cuda_why());
+	return NCCL_PTR_HOST | (cuda ? NCCL_PTR_CUDA : 0);
+}
+
 void dm_props_fill(int dev, ncclNetProperties_v11_t *props)
 {
 	const struct dm_dev *d = dm_dev_get(dev);
@@ -127,7 +149,7 @@ void dm_props_fill(int dev, ncclNetProperties_v11_t *props)
 	props->name = (char *)d->name;
 	props->pciPath = (char *)d->pci_path;
 	props->guid = d->guid;
-	props->ptrSupport = NCCL_PTR_HOST | (dm_cuda_available() ? NCCL_PTR_CUDA : 0);
+	props->ptrSupport = ptr_support();
 	props->regIsGlobal = 0;
 	/* Copy mode finishes the H2D copy before test() says done: no flush needed. */
 	props->forceFlush = 0;

@@ -25,11 +25,9 @@ _Static_assert(sizeof(struct dm_unpack_entry) == 16, "NCCL loadMeta is 16 bytes"
 void dm_unpack_host(const struct dm_unpack_entry *e, size_t n, const void *pool, void *dst);
 
 /*
- * Same on the GPU (unpack.cu): @pool and @dst are device addresses; the entry
- * list is copied to the device and one launch scatters them all. Returns 0 or
- * -errno; -EOPNOTSUPP when the plugin was built without CUDA kernels.
+ * On the GPU: unpack.cu's dm_unpack_kernel(entries, n, pool, dst), launched
+ * by gpu.c's dm_lane_unpack() on the comm's own stream with the entries in
+ * GPU-mapped pinned memory (no copy, no allocation per launch).
  */
-int dm_unpack_cuda(void *cuctx, const struct dm_unpack_entry *e, size_t n, uint64_t pool,
-		   uint64_t dst);
 
 #endif

@@ -16,6 +16,7 @@
  * kernel (tests/unpack_consumer.c).
  */
 #include "devmem.h"
+#include "gpu.h"
 #include "devq.h"
 
 #include <errno.h>
@@ -75,6 +76,8 @@ int dm_devmem_unpack_attach(struct dm_comm *c, ncclNetDeviceHandle_v11_t *dh)
 			return err;
 		}
 		mapped.ctx = d->pool_ctx;
+	} else if (dm_cfg.test_emulate && cuda && dm_emu_attach(c, &bounce)) {
+		bounce = 0;	/* said why; the comm stays a plain copy-mode comm */
 	}
 	err = dm_devq_create(bounce, cuda ? &mapped : NULL, &c->devq);
 	if (err) {
