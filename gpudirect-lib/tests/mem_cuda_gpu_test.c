@@ -59,8 +59,10 @@ static void read_fdinfo(int fd, struct dmabuf_facts *f)
 	T_ASSERT(fp);
 	f->fdinfo_size = -1;
 	while (fgets(line, sizeof(line), fp)) {
+		const char *v = line + 9 + strspn(line + 9, " \t");
+
 		if (!strncmp(line, "exp_name:", 9))
-			copy_clean(f->exp_name, sizeof(f->exp_name), line + 9 + strspn(line + 9, " \t"));
+			copy_clean(f->exp_name, sizeof(f->exp_name), v);
 		else if (!strncmp(line, "size:", 5))
 			f->fdinfo_size = atoll(line + 5);
 	}
@@ -119,8 +121,11 @@ static void inspect_fd(int fd, size_t size, struct dmabuf_facts *f)
 	f->mmap_err = p == MAP_FAILED ? errno : 0;
 	if (p != MAP_FAILED)
 		munmap(p, 4096);
-	t_log("mmap of the dma-buf: %s%s", p == MAP_FAILED ? "fails, errno " : "works",
-	      p == MAP_FAILED ? (f->mmap_err == 524 ? "524 (ENOTSUPP)" : strerror(f->mmap_err)) : "");
+	if (p == MAP_FAILED)
+		t_log("mmap of the dma-buf fails: errno %d (%s)", f->mmap_err,
+		      f->mmap_err == 524 ? "ENOTSUPP" : strerror(f->mmap_err));
+	else
+		t_log("mmap of the dma-buf works");
 }
 
 static void write_result(const struct dmabuf_facts *f, size_t size, const char *probe)

@@ -80,8 +80,8 @@ static void gt_load(void)
 		return;
 	lib = dlopen("libcuda.so.1", RTLD_NOW | RTLD_LOCAL);
 	if (!lib)
-		t_skip("no usable GPU: libcuda.so.1 (the NVIDIA driver's library) does not load: %s",
-		       dlerror());
+		t_skip("no usable GPU: libcuda.so.1 (the NVIDIA driver's library) does not "
+		       "load: %s", dlerror());
 	*(void **)&gpa = dlsym(lib, "cuGetProcAddress_v2");
 	if (!gpa)
 		t_skip("no usable GPU: the driver has no cuGetProcAddress_v2 (older than CUDA 12)");

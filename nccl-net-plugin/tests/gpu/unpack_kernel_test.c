@@ -37,15 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "unpack.h"		/* the plugin's struct dm_unpack_entry (NCCL's loadMeta) */
 #include "unpack_fatbin.h"	/* generated from ../../src/unpack.cu */
 
-/* The kernel's entry: src/unpack.h's struct dm_unpack_entry, NCCL's loadMeta. */
-struct entry {
-	uint32_t src_off;
-	uint32_t len;
-	uint64_t dst_off;
-};
-_Static_assert(sizeof(struct entry) == 16, "the kernel reads 16-byte entries");
 
 #define MAX_FRAGS 2048u
 #define MAX_LEN (64u << 10)
@@ -99,11 +93,11 @@ static unsigned int plugin_grid(unsigned int n)
 }
 
 /* Mapped host memory for @count entries: host pointer and its device address. */
-static struct entry *meta_alloc(size_t count, CUdeviceptr *dev)
+static struct dm_unpack_entry *meta_alloc(size_t count, CUdeviceptr *dev)
 {
 	void *h;
 
-	GT_CU(gt_cu.MemHostAlloc(&h, count * sizeof(struct entry),
+	GT_CU(gt_cu.MemHostAlloc(&h, count * sizeof(struct dm_unpack_entry),
 				 CU_MEMHOSTALLOC_DEVICEMAP | CU_MEMHOSTALLOC_PORTABLE));
 	GT_CU(gt_cu.MemHostGetDevicePointer(dev, h, 0));
 	return h;
@@ -136,7 +130,7 @@ static uint32_t pick_len(uint64_t *s)
  * with gaps of 0..31 bytes, sources anywhere in the pool with one of three
  * alignments. Returns the end of the last destination byte.
  */
-static size_t make_round(uint64_t *s, struct entry *e, unsigned int n)
+static size_t make_round(uint64_t *s, struct dm_unpack_entry *e, unsigned int n)
 {
 	static unsigned int order[MAX_FRAGS];
 	size_t at = rng_range(s, 0, 15);
@@ -152,7 +146,7 @@ static size_t make_round(uint64_t *s, struct entry *e, unsigned int n)
 		order[j] = t;
 	}
 	for (unsigned int k = 0; k < n; k++) {
-		struct entry *x = &e[order[k]];
+		struct dm_unpack_entry *x = &e[order[k]];
 		uint64_t src = rng_range(s, 0, POOL_SIZE - x->len);
 
 		x->dst_off = at;
@@ -174,14 +168,16 @@ static size_t make_round(uint64_t *s, struct entry *e, unsigned int n)
 	return at;
 }
 
-static void reference(const struct entry *e, unsigned int n, const uint8_t *pool, uint8_t *dst)
+static void reference(const struct dm_unpack_entry *e, unsigned int n, const uint8_t *pool,
+		      uint8_t *dst)
 {
 	for (unsigned int i = 0; i < n; i++)
 		memcpy(dst + e[i].dst_off, pool + e[i].src_off, e[i].len);
 }
 
-static void report_mismatch(const struct entry *e, unsigned int n, const uint8_t *want,
-			    const uint8_t *got, size_t end, unsigned int round, uint64_t seed)
+static void report_mismatch(const struct dm_unpack_entry *e, unsigned int n,
+			    const uint8_t *want, const uint8_t *got, size_t end, unsigned int round,
+			    uint64_t seed)
 {
 	size_t off = 0, bad = 0;
 
@@ -209,7 +205,7 @@ static int run_check(unsigned int rounds, uint64_t seed0)
 	CUdeviceptr pool, dst, meta_d;
 	uint64_t bytes_total = 0;
 	unsigned long long frags_total = 0;
-	struct entry *meta;
+	struct dm_unpack_entry *meta;
 	char json[512];
 	double t0 = t_now();
 
@@ -301,8 +297,9 @@ static struct bench_res bench_one(CUdeviceptr meta_d, CUdeviceptr pool, CUdevice
 		GT_CU(gt_cu.EventRecord(a, stream));
 		for (unsigned int it = 0; it < reps; it++)
 			for (unsigned int l = 0; l < launches; l++)
-				launch(meta_d + (CUdeviceptr)l * per * sizeof(struct entry), per,
-				       pool, dst, plugin_grid(per));
+				launch(meta_d + (CUdeviceptr)l * per *
+						sizeof(struct dm_unpack_entry),
+				       per, pool, dst, plugin_grid(per));
 		GT_CU(gt_cu.EventRecord(b, stream));
 		res.kern_gbps = (double)B_TOTAL * reps / (elapsed_ms(a, b) * 1e6);
 
@@ -327,7 +324,7 @@ static int run_bench(unsigned int iters)
 	CUdeviceptr pool, dst, dst2, meta_h_d, meta_d;
 	uint8_t *pool_h, *got;
 	char json[2048];
-	struct entry *meta;
+	struct dm_unpack_entry *meta;
 	uint64_t s = 42;
 	uint32_t *perm;
 	size_t o;
@@ -348,14 +345,14 @@ static int run_bench(unsigned int iters)
 	}
 	meta = meta_alloc(B_FRAGS, &meta_h_d);
 	for (uint32_t i = 0; i < B_FRAGS; i++)
-		meta[i] = (struct entry){ .src_off = perm[i] * B_FRAG, .len = B_FRAG,
+		meta[i] = (struct dm_unpack_entry){ .src_off = perm[i] * B_FRAG, .len = B_FRAG,
 					  .dst_off = (uint64_t)i * B_FRAG };
 	GT_CU(gt_cu.MemAlloc(&pool, B_TOTAL));
 	GT_CU(gt_cu.MemAlloc(&dst, B_TOTAL));
 	GT_CU(gt_cu.MemAlloc(&dst2, B_TOTAL));
-	GT_CU(gt_cu.MemAlloc(&meta_d, B_FRAGS * sizeof(struct entry)));
+	GT_CU(gt_cu.MemAlloc(&meta_d, B_FRAGS * sizeof(struct dm_unpack_entry)));
 	GT_CU(gt_cu.MemcpyHtoD(pool, pool_h, B_TOTAL));
-	GT_CU(gt_cu.MemcpyHtoD(meta_d, meta, B_FRAGS * sizeof(struct entry)));
+	GT_CU(gt_cu.MemcpyHtoD(meta_d, meta, B_FRAGS * sizeof(struct dm_unpack_entry)));
 
 	res[0] = bench_one(meta_h_d, pool, dst, dst2, B_FRAGS, iters);
 	res[1] = bench_one(meta_h_d, pool, dst, dst2, B_RECV_FRAGS, iters);
