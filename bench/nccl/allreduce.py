@@ -201,7 +201,8 @@ def main():
                         "met": goal_ok if table and len(nets) == 2 else None},
                "mode": os.environ.get("NCCL_DEVMEM_MODE", "copy"),
                "logs": workdir if args.keep else None}
-    ncclpair.result_out("nccl_allreduce_gpu", summary, args.json_out)
+    ncclpair.result_out(os.environ.get("GPUD_RESULT_NAME", "nccl_allreduce_gpu"), summary,
+                        args.json_out)
     if not args.keep:
         cleanup()
     else:

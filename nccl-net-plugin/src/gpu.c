@@ -315,9 +315,10 @@ int dm_lane_unpack(struct dm_lane *l, struct dm_slot *sl, unsigned int n, uint64
 	err = ctx_on(l->g);
 	if (err)
 		return err;
-	/* one block per entry (n <= DM_LANE_META), 256 threads copying 16-byte vectors */
-	return dm_cu_err(dm_cu()->LaunchKernel(l->g->unpack, n, 1, 1, 256, 1, 1, 0, l->g->stream,
-					       args, NULL),
+	return dm_cu_err(dm_cu()->LaunchKernel(l->g->unpack,
+					       n < DM_UNPACK_MAX_BLOCKS ? n : DM_UNPACK_MAX_BLOCKS, 1,
+					       1, DM_UNPACK_THREADS, 1, 1, 0, l->g->stream, args,
+					       NULL),
 			 "cuLaunchKernel(dm_unpack_kernel)");
 }
 

@@ -25,6 +25,14 @@ _Static_assert(sizeof(struct dm_unpack_entry) == 16, "NCCL loadMeta is 16 bytes"
 void dm_unpack_host(const struct dm_unpack_entry *e, size_t n, const void *pool, void *dst);
 
 /*
+ * The launch shape: one block per entry (grid-stride beyond the cap), 256
+ * threads moving 16-byte vectors. gpu.c launches with it; the GPU test
+ * (tests/gpu/unpack_kernel_test.c) measures the same shape.
+ */
+#define DM_UNPACK_THREADS 256u
+#define DM_UNPACK_MAX_BLOCKS 1024u
+
+/*
  * On the GPU: unpack.cu's dm_unpack_kernel(entries, n, pool, dst), launched
  * by gpu.c's dm_lane_unpack() on the comm's own stream with the entries in
  * GPU-mapped pinned memory (no copy, no allocation per launch).

@@ -14,6 +14,7 @@
 #include "plugin.h"
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,6 +73,7 @@ int main(void)
 {
 	const size_t slot = 256 << 10;
 	int (*retain)(void **, int), (*alloc)(unsigned long long *, size_t);
+	int (*mfree)(unsigned long long);
 	int (*push)(void *), (*pop)(void **);
 	__typeof__(fake_cuda_sync_calls) *sync_calls;
 	__typeof__(fake_cuda_deadlocks) *deadlocks;
@@ -95,6 +97,7 @@ int main(void)
 	push = cu("cuCtxPushCurrent");
 	pop = cu("cuCtxPopCurrent");
 	alloc = cu("cuMemAlloc");
+	mfree = cu("cuMemFree");
 	sync_calls = sym("fake_cuda_sync_calls");
 	deadlocks = sym("fake_cuda_deadlocks");
 	((__typeof__(fake_cuda_thread_role) *)sym("fake_cuda_thread_role"))("dm-progress-0");
@@ -188,6 +191,7 @@ int main(void)
 		      (unsigned long long)off);
 	}
 #else
+	(void)src;
 	T_ASSERT_EQ(-EOPNOTSUPP, dm_lane_unpack(l, dm_lane_take(l), 1, pool, dev));
 	t_log("built without the unpack kernel (no CUDA toolkit): launch refused as expected");
 #endif
@@ -201,6 +205,10 @@ int main(void)
 	((__typeof__(fake_cuda_resident_finish) *)sym("fake_cuda_resident_finish"))();
 	dm_lane_destroy(g, l);
 	dm_gpu_destroy(g);
+	T_ASSERT_EQ(0, push(ctx));
+	T_ASSERT_EQ(0, mfree(dev));
+	T_ASSERT_EQ(0, mfree(pool));
+	T_ASSERT_EQ(0, pop(&cur));
 	t_log("PASS: lane copies, slots, tags and unpack with NCCL's kernel resident");
 	return T_EXIT_PASS;
 }

@@ -131,6 +131,16 @@ static char *dev_alloc(size_t size)
 	return (char *)(uintptr_t)d;	/* the fake's device memory is host memory */
 }
 
+static void dev_free(char *p)
+{
+	void *ctx, *cur;
+
+	T_ASSERT_EQ(0, F.retain(&ctx, 0));
+	T_ASSERT_EQ(0, F.push(ctx));
+	T_ASSERT_EQ(0, F.free((unsigned long long)(uintptr_t)p));
+	T_ASSERT_EQ(0, F.pop(&cur));
+}
+
 /* test() until done; on failure the fake's reports say which call hung. */
 static int wait_req(struct h_plugin *p, void *req, int *got)
 {
@@ -342,6 +352,7 @@ int main(int argc, char **argv)
 	struct h_plugin p;
 	struct h_pair hp;
 	struct conn c = { 0 };
+	bool cuda_buf;
 	int kind;
 	bool rx;
 
@@ -394,6 +405,7 @@ int main(int argc, char **argv)
 	else
 		h_sync_send(&hp);
 	T_ASSERT_EQ(ncclSuccess, p.v11->deregMr(c.comm, c.mh));
+	cuda_buf = rx || !seeded;
 	if (rx) {
 		T_ASSERT_EQ(ncclSuccess, h_close_recv(&p, c.comm));
 		T_ASSERT_EQ(ncclSuccess, h_close_listen(&p, c.listen));
@@ -404,6 +416,8 @@ int main(int argc, char **argv)
 	h_unload(&p);
 	if (!rx)
 		_exit(0);
+	if (cuda_buf)	/* after close: cuMemFree synchronises, NCCL's kernel is gone */
+		dev_free(c.buf);
 	h_pair_join(&hp, TO);
 	if (!seeded)	/* emulation says, once, that it is on */
 		T_ASSERT_EQ(emulate ? 1 : 0, h_warns);

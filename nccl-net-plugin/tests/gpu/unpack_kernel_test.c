@@ -83,13 +83,13 @@ static void launch(CUdeviceptr meta, unsigned int n, CUdeviceptr pool, CUdevicep
 {
 	void *args[4] = { &meta, &n, &pool, &dst };
 
-	GT_CU(gt_cu.LaunchKernel(kern, grid, 1, 1, 256, 1, 1, 0, stream, args, NULL));
+	GT_CU(gt_cu.LaunchKernel(kern, grid, 1, 1, DM_UNPACK_THREADS, 1, 1, 0, stream, args, NULL));
 }
 
 /* The plugin's launch shape (src/cuda.c). */
 static unsigned int plugin_grid(unsigned int n)
 {
-	return n < 1024 ? n : 1024;
+	return n < DM_UNPACK_MAX_BLOCKS ? n : DM_UNPACK_MAX_BLOCKS;
 }
 
 /* Mapped host memory for @count entries: host pointer and its device address. */
