@@ -8,7 +8,9 @@
 #                                               # e.g. --mem 1024 --rw <dir>
 #                    [WORKING_DIRECTORY <dir>]) # default: current binary dir
 #
-# The test runs `kernel-patches/scripts/vm-run.sh [VM_ARGS] -- <cmd...>`.
+# The test runs `kernel-patches/scripts/vm-run.sh --build-dir <CMAKE_BINARY_DIR>
+# [VM_ARGS] -- <cmd...>`, so a build dir the guest's tmpfs would hide (one
+# made with mktemp -d) is shared whole.
 # A target name as the first COMMAND word becomes its $<TARGET_FILE:...>
 # (add_test would only do that for the first word of its own COMMAND).
 # Exit 77 (no kernel built, no qemu, or the test skipped itself) is a skip.
@@ -68,7 +70,11 @@ function(gpud_add_vm_test)
     list(INSERT ARG_COMMAND 0 "$<TARGET_FILE:${first}>")
   endif()
 
-  set(vm_args --timeout ${vm_timeout} --flavour "${GPUD_VM_FLAVOUR}")
+  # The whole build tree, not just the working dir: a test binary's shared
+  # libraries (libgpudirect, the fakes) and helpers lie all over it, and a
+  # build dir under /tmp is hidden by the guest's tmpfs unless shared.
+  set(vm_args --timeout ${vm_timeout} --flavour "${GPUD_VM_FLAVOUR}"
+      --build-dir "${CMAKE_BINARY_DIR}")
   if(GPUD_VM_KERNEL)
     list(APPEND vm_args --kernel "${GPUD_VM_KERNEL}")
   endif()
