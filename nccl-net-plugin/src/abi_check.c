@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * Layout pins for the ABI structs (x86_64 / aarch64 LP64). Offsets and sizes
- * computed from NCCL v2.28.9-1's ext-net headers; a mismatch here means our
+ * computed from NCCL v2.28.9-1's ext-net headers (v12: v2.30's
+ * plugins/net/example/nccl/net_v12.h); a mismatch here means our
  * declarations drifted from what libnccl.so.2 reads.
  */
 #include "ncclnet/net.h"
@@ -54,6 +55,17 @@ PIN(ncclNetProperties_v11_t, maxMultiRequestSize, 104);
 SIZE(ncclNetProperties_v11_t, 112);
 SIZE(ncclNetAttr_v11_t, 44);
 
+/* v12 (NCCL 2.30): 8 devices per vNIC, railId/planeId appended */
+SIZE(ncclNetVDeviceProps_v12_t, 36);
+PIN(ncclNetProperties_v12_t, vProps, 64);
+PIN(ncclNetProperties_v12_t, maxP2pBytes, 104);
+PIN(ncclNetProperties_v12_t, maxCollBytes, 112);
+PIN(ncclNetProperties_v12_t, maxMultiRequestSize, 120);
+PIN(ncclNetProperties_v12_t, railId, 124);
+PIN(ncclNetProperties_v12_t, planeId, 126);
+SIZE(ncclNetProperties_v12_t, 128);
+SIZE(ncclNetAttr_v12_t, 44);
+
 /* function tables: pointer slots in NCCL's order */
 #define SLOT(type, field, n) PIN(type, field, (n) * sizeof(void *))
 SLOT(ncclNet_v8_t, init, 1);
@@ -68,3 +80,7 @@ SLOT(ncclNet_v11_t, makeVDevice, 19);
 SLOT(ncclNet_v11_t, finalize, 20);
 SLOT(ncclNet_v11_t, setNetAttr, 21);
 SIZE(ncclNet_v11_t, 22 * sizeof(void *));
+SLOT(ncclNet_v12_t, getProperties, 3);
+SLOT(ncclNet_v12_t, makeVDevice, 19);
+SLOT(ncclNet_v12_t, setNetAttr, 21);
+SIZE(ncclNet_v12_t, 22 * sizeof(void *));

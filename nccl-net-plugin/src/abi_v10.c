@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * ncclNet_v10_t over the v11 implementation. v10 has no per-communicator
+ * ncclNet_v10_t over the v12 implementation. v10 has no per-communicator
  * context (init/listen/connect take none) and no finalize; connect takes the
  * comm config that v11 passes at init.
  */
@@ -13,7 +13,7 @@ static ncclResult_t v10_init(ncclDebugLogger_t logFunction, ncclProfilerCallback
 
 static ncclResult_t v10_get_properties(int dev, ncclNetProperties_v10_t *props)
 {
-	ncclNetProperties_v11_t p;
+	ncclNetProperties_v12_t p;
 	ncclResult_t r = dm_net_get_properties(dev, &p);
 
 	if (r != ncclSuccess)
@@ -24,9 +24,14 @@ static ncclResult_t v10_get_properties(int dev, ncclNetProperties_v10_t *props)
 		.regIsGlobal = p.regIsGlobal, .forceFlush = p.forceFlush, .speed = p.speed,
 		.port = p.port, .latency = p.latency, .maxComms = p.maxComms,
 		.maxRecvs = p.maxRecvs, .netDeviceType = p.netDeviceType,
-		.netDeviceVersion = p.netDeviceVersion, .vProps = p.vProps,
-		.maxP2pBytes = p.maxP2pBytes, .maxCollBytes = p.maxCollBytes,
+		.netDeviceVersion = p.netDeviceVersion, .maxP2pBytes = p.maxP2pBytes,
+		.maxCollBytes = p.maxCollBytes,
 	};
+	if (dm_vprops_to_v11(&p.vProps, &props->vProps)) {
+		DM_WARN("dev %d fuses %d NICs, more than this NCCL's %d: use NCCL 2.30+ (v12)",
+			dev, p.vProps.ndevs, NCCL_NET_MAX_DEVS_PER_NIC);
+		return ncclInternalError;
+	}
 	return ncclSuccess;
 }
 
@@ -61,5 +66,5 @@ DM_EXPORT const ncclNet_v10_t ncclNetPlugin_v10 = {
 	.closeListen = dm_net_close_listen,
 	.getDeviceMr = dm_net_get_device_mr,
 	.irecvConsumed = dm_net_irecv_consumed,
-	.makeVDevice = dm_net_make_vdevice,
+	.makeVDevice = dm_net_make_vdevice_v11,
 };

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* ncclNet_v8_t over v11: int sizes, no virtual NICs, fewer properties. */
+/* ncclNet_v8_t over v12: int sizes, no virtual NICs, fewer properties. */
 #include "netimpl.h"
 
 #include <limits.h>
@@ -11,7 +11,7 @@ static ncclResult_t v8_init(ncclDebugLogger_t logFunction)
 
 static ncclResult_t v8_get_properties(int dev, ncclNetProperties_v8_t *props)
 {
-	ncclNetProperties_v11_t p;
+	ncclNetProperties_v12_t p;
 	ncclResult_t r = dm_net_get_properties(dev, &p);
 
 	if (r != ncclSuccess)

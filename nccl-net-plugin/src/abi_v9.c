@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* ncclNet_v9_t over v11: v10's shape without profiler arguments or comm config. */
+/* ncclNet_v9_t over v12: v10's shape without profiler arguments or comm config. */
 #include "netimpl.h"
 
 static ncclResult_t v9_init(ncclDebugLogger_t logFunction)
@@ -56,5 +56,5 @@ DM_EXPORT const ncclNet_v9_t ncclNetPlugin_v9 = {
 	.closeListen = dm_net_close_listen,
 	.getDeviceMr = dm_net_get_device_mr,
 	.irecvConsumed = dm_net_irecv_consumed,
-	.makeVDevice = dm_net_make_vdevice,
+	.makeVDevice = dm_net_make_vdevice_v11,
 };

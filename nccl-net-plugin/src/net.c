@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The v11 table: NCCL's entry points, translating -errno to ncclResult_t.
+ * The v12 table: NCCL's entry points, translating -errno to ncclResult_t.
  * Older ABI versions (abi_v8.c .. abi_v10.c) are thin adapters over these.
  */
 #include "netimpl.h"
@@ -87,7 +87,7 @@ static bool dev_ok(int dev)
 	return false;
 }
 
-ncclResult_t dm_net_init(void **ctx, uint64_t commId, ncclNetCommConfig_v11_t *config,
+ncclResult_t dm_net_init(void **ctx, uint64_t commId, ncclNetCommConfig_v12_t *config,
 			 ncclDebugLogger_t logFunction, ncclProfilerCallback_t profFunction)
 {
 	struct dm_ctx *c;
@@ -112,7 +112,7 @@ ncclResult_t dm_net_devices(int *ndev)
 	return ncclSuccess;
 }
 
-ncclResult_t dm_net_get_properties(int dev, ncclNetProperties_v11_t *props)
+ncclResult_t dm_net_get_properties(int dev, ncclNetProperties_v12_t *props)
 {
 	if (!dev_ok(dev))
 		return ncclInvalidArgument;
@@ -135,7 +135,7 @@ ncclResult_t dm_net_listen(void *ctx, int dev, void *handle, void **listenComm)
 }
 
 ncclResult_t dm_net_connect(void *ctx, int dev, void *handle, void **sendComm,
-			    ncclNetDeviceHandle_v11_t **sendDevComm)
+			    ncclNetDeviceHandle_v12_t **sendDevComm)
 {
 	struct dm_comm *c;
 	int err;
@@ -151,9 +151,9 @@ ncclResult_t dm_net_connect(void *ctx, int dev, void *handle, void **sendComm,
 }
 
 ncclResult_t dm_net_accept(void *listenComm, void **recvComm,
-			   ncclNetDeviceHandle_v11_t **recvDevComm)
+			   ncclNetDeviceHandle_v12_t **recvDevComm)
 {
-	ncclNetDeviceHandle_v11_t *dh = recvDevComm ? *recvDevComm : NULL;
+	ncclNetDeviceHandle_v12_t *dh = recvDevComm ? *recvDevComm : NULL;
 	struct dm_comm *c;
 	int err;
 
@@ -287,7 +287,7 @@ ncclResult_t dm_net_irecv_consumed(void *recvComm, int n, void *request)
 	return dm_result(dm_comm_irecv_consumed(recvComm, n, request));
 }
 
-ncclResult_t dm_net_make_vdevice(int *d, ncclNetVDeviceProps_v11_t *props)
+ncclResult_t dm_net_make_vdevice(int *d, ncclNetVDeviceProps_v12_t *props)
 {
 	if (props->ndevs == 1 && dev_ok(props->devs[0])) {
 		*d = props->devs[0];
@@ -304,13 +304,13 @@ ncclResult_t dm_net_finalize(void *ctx)
 	return ncclSuccess;
 }
 
-ncclResult_t dm_net_set_net_attr(void *ctx, ncclNetAttr_v11_t *attr)
+ncclResult_t dm_net_set_net_attr(void *ctx, ncclNetAttr_v12_t *attr)
 {
 	/* hints only: our socket count is fixed per comm by NCCL_DEVMEM_NSOCKS */
 	return ncclSuccess;
 }
 
-DM_EXPORT const ncclNet_v11_t ncclNetPlugin_v11 = {
+DM_EXPORT const ncclNet_v12_t ncclNetPlugin_v12 = {
 	.name = DM_NAME,
 	.init = dm_net_init,
 	.devices = dm_net_devices,

@@ -93,7 +93,7 @@ struct dm_dev {
 int dm_devs_scan(const char *iflist, struct dm_dev *devs, int max);
 int dm_ndevs(void);
 const struct dm_dev *dm_dev_get(int dev);
-void dm_props_fill(int dev, ncclNetProperties_v11_t *props);
+void dm_props_fill(int dev, ncclNetProperties_v12_t *props);
 
 /* ---- CUDA: the driver and the data path's GPU engine (gpu.h) ---- */
 struct dm_gpu;
@@ -322,7 +322,7 @@ int dm_devmem_step(struct dm_sock *s, struct dm_task *t);
  * accept() with a device handle from NCCL (type UNPACK): builds the comm's
  * metadata queue and fills the handle. 0, or -errno with a WARN.
  */
-int dm_devmem_unpack_attach(struct dm_comm *c, ncclNetDeviceHandle_v11_t *dh);
+int dm_devmem_unpack_attach(struct dm_comm *c, ncclNetDeviceHandle_v12_t *dh);
 /* Receive @seq's tokens go back (its entries were consumed) and its slot is freed. */
 void dm_devmem_consumed(struct dm_comm *c, int64_t seq);
 void dm_devmem_unpack_detach(struct dm_comm *c);

@@ -141,7 +141,40 @@ static int ptr_support(void)
 	return NCCL_PTR_HOST | (cuda ? NCCL_PTR_CUDA : 0);
 }
 
-void dm_props_fill(int dev, ncclNetProperties_v11_t *props)
+/*
+ * NCCL_DEVMEM_RAILS="IF:RAIL[:PLANE],...": the rail (and plane) of each
+ * interface, what NCCL 2.30 reads from v12's railId/planeId to keep each
+ * rank's traffic on its own rail. Unlisted interfaces: NCCL_NET_ID_UNDEF,
+ * and NCCL places them from the PCI topology alone.
+ */
+static void rail_of(const char *ifname, int16_t *rail, int16_t *plane)
+{
+	const char *spec = getenv("NCCL_DEVMEM_RAILS");
+	size_t n = strlen(ifname);
+
+	*rail = *plane = NCCL_NET_ID_UNDEF;
+	for (const char *p = spec; p && *p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL) {
+		char *end;
+		long r, pl = NCCL_NET_ID_UNDEF;
+
+		if (strncmp(p, ifname, n) || p[n] != ':')
+			continue;
+		r = strtol(p + n + 1, &end, 10);
+		if (*end == ':')
+			pl = strtol(end + 1, &end, 10);
+		if (end == p + n + 1 || (*end && *end != ',') || r < 0 || r > INT16_MAX ||
+		    pl < NCCL_NET_ID_UNDEF || pl > INT16_MAX) {
+			DM_WARN("NCCL_DEVMEM_RAILS: cannot read the entry for %s (expected IF:RAIL[:PLANE]); rail unknown",
+				ifname);
+			return;
+		}
+		*rail = (int16_t)r;
+		*plane = (int16_t)pl;
+		return;
+	}
+}
+
+void dm_props_fill(int dev, ncclNetProperties_v12_t *props)
 {
 	const struct dm_dev *d = dm_dev_get(dev);
 
@@ -166,6 +199,7 @@ void dm_props_fill(int dev, ncclNetProperties_v11_t *props)
 	props->maxP2pBytes = 0x7fffffffull & ~4095ull;
 	props->maxCollBytes = props->maxP2pBytes;
 	props->maxMultiRequestSize = 1;
+	rail_of(d->name, &props->railId, &props->planeId);
 	if (dm_cfg.unpack == DM_UNPACK_NCCL) {
 		/*
 		 * NCCL's kernels unpack: it asks for a device handle on each

@@ -53,7 +53,7 @@ static int bounce_get(struct dm_devmem_dev *d, uint64_t *out)
 	return 0;
 }
 
-int dm_devmem_unpack_attach(struct dm_comm *c, ncclNetDeviceHandle_v11_t *dh)
+int dm_devmem_unpack_attach(struct dm_comm *c, ncclNetDeviceHandle_v12_t *dh)
 {
 	struct dm_devmem_dev *d = dm_devmem_dev(c->dev);
 	struct dm_devq_alloc mapped = { .alloc = mapped_alloc, .free = mapped_free };

@@ -1,11 +1,12 @@
 #!/bin/sh
-# The plugin exports exactly ncclNetPlugin_v8..v11, and the NCCL installed
-# here (if any) looks each of them up. Usage: check_symbols.sh <plugin.so> [libnccl.so.2]
+# The plugin exports exactly ncclNetPlugin_v8..v12, and the NCCL installed
+# here (if any) looks up v8..v11 (2.28 predates v12, which 2.30 looks up
+# first). Usage: check_symbols.sh <plugin.so> [libnccl.so.2]
 set -eu
 so=$1
 nccl=${2:-/usr/local/cuda/lib/libnccl.so.2}
 got=$(nm -D --defined-only "$so" | awk '{print $3}' | sort | tr '\n' ' ')
-want="ncclNetPlugin_v10 ncclNetPlugin_v11 ncclNetPlugin_v8 ncclNetPlugin_v9 "
+want="ncclNetPlugin_v10 ncclNetPlugin_v11 ncclNetPlugin_v12 ncclNetPlugin_v8 ncclNetPlugin_v9 "
 if [ "$got" != "$want" ]; then
 	echo "FAIL: exported symbols: '$got', expected '$want'"
 	exit 1

@@ -81,6 +81,13 @@ void h_load(struct h_plugin *p, int version)
 		T_ASSERT_EQ(ncclSuccess, p->v11->init(&p->ctx, 0x1234, &cfg, logger, NULL));
 		break;
 	}
+	case 12: {
+		ncclNetCommConfig_v12_t cfg = { .trafficClass = NCCL_NET_TRAFFIC_CLASS_UNDEF };
+
+		p->v12 = t;
+		T_ASSERT_EQ(ncclSuccess, p->v12->init(&p->ctx, 0x1234, &cfg, logger, NULL));
+		break;
+	}
 	default:
 		T_FAIL("unknown version %d", version);
 	}
@@ -90,6 +97,8 @@ void h_unload(struct h_plugin *p)
 {
 	if (p->v11)
 		T_ASSERT_EQ(ncclSuccess, p->v11->finalize(p->ctx));
+	if (p->v12)
+		T_ASSERT_EQ(ncclSuccess, p->v12->finalize(p->ctx));
 	if (h_keep_loaded)
 		return;
 	/* NCCL dlcloses the plugin after its last comm: no thread may be left */
@@ -101,7 +110,8 @@ void h_unload(struct h_plugin *p)
 	((p)->version == 8 ? (p)->v8->fn(__VA_ARGS__)                               \
 	 : (p)->version == 9 ? (p)->v9->fn(__VA_ARGS__)                             \
 	 : (p)->version == 10 ? (p)->v10->fn(__VA_ARGS__)                           \
-			      : (p)->v11->fn(__VA_ARGS__))
+	 : (p)->version == 11 ? (p)->v11->fn(__VA_ARGS__)                           \
+			      : (p)->v12->fn(__VA_ARGS__))
 
 ncclResult_t h_listen(struct h_plugin *p, int dev, void *handle, void **lcomm)
 {
@@ -112,8 +122,10 @@ ncclResult_t h_listen(struct h_plugin *p, int dev, void *handle, void **lcomm)
 		return p->v9->listen(dev, handle, lcomm);
 	case 10:
 		return p->v10->listen(dev, handle, lcomm);
+	case 11:
+		return p->v11->listen(p->ctx, dev, handle, lcomm);
 	}
-	return p->v11->listen(p->ctx, dev, handle, lcomm);
+	return p->v12->listen(p->ctx, dev, handle, lcomm);
 }
 
 ncclResult_t h_connect(struct h_plugin *p, int dev, void *handle, void **scomm)
@@ -128,8 +140,10 @@ ncclResult_t h_connect(struct h_plugin *p, int dev, void *handle, void **scomm)
 		return p->v9->connect(dev, handle, scomm, &dh);
 	case 10:
 		return p->v10->connect(dev, &cfg, handle, scomm, &dh);
+	case 11:
+		return p->v11->connect(p->ctx, dev, handle, scomm, &dh);
 	}
-	return p->v11->connect(p->ctx, dev, handle, scomm, &dh);
+	return p->v12->connect(p->ctx, dev, handle, scomm, &dh);
 }
 
 ncclResult_t h_accept(struct h_plugin *p, void *lcomm, void **rcomm)
@@ -162,6 +176,11 @@ void h_props_dev(struct h_plugin *p, int dev, int *type, int *version, int *max_
 
 		T_ASSERT_EQ(ncclSuccess, p->v11->getProperties(dev, &pr));
 		*type = pr.netDeviceType, *version = pr.netDeviceVersion, *max_recvs = pr.maxRecvs;
+	} else if (p->version == 12) {
+		ncclNetProperties_v12_t pr;
+
+		T_ASSERT_EQ(ncclSuccess, p->v12->getProperties(dev, &pr));
+		*type = pr.netDeviceType, *version = pr.netDeviceVersion, *max_recvs = pr.maxRecvs;
 	} else {
 		ncclNetProperties_v9_t pr;
 
@@ -191,8 +210,10 @@ ncclResult_t h_isend(struct h_plugin *p, void *c, void *data, size_t size, int t
 		return p->v9->isend(c, data, size, tag, mh, req);
 	case 10:
 		return p->v10->isend(c, data, size, tag, mh, NULL, req);
+	case 11:
+		return p->v11->isend(c, data, size, tag, mh, NULL, req);
 	}
-	return p->v11->isend(c, data, size, tag, mh, NULL, req);
+	return p->v12->isend(c, data, size, tag, mh, NULL, req);
 }
 
 ncclResult_t h_irecv(struct h_plugin *p, void *c, int n, void **data, size_t *sizes, int *tags,
@@ -210,8 +231,10 @@ ncclResult_t h_irecv(struct h_plugin *p, void *c, int n, void **data, size_t *si
 		return p->v9->irecv(c, n, data, sizes, tags, mh, req);
 	case 10:
 		return p->v10->irecv(c, n, data, sizes, tags, mh, ph, req);
+	case 11:
+		return p->v11->irecv(c, n, data, sizes, tags, mh, ph, req);
 	}
-	return p->v11->irecv(c, n, data, sizes, tags, mh, ph, req);
+	return p->v12->irecv(c, n, data, sizes, tags, mh, ph, req);
 }
 
 ncclResult_t h_iflush(struct h_plugin *p, void *c, void *data, int size, void *mh, void **req)

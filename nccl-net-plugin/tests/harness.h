@@ -3,7 +3,7 @@
  * Test harness: loads libnccl-net-devmem.so with dlopen and drives it the way
  * NCCL's proxy does (init, devices, getProperties, listen, connect/accept
  * polling, regMr, isend/irecv/test polling, close), through any of the ABI
- * versions v8..v11. Receiver in namespace a, sender in namespace b, the
+ * versions v8..v12. Receiver in namespace a, sender in namespace b, the
  * listen handle passed over a pipe (NCCL's bootstrap does the same).
  */
 #ifndef DM_HARNESS_H
@@ -15,13 +15,14 @@
 #include <sys/types.h>
 
 struct h_plugin {
-	int version;		/* 8..11 */
+	int version;		/* 8..12 */
 	void *so;
 	const ncclNet_v8_t *v8;
 	const ncclNet_v9_t *v9;
 	const ncclNet_v10_t *v10;
 	const ncclNet_v11_t *v11;
-	void *ctx;		/* v11 init context */
+	const ncclNet_v12_t *v12;
+	void *ctx;		/* v11/v12 init context */
 };
 
 /* Number of WARN lines the plugin logged in this process. */

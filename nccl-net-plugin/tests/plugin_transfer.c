@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * Data integrity through the plugin, two processes over a veth pair:
- *   plugin_transfer full [version]   sizes 0 .. 256 MiB, multi-receive with
+ *   plugin_transfer full [version]   (v8..v12) sizes 0 .. 256 MiB, multi-receive with
  *                                    tags, pipelined requests tested out of order
  *   plugin_transfer smoke <version>  v8/v9/v10: small sizes and multi-receive
  *   plugin_transfer many             16 comms at once
@@ -703,12 +703,35 @@ static void props_check(struct h_plugin *p)
 {
 	int ndev = 0;
 
-	T_ASSERT_EQ(ncclSuccess, p->version == 11 ? p->v11->devices(&ndev)
+	T_ASSERT_EQ(ncclSuccess, p->version == 12 ? p->v12->devices(&ndev)
+				 : p->version == 11 ? p->v11->devices(&ndev)
 				 : p->version == 10 ? p->v10->devices(&ndev)
 				 : p->version == 9 ? p->v9->devices(&ndev)
 						   : p->v8->devices(&ndev));
 	T_ASSERT_EQ(1, ndev);	/* the veth end; loopback is never picked by default */
-	if (p->version == 11) {
+	if (p->version == 12) {
+		ncclNetProperties_v12_t pr;
+		int d = -1;
+
+		/* v12 adds the rail: NCCL_DEVMEM_RAILS names it, else undefined */
+		T_ASSERT_EQ(ncclSuccess, p->v12->getProperties(0, &pr));
+		T_ASSERT(pr.ptrSupport & NCCL_PTR_HOST);
+		T_ASSERT_EQ(1, pr.vProps.ndevs);
+		T_ASSERT_EQ(0, pr.vProps.devs[0]);
+		if (getenv("H_EXPECT_RAIL")) {
+			T_ASSERT_EQ(atoi(getenv("H_EXPECT_RAIL")), pr.railId);
+			T_ASSERT_EQ(atoi(getenv("H_EXPECT_PLANE")), pr.planeId);
+		} else {
+			T_ASSERT_EQ(NCCL_NET_ID_UNDEF, pr.railId);
+			T_ASSERT_EQ(NCCL_NET_ID_UNDEF, pr.planeId);
+		}
+		T_ASSERT_EQ(ncclSuccess, p->v12->makeVDevice(&d, &pr.vProps));
+		T_ASSERT_EQ(0, d);
+		T_ASSERT_EQ(ncclInvalidArgument, p->v12->getProperties(5, &pr));
+		h_warns = 0;	/* that WARN was asked for */
+		t_log("v12 dev 0: %s %s rail %d plane %d ptrSupport %#x", pr.name, pr.pciPath,
+		      pr.railId, pr.planeId, pr.ptrSupport);
+	} else if (p->version == 11) {
 		ncclNetProperties_v11_t pr;
 
 		T_ASSERT_EQ(ncclSuccess, p->v11->getProperties(0, &pr));
@@ -749,7 +772,7 @@ static void props_check(struct h_plugin *p)
 int main(int argc, char **argv)
 {
 	const char *what = argc > 1 ? argv[1] : "full";
-	int version = argc > 2 ? atoi(argv[2]) : 11;
+	int version = argc > 2 ? atoi(argv[2]) : 12;
 	struct conn c[16];
 	struct h_plugin p;
 	struct h_pair hp;
