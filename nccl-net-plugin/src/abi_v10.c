@@ -43,7 +43,8 @@ static ncclResult_t v10_listen(int dev, void *handle, void **listenComm)
 static ncclResult_t v10_connect(int dev, ncclNetCommConfig_v10_t *config, void *handle,
 				void **sendComm, ncclNetDeviceHandle_v10_t **sendDevComm)
 {
-	return dm_net_connect(NULL, dev, handle, sendComm, sendDevComm);
+	return dm_net_connect_tc(config ? config->trafficClass : NCCL_NET_TRAFFIC_CLASS_UNDEF, dev,
+				 handle, sendComm);
 }
 
 DM_EXPORT const ncclNet_v10_t ncclNetPlugin_v10 = {

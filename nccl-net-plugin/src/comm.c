@@ -633,6 +633,23 @@ void dm_comm_quiesce_mr(struct dm_comm *c, struct dm_mr *mr)
 		dm_progress_barrier(&c->socks[i]);
 }
 
+/* ---- traffic class ---- */
+
+void dm_comm_set_tclass(struct dm_comm *c, int tclass)
+{
+	int tos = tclass & 0xff;
+
+	if (tclass == NCCL_NET_TRAFFIC_CLASS_UNDEF)
+		return;
+	/* control and data alike: NCCL's class is for the whole connection */
+	if (setsockopt(c->ctrl_fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)))
+		DM_WARN("traffic class %d: setsockopt(IP_TOS) failed: %s", tclass, strerror(errno));
+	for (int i = 0; i < c->nsocks; i++)
+		setsockopt(c->socks[i].fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
+	DM_INFO("%s comm %p: traffic class %d (IP_TOS 0x%02x) on its %d sockets",
+		c->is_recv ? "recv" : "send", (void *)c, tclass, tos, c->nsocks + 1);
+}
+
 /* ---- GPU engine ---- */
 
 int dm_comm_gpu_attach(struct dm_comm *c, void *cuctx)

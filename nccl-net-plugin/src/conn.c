@@ -45,7 +45,18 @@ struct dm_listen {
 	int npend;
 	struct dm_group grp[DM_MAX_GROUPS];
 	int ngrp;
+	int tclass;		/* NCCL's traffic class for accepted comms */
 };
+
+void dm_listen_set_tclass(struct dm_listen *l, int tclass)
+{
+	l->tclass = tclass;
+}
+
+int dm_listen_tclass(const struct dm_listen *l)
+{
+	return l->tclass;
+}
 
 struct dm_connect_state {
 	int fd[1 + DM_MAX_SOCKS];	/* [0] = control */
@@ -96,6 +107,7 @@ int dm_listen(int dev, struct dm_handle *h, struct dm_listen **out)
 	if (!l)
 		return -ENOMEM;
 	l->dev = dev;
+	l->tclass = NCCL_NET_TRAFFIC_CLASS_UNDEF;
 	l->nsocks = dm_cfg.nsocks;
 	l->max_chunk = dm_cfg.chunk;
 	err = random64(&l->secret);

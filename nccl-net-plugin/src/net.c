@@ -16,7 +16,7 @@ static bool inited;
 static struct dm_dev devs[DM_MAX_DEVS];
 static int ndevs;
 
-/* v11's per-communicator context: what NCCL told us at init. */
+/* v11/v12's per-communicator context: what NCCL told us at init. */
 struct dm_ctx {
 	uint64_t comm_id;
 	int traffic_class;
@@ -130,12 +130,13 @@ ncclResult_t dm_net_listen(void *ctx, int dev, void *handle, void **listenComm)
 	err = dm_listen(dev, handle, &l);
 	if (err)
 		return dm_result(err);
+	if (ctx)
+		dm_listen_set_tclass(l, ((struct dm_ctx *)ctx)->traffic_class);
 	*listenComm = l;
 	return ncclSuccess;
 }
 
-ncclResult_t dm_net_connect(void *ctx, int dev, void *handle, void **sendComm,
-			    ncclNetDeviceHandle_v12_t **sendDevComm)
+ncclResult_t dm_net_connect_tc(int tclass, int dev, void *handle, void **sendComm)
 {
 	struct dm_comm *c;
 	int err;
@@ -146,8 +147,18 @@ ncclResult_t dm_net_connect(void *ctx, int dev, void *handle, void **sendComm,
 	err = dm_connect(dev, handle, &c);
 	if (err)
 		return dm_result(err);
+	if (c)
+		dm_comm_set_tclass(c, tclass);
 	*sendComm = c;
 	return ncclSuccess;
+}
+
+ncclResult_t dm_net_connect(void *ctx, int dev, void *handle, void **sendComm,
+			    ncclNetDeviceHandle_v12_t **sendDevComm)
+{
+	int tc = ctx ? ((struct dm_ctx *)ctx)->traffic_class : NCCL_NET_TRAFFIC_CLASS_UNDEF;
+
+	return dm_net_connect_tc(tc, dev, handle, sendComm);
 }
 
 ncclResult_t dm_net_accept(void *listenComm, void **recvComm,
@@ -161,6 +172,7 @@ ncclResult_t dm_net_accept(void *listenComm, void **recvComm,
 	err = dm_accept(listenComm, &c);
 	if (err || !c)
 		return dm_result(err);
+	dm_comm_set_tclass(c, dm_listen_tclass(listenComm));
 	/*
 	 * NCCL allocates the handle (type and version set) only when it
 	 * takes our NCCL_NET_DEVICE_UNPACK offer; we fill in the rest.

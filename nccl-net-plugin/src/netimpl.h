@@ -16,6 +16,8 @@ ncclResult_t dm_net_get_properties(int dev, ncclNetProperties_v12_t *props);
 ncclResult_t dm_net_listen(void *ctx, int dev, void *handle, void **listenComm);
 ncclResult_t dm_net_connect(void *ctx, int dev, void *handle, void **sendComm,
 			    ncclNetDeviceHandle_v12_t **sendDevComm);
+/* connect with NCCL's traffic class (v10 passes it per connect, v11+ at init) */
+ncclResult_t dm_net_connect_tc(int tclass, int dev, void *handle, void **sendComm);
 ncclResult_t dm_net_accept(void *listenComm, void **recvComm,
 			   ncclNetDeviceHandle_v12_t **recvDevComm);
 ncclResult_t dm_net_reg_mr(void *comm, void *data, size_t size, int type, void **mhandle);

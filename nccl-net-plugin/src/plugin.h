@@ -301,6 +301,11 @@ struct dm_listen;
 int dm_listen(int dev, struct dm_handle *h, struct dm_listen **out);
 int dm_accept(struct dm_listen *l, struct dm_comm **out);
 void dm_listen_close(struct dm_listen *l);
+/* NCCL's traffic class (NCCL_NET_TRAFFIC_CLASS_UNDEF: leave the default). */
+void dm_listen_set_tclass(struct dm_listen *l, int tclass);
+int dm_listen_tclass(const struct dm_listen *l);
+/* Applies @tclass (IP_TOS) to every socket of @c; UNDEF does nothing. */
+void dm_comm_set_tclass(struct dm_comm *c, int tclass);
 int dm_connect(int dev, struct dm_handle *h, struct dm_comm **out);
 
 /*

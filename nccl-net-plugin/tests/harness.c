@@ -47,6 +47,13 @@ const char *h_plugin_path(void)
 	return p ? p : DM_PLUGIN_DEFAULT;
 }
 
+int h_tclass(void)
+{
+	const char *v = getenv("H_TCLASS");
+
+	return v && *v ? (int)strtol(v, NULL, 0) : NCCL_NET_TRAFFIC_CLASS_UNDEF;
+}
+
 void h_load(struct h_plugin *p, int version)
 {
 	char sym[32];
@@ -75,14 +82,14 @@ void h_load(struct h_plugin *p, int version)
 		T_ASSERT_EQ(ncclSuccess, p->v10->init(logger, NULL));
 		break;
 	case 11: {
-		ncclNetCommConfig_v11_t cfg = { .trafficClass = NCCL_NET_TRAFFIC_CLASS_UNDEF };
+		ncclNetCommConfig_v11_t cfg = { .trafficClass = h_tclass() };
 
 		p->v11 = t;
 		T_ASSERT_EQ(ncclSuccess, p->v11->init(&p->ctx, 0x1234, &cfg, logger, NULL));
 		break;
 	}
 	case 12: {
-		ncclNetCommConfig_v12_t cfg = { .trafficClass = NCCL_NET_TRAFFIC_CLASS_UNDEF };
+		ncclNetCommConfig_v12_t cfg = { .trafficClass = h_tclass() };
 
 		p->v12 = t;
 		T_ASSERT_EQ(ncclSuccess, p->v12->init(&p->ctx, 0x1234, &cfg, logger, NULL));
@@ -131,7 +138,7 @@ ncclResult_t h_listen(struct h_plugin *p, int dev, void *handle, void **lcomm)
 ncclResult_t h_connect(struct h_plugin *p, int dev, void *handle, void **scomm)
 {
 	ncclNetDeviceHandle_v11_t *dh = NULL;
-	ncclNetCommConfig_v10_t cfg = { .trafficClass = NCCL_NET_TRAFFIC_CLASS_UNDEF };
+	ncclNetCommConfig_v10_t cfg = { .trafficClass = h_tclass() };
 
 	switch (p->version) {
 	case 8:

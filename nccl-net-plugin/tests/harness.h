@@ -42,6 +42,8 @@ extern char h_log_hit[512];
 extern bool h_keep_loaded;
 
 const char *h_plugin_path(void);
+/* The traffic class NCCL hands the plugin: H_TCLASS, else UNDEF. */
+int h_tclass(void);
 void h_load(struct h_plugin *p, int version);
 void h_unload(struct h_plugin *p);
 

@@ -22,10 +22,12 @@
 #include "harness.h"
 #include "unpack_consumer.h"
 
+#include <dirent.h>
 #include <dlfcn.h>
 #include <ifaddrs.h>
 #include <linux/if_link.h>
 #include <net/if.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -362,6 +364,46 @@ static void teardown(struct h_plugin *p, bool rx, struct conn *c, int n)
 			T_ASSERT_EQ(ncclSuccess, h_close_send(p, c[i].comm));
 		}
 	}
+}
+
+/*
+ * H_TCLASS set: every connected TCP socket of this process (the plugin's
+ * control and data sockets) carries it as IP_TOS. v10 hands the class to
+ * connect() alone, so a v10 receiver has none to apply.
+ */
+static void tos_check(bool rx, int version)
+{
+	int want = h_tclass(), n = 0;
+	struct dirent *de;
+	DIR *d;
+
+	if (want == NCCL_NET_TRAFFIC_CLASS_UNDEF)
+		return;
+	if (rx && version == 10)
+		want = 0;
+	d = opendir("/proc/self/fd");
+	T_ASSERT(d != NULL);
+	while ((de = readdir(d))) {
+		int fd = atoi(de->d_name), type = 0, tos = -1;
+		socklen_t l = sizeof(type);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+
+		if (de->d_name[0] == '.' || fd == dirfd(d) ||
+		    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) || type != SOCK_STREAM ||
+		    getpeername(fd, (struct sockaddr *)&ss, &sl) || ss.ss_family != AF_INET)
+			continue;
+		l = sizeof(tos);
+		T_ASSERT_EQ(0, getsockopt(fd, IPPROTO_IP, IP_TOS, &tos, &l));
+		if (tos != (want & 0xff))
+			T_FAIL("socket fd %d: IP_TOS 0x%02x, NCCL asked for traffic class %d", fd, tos,
+			       want);
+		n++;
+	}
+	closedir(d);
+	/* control + NCCL_DEVMEM_NSOCKS data sockets (4) */
+	T_ASSERT_EQ(5, n);
+	t_log("traffic class %d: IP_TOS 0x%02x on all %d sockets", want, want & 0xff, n);
 }
 
 static void run_sizes(struct h_plugin *p, bool rx, struct conn *c, const size_t *sizes, int n)
@@ -888,6 +930,7 @@ int main(int argc, char **argv)
 		unpack_hold_dry(&p, rx, c, hp.net.ifname[0]);
 	} else if (!strcmp(what, "smoke")) {
 		setup(&p, &hp, rx, c, 1, 16 << 20);
+		tos_check(rx, version);
 		run_sizes(&p, rx, c, smoke_sizes, DM_ARRAY_LEN(smoke_sizes));
 		multi(&p, rx, c);
 		pipelined(&p, rx, c);
