@@ -6,17 +6,17 @@
 # receiving queue; every byte is checked. Prints bytes received, mode (devmem
 # or copy, and why), throughput and CPU copies per payload byte.
 #
-#   sudo bash scripts/demo.sh            devmem in the test VM (builds the
+#   bash scripts/demo.sh                 devmem in the test VM (builds the
 #                                        patched kernel once: ~10 min on 2
 #                                        cores, cached afterwards)
-#   sudo bash scripts/demo.sh --host     quick run on this host's kernel over
+#   bash scripts/demo.sh --host          quick run on this host's kernel over
 #                                        a veth pair (copy mode unless the
 #                                        host has a devmem-capable setup)
 #   any other arguments go to gpud-rxbench (e.g. --compare, -j, --flows 4)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "$(id -u)" -ne 0 ]; then
-	echo "demo: needs root (network namespaces, kernel build cache); run: sudo bash scripts/demo.sh" >&2
+	echo "demo: needs root (network namespaces, kernel build cache): run it as root, e.g. sudo bash scripts/demo.sh" >&2
 	exit 2
 fi
 where=vm
@@ -38,10 +38,12 @@ fi
 if ! kernel-patches/scripts/build-kernel.sh --print-path >/dev/null 2>&1; then
 	echo "demo: building the patched kernel once (Debian linux-source-6.12 + kernel-patches/;" \
 	     "~10 min on 2 cores, cached in /var/cache/gpudirect/kernel)" >&2
-	if ! kernel-patches/scripts/build-kernel.sh >build/demo-kernel.log 2>&1; then
-		tail -20 build/demo-kernel.log >&2
+	# Its progress lines (stage, elapsed time, once a minute) and errors show
+	# here as well as in the log (its stdout is only the image's path).
+	if ! kernel-patches/scripts/build-kernel.sh 2>&1 >/dev/null |
+		tee build/demo-kernel.log >&2; then
 		echo "demo: the kernel build failed (full log: build/demo-kernel.log);" \
-		     "'sudo bash scripts/demo.sh --host' runs the copy-mode demo without it" >&2
+		     "'bash scripts/demo.sh --host' runs the copy-mode demo without it" >&2
 		exit 1
 	fi
 fi

@@ -20,6 +20,10 @@
 # The key hashes the script version, the flavour, the source package version,
 # every series file (name and content) and every config fragment used, so
 # any change to them builds a new image while old images stay usable.
+#
+# Progress: while it builds, a line on stderr every GPUD_KERNEL_PROGRESS_S
+# seconds (default 60): elapsed time, stage, and kbuild steps (CC, LD, ...)
+# done so far with the last one (make) or MiB written (extract, git commit).
 set -euo pipefail
 
 # Bump when a change to this script changes what it builds.
@@ -53,7 +57,7 @@ while [ $# -gt 0 ]; do
 	--flavour=*) flavour=${1#*=}; shift ;;
 	--print-path) print_path=1; shift ;;
 	--jobs|-j) jobs=${2:?}; shift 2 ;;
-	-h|--help) sed -n '2,24s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,28s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) die "unknown argument '$1' (see --help)" ;;
 	esac
 done
@@ -121,7 +125,72 @@ fi
 mkdir -p "$CACHE_ROOT" || die "cannot create $CACHE_ROOT (set GPUD_KERNEL_CACHE to a writable dir)"
 # One build at a time per cache: the source tree and build dirs are shared.
 exec 9>"$CACHE_ROOT/lock"
-flock 9
+if ! flock -n 9; then
+	log "waiting for another build of this cache ($CACHE_ROOT/lock)"
+	flock 9
+fi
+
+# --- progress ---------------------------------------------------------------
+# The long stages (extract ~1-2 min, make ~5-10 min) print nothing of their
+# own, and a silent CI log looks hung; one line per object would flood it. A
+# ticker prints one line every GPUD_KERNEL_PROGRESS_S (default 60) seconds:
+# total and stage time, the stage, and what moved (objects built so far and
+# the last one, or MiB written). It only reads: statuses and logs are as
+# without it.
+progress_s=${GPUD_KERNEL_PROGRESS_S:-60}
+case $progress_s in ''|*[!0-9]*|0) die "GPUD_KERNEL_PROGRESS_S wants seconds > 0, got '$progress_s'" ;; esac
+stage_file=$(mktemp "${TMPDIR:-/tmp}/gpud-kbuild-stage.XXXXXX")
+ticker_pid=
+stop_ticker() {
+	if [ -n "$ticker_pid" ]; then
+		kill "$ticker_pid" 2>/dev/null || true
+		wait "$ticker_pid" 2>/dev/null || true
+		ticker_pid=
+	fi
+}
+# shellcheck disable=SC2317  # reached through the trap
+on_exit() { stop_ticker; rm -f "$stage_file"; }
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# stage NAME [log FILE | dir DIR]: what the ticker reports from now on.
+stage() {
+	printf '%s\t%s\t%s\t%s\n' "$(date +%s)" "$1" "${2:-}" "${3:-}" >"$stage_file.new"
+	mv "$stage_file.new" "$stage_file"
+}
+mmss() { printf '%dm%02ds' $(($1 / 60)) $(($1 % 60)); }
+moved() { # moved log FILE | dir DIR
+	case $1 in
+	log) [ -r "$2" ] && awk '/^  [A-Z][A-Z0-9_]+ /{ n++; l = $0 }
+		END { if (n) { gsub(/ +/, " ", l); printf "%d steps done, last:%s", n, l } }' "$2" ;;
+	dir) [ -d "$2" ] && printf '%s MiB written' "$(du -sm "$2" 2>/dev/null | cut -f1)" ;;
+	esac
+	return 0
+}
+ticker() {
+	local t0 main=$1 since name kind path now what sleeper=
+	t0=$(date +%s)
+	# shellcheck disable=SC2317  # reached through the trap
+	trap '[ -z "$sleeper" ] || kill "$sleeper" 2>/dev/null; exit 0' TERM
+	while :; do
+		# The sleeper's fds to /dev/null: should it outlive us, it must not
+		# keep a caller's pipe (CI's tee, $(...)) open.
+		sleep "$progress_s" >/dev/null 2>&1 &
+		sleeper=$!
+		wait "$sleeper" || exit 0
+		sleeper=
+		kill -0 "$main" 2>/dev/null || exit 0
+		IFS=$'\t' read -r since name kind path <"$stage_file" || continue
+		now=$(date +%s)
+		what=$(moved "$kind" "$path")
+		log "[$(mmss $((now - t0)))] $name ($(mmss $((now - since))) in this stage)${what:+: $what}"
+	done
+}
+stage "waiting to start"
+# 9>&-: the ticker (and its sleeper) must not hold the cache lock.
+ticker $$ </dev/null >/dev/null 9>&- &
+ticker_pid=$!
 
 src=$CACHE_ROOT/src/linux
 git_q() { git -C "$src" -c user.name=gpud-build -c user.email=gpud-build@localhost "$@"; }
@@ -130,11 +199,14 @@ git_q() { git -C "$src" -c user.name=gpud-build -c user.email=gpud-build@localho
 want_src="$(src_version) $SRC_TAR"
 if [ "$(cat "$CACHE_ROOT/src/.source" 2>/dev/null)" != "$want_src" ]; then
 	log "extracting $SRC_TAR (once per source version; ~1-2 min)"
+	stage "extract $(basename "$SRC_TAR")" dir "$CACHE_ROOT/src.tmp"
 	rm -rf "$CACHE_ROOT/src" "$CACHE_ROOT"/build-*
 	mkdir -p "$CACHE_ROOT/src.tmp"
 	tar -C "$CACHE_ROOT/src.tmp" -xf "$SRC_TAR"
 	mv "$CACHE_ROOT/src.tmp/$SRC_PKG" "$CACHE_ROOT/src.tmp/linux"
 	mv "$CACHE_ROOT/src.tmp" "$CACHE_ROOT/src"
+	log "committing the pristine tree as branch base"
+	stage "git commit of the pristine tree" dir "$src/.git"
 	git -C "$src" init -q -b base
 	# Debian's top-level .gitignore ignores "/*": without -f nothing is
 	# added and git am later fails on every file.
@@ -149,6 +221,7 @@ fi
 series_key=$(cat "${series[@]}" /dev/null | sha256sum | cut -c1-16)
 if [ "$(cat "$CACHE_ROOT/src/.series" 2>/dev/null)" != "$series_key" ]; then
 	rm -f "$CACHE_ROOT/src/.series"
+	stage "applying the series (${#series[@]} patches)"
 	git_q am --abort >/dev/null 2>&1 || true
 	git_q checkout -q -B patched base
 	git_q clean -q -fdx
@@ -168,6 +241,7 @@ mk() { make -C "$src" O="$build" -s "$@"; }
 
 start=$(date +%s)
 log "configuring ($flavour): tinyconfig + ${fragments[*]##*/}"
+stage "configure ($flavour)"
 mk tinyconfig >/dev/null
 # -m: merge only, olddefconfig below resolves dependencies.
 "$src/scripts/kconfig/merge_config.sh" -m -O "$build" "$build/.config" \
@@ -196,11 +270,14 @@ if [ ${#missing[@]} -gt 0 ]; then
 	die "fix kernel-patches/config/*.config; see $build/.config"
 fi
 
-log "building bzImage with make -j$jobs (tinyconfig-based: ~5-6 min on 2 cores)"
+log "building bzImage with make -j$jobs (tinyconfig-based: ~5-6 min on 2 cores; progress every ${progress_s} s)"
+stage "make -j$jobs bzImage ($flavour)" log "$build/build.log"
 if ! make -C "$src" O="$build" -j"$jobs" bzImage >"$build/build.log" 2>&1; then
+	stop_ticker
 	tail -n 40 "$build/build.log" >&2
 	die "kernel build failed; full log in $build/build.log"
 fi
+stop_ticker
 log "built in $(( $(date +%s) - start )) s"
 
 # Publish atomically so a concurrent --print-path never sees half an image.
