@@ -18,8 +18,21 @@ void gpud_log(enum gpud_log_level level, const char *fmt, ...)
 /*
  * Records the thread's error message, logs it at ERROR and returns -|err|, so
  * a failure path reads: return gpud_err(-ENODEV, "...: run ...");
+ * Never 0 (-EIO for an @err of 0, e.g. a -errno with errno unset): a failure
+ * path must not read as success. The macro lets the compiler see that at
+ * every call site, so `if (err) return err;` before an out-param is used
+ * is known to leave only on failure (gcc -O3 otherwise reports the
+ * out-param as maybe uninitialized).
  */
-int gpud_err(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int gpud_err_log(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static inline int gpud_err_nonzero(int rc)
+{
+	return rc ? rc : -EIO;
+}
+
+#define gpud_err(err, ...) gpud_err_nonzero(gpud_err_log((err), __VA_ARGS__))
+
 void gpud_errmsg_clear(void);
 
 /*

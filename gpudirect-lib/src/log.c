@@ -53,7 +53,7 @@ void gpud_log(enum gpud_log_level level, const char *fmt, ...)
 	va_end(ap);
 }
 
-int gpud_err(int err, const char *fmt, ...)
+int gpud_err_log(int err, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -61,6 +61,8 @@ int gpud_err(int err, const char *fmt, ...)
 	vsnprintf(errmsg, sizeof(errmsg), fmt, ap);
 	va_end(ap);
 	gpud_log(GPUD_LOG_ERROR, "%s", errmsg);
+	if (!err)
+		return -EIO;
 	return err < 0 ? err : -err;
 }
 

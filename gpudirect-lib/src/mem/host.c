@@ -60,8 +60,14 @@ void gpud_mem_host_set_segment_max(size_t bytes)
 	__atomic_store_n(&segment_max, bytes, __ATOMIC_RELAXED);
 }
 
-/* Reads one unsigned number from a sysfs file; -errno when unreadable. */
-static int read_ulong(const char *path, unsigned long *out)
+/*
+ * Reads one unsigned number from a sysfs file into *out; false (and *out
+ * untouched) when the file is missing or holds no number. Every caller falls
+ * back to a default then, so no errno is kept: with `return -errno` nothing
+ * told the compiler (or a reader) that a failed fopen() cannot return 0,
+ * "success" with *out unset, and gcc -O3 warned callers might read it.
+ */
+static bool read_ulong(const char *path, unsigned long *out)
 {
 	unsigned long v;
 	FILE *f;
@@ -69,13 +75,13 @@ static int read_ulong(const char *path, unsigned long *out)
 
 	f = fopen(path, "re");
 	if (!f)
-		return -errno;
+		return false;
 	n = fscanf(f, "%lu", &v);
 	fclose(f);
 	if (n != 1)
-		return -EINVAL;
+		return false;
 	*out = v;
-	return 0;
+	return true;
 }
 
 static unsigned long udmabuf_param(const char *name, unsigned long dflt)
@@ -84,7 +90,7 @@ static unsigned long udmabuf_param(const char *name, unsigned long dflt)
 	unsigned long v;
 
 	snprintf(path, sizeof(path), UDMABUF_PARAMS "%s", name);
-	return read_ulong(path, &v) ? dflt : v;
+	return read_ulong(path, &v) ? v : dflt;
 }
 
 static int udmabuf_missing(char *why, size_t len)
@@ -143,8 +149,8 @@ static size_t hugetlb_free_bytes(void)
 {
 	unsigned long free_pages, resv;
 
-	if (read_ulong(HUGETLB_2M_DIR "free_hugepages", &free_pages) ||
-	    read_ulong(HUGETLB_2M_DIR "resv_hugepages", &resv) || resv >= free_pages)
+	if (!read_ulong(HUGETLB_2M_DIR "free_hugepages", &free_pages) ||
+	    !read_ulong(HUGETLB_2M_DIR "resv_hugepages", &resv) || resv >= free_pages)
 		return 0;
 	return (size_t)(free_pages - resv) * HUGE_2M;
 }
