@@ -16,6 +16,7 @@
 #include "gpu.h"
 #include "devq.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/tcp.h>
@@ -47,7 +48,7 @@ int dm_comm_fail(struct dm_comm *c, int err, const char *fmt, ...)
 
 static void sock_tune(int fd)
 {
-	int one = 1, ms = dm_cfg.timeout_ms;
+	int one = 1, ms = dm_cfg.timeout_ms, ka = ms / 3000 > 0 ? ms / 3000 : 1;
 
 	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
 	/*
@@ -60,6 +61,36 @@ static void sock_tune(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	/* unacknowledged data for this long means the peer is gone: bounded failure */
 	setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &ms, sizeof(ms));
+	/*
+	 * An idle connection sends nothing, so a peer host that vanished
+	 * (power, link, partition) without a reset would leave a posted
+	 * receive waiting forever. Keepalive probes an idle socket after a
+	 * third of the timeout; with TCP_USER_TIMEOUT set the kernel gives up
+	 * once the peer has been silent that long and a probe is out
+	 * (tcp_keepalive_timer), so the comm fails with ETIMEDOUT within about
+	 * NCCL_DEVMEM_TIMEOUT_MS. Probes only flow on idle sockets: nothing is
+	 * added to the data path.
+	 */
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &ka, sizeof(ka));
+	setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &ka, sizeof(ka));
+}
+
+/*
+ * "peer 198.18.0.2:41234", the control connection's other end, for messages:
+ * taken at creation, since a connection that died has no peer to ask.
+ */
+static void peer_name(struct dm_comm *c)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	char a[INET_ADDRSTRLEN];
+
+	if (getpeername(c->ctrl_fd, (struct sockaddr *)&sa, &sl) || sa.sin_family != AF_INET ||
+	    !inet_ntop(AF_INET, &sa.sin_addr, a, sizeof(a)))
+		snprintf(c->peer, sizeof(c->peer), "the peer");
+	else
+		snprintf(c->peer, sizeof(c->peer), "peer %s:%u", a, ntohs(sa.sin_port));
 }
 
 int dm_comm_create(bool is_recv, int dev, int ctrl_fd, const int *data_fds, int nsocks,
@@ -89,6 +120,7 @@ int dm_comm_create(bool is_recv, int dev, int ctrl_fd, const int *data_fds, int 
 		c->reqs[i].tasks = c->task_mem + (size_t)i * DM_MAX_RECVS * nsocks;
 	}
 	sock_tune(ctrl_fd);
+	peer_name(c);
 	for (i = 0; i < nsocks; i++) {
 		c->socks[i].fd = data_fds[i];
 		c->socks[i].idx = i;
@@ -212,6 +244,10 @@ static int ctrl_next(struct dm_comm *c, struct dm_frame *f)
 		if (errno == EFAULT)
 			return dm_comm_fail(c, -EFAULT, "control socket recv failed: %s: "
 					    DM_EFAULT_WHY("the control connection"), strerror(EFAULT));
+		if (errno == ETIMEDOUT)
+			return dm_comm_fail(c, -ETIMEDOUT,
+					    "%s stopped answering: no reply to keepalive or data for %d ms (NCCL_DEVMEM_TIMEOUT_MS; host down or unreachable)",
+					    c->peer, dm_cfg.timeout_ms);
 		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
 			return dm_comm_fail(c, -errno, "control socket recv failed: %s",
 					    strerror(errno));

@@ -206,6 +206,7 @@ struct dm_comm {
 	uint64_t msg_seq;		/* messages announced (send) / matched (recv) */
 	unsigned stripe_start;		/* socket of the next message's first chunk */
 	bool peer_closed;
+	char peer[48];			/* "peer ADDR:PORT" of the control connection */
 	/* control socket buffers (caller thread only) */
 	uint8_t crx[4096];
 	size_t crx_len;

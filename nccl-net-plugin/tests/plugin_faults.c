@@ -9,6 +9,9 @@
  *   too_large      message larger than the posted receive
  *   tag_mismatch   message with a tag the receive does not expect
  *   peer_killed    sender process killed in the middle of a message
+ *   peer_vanish    the sender's link goes down with a receive posted and no
+ *                  message on the way: no reset ever comes; keepalive must
+ *                  fail the receive, naming the peer, and a new comm works
  *   reset          connection reset (RST) in the middle of a message
  *   close_inflight closeRecv with receives in flight; sender must fail
  *   exhaust        request slots run out: NULL request, then recovery
@@ -375,6 +378,61 @@ static void close_inflight(bool rx)
 	h_deregmr(&P, NULL, mh);
 }
 
+static void link_set(const char *ifname, const char *state)
+{
+	char cmd[96];
+
+	snprintf(cmd, sizeof(cmd), "ip link set dev %s %s", ifname, state);
+	if (system(cmd))
+		T_FAIL("'%s' failed", cmd);
+}
+
+static void peer_vanish(bool rx)
+{
+	char handle[NCCL_NET_HANDLE_MAXSIZE];
+	static char buf[1 << 20];
+	void *lc, *comm, *mh, *req;
+	int got;
+
+	if (rx) {
+		rx_comm(&lc, &comm, &mh, buf, sizeof(buf));
+		req = rx_post(comm, buf, sizeof(buf), 1, mh);
+		h_sync_recv(&HP);	/* the peer's link is down now */
+		expect_fail(req, "peer_vanish", "stopped answering");
+		T_ASSERT(strstr(h_last_warn, HP.net.addr[1]) != NULL);
+		T_ASSERT_EQ(ncclSuccess, h_close_recv(&P, comm));
+		h_deregmr(&P, NULL, mh);
+		h_close_listen(&P, lc);
+		/* the process is not poisoned: a new comm carries data (its handle tells
+		 * the peer to come back) */
+		h_warns = 0;
+		rx_comm(&lc, &comm, &mh, buf, sizeof(buf));
+		req = rx_post(comm, buf, sizeof(buf), 2, mh);
+		T_ASSERT_EQ(ncclSuccess, h_wait(&P, req, &got, DEADLINE));
+		T_ASSERT_EQ((int)sizeof(buf), got);
+		T_ASSERT_EQ(-1, t_pattern_check(9, 0, buf, sizeof(buf)));
+		T_ASSERT_EQ(ncclSuccess, h_close_recv(&P, comm));
+		h_deregmr(&P, NULL, mh);
+		h_close_listen(&P, lc);
+		t_log("peer_vanish: a new comm after the failure moved 1 MiB byte-exact");
+		return;
+	}
+	tx_comm(&comm, &mh, buf, sizeof(buf));
+	link_set(HP.net.ifname[1], "down");
+	h_sync_send(&HP);
+	h_recv_handle(&HP, handle);	/* the receiver failed and listens again */
+	link_set(HP.net.ifname[1], "up");
+	h_close_send(&P, comm);	/* its own keepalive may have failed it too */
+	h_deregmr(&P, NULL, mh);
+	t_pattern_fill(9, 0, buf, sizeof(buf));
+	comm = h_connect_wait(&P, 0, handle, DEADLINE);
+	T_ASSERT_EQ(ncclSuccess, h_regmr(&P, comm, buf, sizeof(buf), &mh));
+	req = h_isend_wait(&P, comm, buf, sizeof(buf), 2, mh);
+	T_ASSERT_EQ(ncclSuccess, h_wait(&P, req, &got, DEADLINE));
+	T_ASSERT_EQ(ncclSuccess, h_close_send(&P, comm));
+	h_deregmr(&P, NULL, mh);
+}
+
 static void exhaust(bool rx)
 {
 	static char buf[1 << 20];
@@ -529,6 +587,8 @@ int main(int argc, char **argv)
 		close_inflight(rx);
 	else if (!strcmp(name, "exhaust"))
 		exhaust(rx);
+	else if (!strcmp(name, "peer_vanish"))
+		peer_vanish(rx);
 	else if (!strcmp(name, "pool_cuda") || !strcmp(name, "pool_cuda_auto"))
 		pool_cuda(rx, !strcmp(name, "pool_cuda"));
 	else if (!strcmp(name, "unpack_ll_hidden"))
