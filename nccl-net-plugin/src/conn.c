@@ -19,11 +19,23 @@
 
 #define DM_MAX_PENDING 64
 #define DM_MAX_GROUPS 16
+/*
+ * Connections that have not sent their hello are the listener's weak spot:
+ * anyone who can reach the port can open them and send nothing. A real peer
+ * sends its hello the moment its connect completes, so: a short deadline for
+ * it (DM_HELLO_MS, at most NCCL_DEVMEM_TIMEOUT_MS), at most
+ * DM_MAX_PENDING_PER_SRC waiting per source address, and when the table is
+ * full the oldest waiter makes room for the newcomer. Idle connections then
+ * only ever cost the real peer one accept pass, never a place in the queue.
+ */
+#define DM_HELLO_MS 5000
+#define DM_MAX_PENDING_PER_SRC 32
 
 struct dm_pending {
 	int fd;
 	size_t got;
 	uint64_t since_ms;
+	struct in_addr src;
 	uint8_t buf[DM_HELLO_LEN];
 };
 
@@ -46,6 +58,7 @@ struct dm_listen {
 	struct dm_group grp[DM_MAX_GROUPS];
 	int ngrp;
 	int tclass;		/* NCCL's traffic class for accepted comms */
+	uint64_t dropped;	/* idle handshakes evicted or expired */
 };
 
 void dm_listen_set_tclass(struct dm_listen *l, int tclass)
@@ -229,6 +242,55 @@ static void hello_done(struct dm_listen *l, int fd, const uint8_t *buf)
 	g->have++;
 }
 
+static uint64_t hello_ms(void)
+{
+	return (uint64_t)(dm_cfg.timeout_ms < DM_HELLO_MS ? dm_cfg.timeout_ms : DM_HELLO_MS);
+}
+
+/* Said once per listener (a flood must not flood the log), then counted. */
+static void idle_dropped(struct dm_listen *l, const char *peer, const char *why)
+{
+	if (!l->dropped++)
+		DM_WARN("listener on dev %d: connection from %s %s (%llu ms for a hello); dropped, as are further idle handshakes (counted, not logged)",
+			l->dev, peer, why, (unsigned long long)hello_ms());
+}
+
+/* Closes the longest-waiting handshake (of @src only, when given). */
+static void pending_evict(struct dm_listen *l, const struct in_addr *src)
+{
+	int oldest = -1;
+	char peer[64];
+
+	for (int i = 0; i < l->npend; i++)
+		if ((!src || l->pend[i].src.s_addr == src->s_addr) &&
+		    (oldest < 0 || l->pend[i].since_ms < l->pend[oldest].since_ms))
+			oldest = i;
+	if (oldest < 0)
+		return;
+	peer_str(l->pend[oldest].fd, peer, sizeof(peer));
+	idle_dropped(l, peer, src ? "holds too many waiting handshakes" :
+				    "was the oldest of a full handshake table");
+	close(l->pend[oldest].fd);
+	l->pend[oldest] = l->pend[--l->npend];
+}
+
+static void pending_add(struct dm_listen *l, int fd, uint64_t now)
+{
+	struct sockaddr_in sa = { 0 };
+	socklen_t sl = sizeof(sa);
+	int from_src = 0;
+
+	getpeername(fd, (struct sockaddr *)&sa, &sl);
+	for (int i = 0; i < l->npend; i++)
+		from_src += l->pend[i].src.s_addr == sa.sin_addr.s_addr;
+	if (from_src >= DM_MAX_PENDING_PER_SRC)
+		pending_evict(l, &sa.sin_addr);
+	if (l->npend == DM_MAX_PENDING)
+		pending_evict(l, NULL);
+	l->pend[l->npend++] = (struct dm_pending){ .fd = fd, .since_ms = now,
+						   .src = sa.sin_addr };
+}
+
 static void pending_progress(struct dm_listen *l, uint64_t now)
 {
 	for (int i = 0; i < l->npend;) {
@@ -251,10 +313,9 @@ static void pending_progress(struct dm_listen *l, uint64_t now)
 			DM_WARN("connection from %s closed during the handshake (%zu of %d bytes)",
 				peer, p->got, DM_HELLO_LEN);
 			drop = true;
-		} else if (now > p->since_ms && now - p->since_ms > (uint64_t)dm_cfg.timeout_ms) {
+		} else if (now > p->since_ms && now - p->since_ms > hello_ms()) {
 			peer_str(p->fd, peer, sizeof(peer));
-			DM_WARN("connection from %s sent no complete handshake in %d ms; dropped",
-				peer, dm_cfg.timeout_ms);
+			idle_dropped(l, peer, "sent no complete handshake in time");
 			drop = true;
 		} else {
 			i++;
@@ -272,14 +333,8 @@ int dm_accept(struct dm_listen *l, struct dm_comm **out)
 	int fd, err;
 
 	*out = NULL;
-	while ((fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0) {
-		if (l->npend == DM_MAX_PENDING) {
-			DM_WARN("too many connections in handshake; refusing one");
-			close(fd);
-			continue;
-		}
-		l->pend[l->npend++] = (struct dm_pending){ .fd = fd, .since_ms = now };
-	}
+	while ((fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+		pending_add(l, fd, now);
 	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR) {
 		DM_WARN("accept failed: %s", strerror(errno));
 		return -errno;

@@ -9,6 +9,8 @@
  *   too_large      message larger than the posted receive
  *   tag_mismatch   message with a tag the receive does not expect
  *   peer_killed    sender process killed in the middle of a message
+ *   idle_flood     200 connections to the listener that never say hello:
+ *                  a real connect still completes within 1 s
  *   peer_vanish    the sender's link goes down with a receive posted and no
  *                  message on the way: no reset ever comes; keepalive must
  *                  fail the receive, naming the peer, and a new comm works
@@ -433,6 +435,55 @@ static void peer_vanish(bool rx)
 	h_deregmr(&P, NULL, mh);
 }
 
+static void idle_flood(bool rx)
+{
+	char handle[NCCL_NET_HANDLE_MAXSIZE];
+	static char buf[1 << 20];
+	const struct dm_handle *h = (const struct dm_handle *)handle;
+	void *lc, *comm, *mh, *req;
+	int idle[200], got;
+	double t0;
+
+	if (rx) {
+		rx_listen(&lc);
+		comm = h_accept_wait(&P, lc, DEADLINE);
+		T_ASSERT_EQ(ncclSuccess, h_regmr(&P, comm, buf, sizeof(buf), &mh));
+		req = rx_post(comm, buf, sizeof(buf), 3, mh);
+		T_ASSERT_EQ(ncclSuccess, h_wait(&P, req, &got, DEADLINE));
+		T_ASSERT_EQ(-1, t_pattern_check(11, 0, buf, sizeof(buf)));
+		/* the idle ones were dropped, said once */
+		T_ASSERT_EQ(1, h_warns);
+		T_ASSERT(strstr(h_last_warn, "idle handshakes") != NULL);
+		h_warns = 0;
+		h_sync_recv(&HP);
+		T_ASSERT_EQ(ncclSuccess, h_close_recv(&P, comm));
+		h_deregmr(&P, NULL, mh);
+		h_close_listen(&P, lc);
+		return;
+	}
+	h_recv_handle(&HP, handle);
+	for (int i = 0; i < 200; i++) {
+		idle[i] = socket(AF_INET, SOCK_STREAM, 0);
+		T_ASSERT(idle[i] >= 0);
+		if (connect(idle[i], (const struct sockaddr *)&h->addr, sizeof(h->addr)))
+			T_FAIL("idle connection %d: connect: %s", i, strerror(errno));
+	}
+	t0 = t_now();
+	comm = h_connect_wait(&P, 0, handle, DEADLINE);
+	if (t_now() - t0 > 1.0)
+		T_FAIL("connect took %.2f s behind 200 idle connections (limit 1 s)", t_now() - t0);
+	t_log("idle_flood: connect done in %.3f s behind 200 idle connections", t_now() - t0);
+	T_ASSERT_EQ(ncclSuccess, h_regmr(&P, comm, buf, sizeof(buf), &mh));
+	t_pattern_fill(11, 0, buf, sizeof(buf));
+	req = h_isend_wait(&P, comm, buf, sizeof(buf), 3, mh);
+	T_ASSERT_EQ(ncclSuccess, h_wait(&P, req, &got, DEADLINE));
+	h_sync_send(&HP);
+	for (int i = 0; i < 200; i++)
+		close(idle[i]);
+	T_ASSERT_EQ(ncclSuccess, h_close_send(&P, comm));
+	h_deregmr(&P, NULL, mh);
+}
+
 static void exhaust(bool rx)
 {
 	static char buf[1 << 20];
@@ -589,6 +640,8 @@ int main(int argc, char **argv)
 		exhaust(rx);
 	else if (!strcmp(name, "peer_vanish"))
 		peer_vanish(rx);
+	else if (!strcmp(name, "idle_flood"))
+		idle_flood(rx);
 	else if (!strcmp(name, "pool_cuda") || !strcmp(name, "pool_cuda_auto"))
 		pool_cuda(rx, !strcmp(name, "pool_cuda"));
 	else if (!strcmp(name, "unpack_ll_hidden"))
