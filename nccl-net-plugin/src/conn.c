@@ -35,6 +35,7 @@ struct dm_pending {
 	int fd;
 	size_t got;
 	uint64_t since_ms;
+	uint64_t seq;		/* accept order: eviction takes the longest waiter */
 	struct in_addr src;
 	uint8_t buf[DM_HELLO_LEN];
 };
@@ -59,6 +60,7 @@ struct dm_listen {
 	int ngrp;
 	int tclass;		/* NCCL's traffic class for accepted comms */
 	uint64_t dropped;	/* idle handshakes evicted or expired */
+	uint64_t accepted;
 };
 
 void dm_listen_set_tclass(struct dm_listen *l, int tclass)
@@ -263,7 +265,7 @@ static void pending_evict(struct dm_listen *l, const struct in_addr *src)
 
 	for (int i = 0; i < l->npend; i++)
 		if ((!src || l->pend[i].src.s_addr == src->s_addr) &&
-		    (oldest < 0 || l->pend[i].since_ms < l->pend[oldest].since_ms))
+		    (oldest < 0 || l->pend[i].seq < l->pend[oldest].seq))
 			oldest = i;
 	if (oldest < 0)
 		return;
@@ -278,8 +280,15 @@ static void pending_add(struct dm_listen *l, int fd, uint64_t now)
 {
 	struct sockaddr_in sa = { 0 };
 	socklen_t sl = sizeof(sa);
+	uint8_t hello[DM_HELLO_LEN];
 	int from_src = 0;
 
+	/* a real peer's hello is usually there already: it needs no slot */
+	if (recv(fd, hello, sizeof(hello), MSG_PEEK | MSG_DONTWAIT) == (ssize_t)sizeof(hello) &&
+	    recv(fd, hello, sizeof(hello), MSG_DONTWAIT) == (ssize_t)sizeof(hello)) {
+		hello_done(l, fd, hello);
+		return;
+	}
 	getpeername(fd, (struct sockaddr *)&sa, &sl);
 	for (int i = 0; i < l->npend; i++)
 		from_src += l->pend[i].src.s_addr == sa.sin_addr.s_addr;
@@ -288,7 +297,7 @@ static void pending_add(struct dm_listen *l, int fd, uint64_t now)
 	if (l->npend == DM_MAX_PENDING)
 		pending_evict(l, NULL);
 	l->pend[l->npend++] = (struct dm_pending){ .fd = fd, .since_ms = now,
-						   .src = sa.sin_addr };
+						   .seq = l->accepted++, .src = sa.sin_addr };
 }
 
 static void pending_progress(struct dm_listen *l, uint64_t now)
