@@ -4,6 +4,7 @@
  */
 #include "plugin.h"
 #include "gpu.h"
+#include "iflist.h"
 #include "ncclnet/net_device_unpack.h"
 
 #include <arpa/inet.h>
@@ -73,51 +74,51 @@ static void fill_dev(struct dm_dev *d, const char *name, const struct sockaddr_i
 }
 
 
+static int by_pci_path(const void *a, const void *b)
+{
+	return strcmp(((const struct dm_dev *)a)->pci_path, ((const struct dm_dev *)b)->pci_path);
+}
+
 /*
- * With a list: its interfaces in list order (loopback allowed when named).
- * Without: the first interface that is up, not loopback, with IPv4.
+ * Every interface that is up, has an IPv4 address and is selected: by
+ * NCCL_DEVMEM_IFNAME's list (NCCL_SOCKET_IFNAME's rules, iflist.c), else
+ * every one but loopback, which only a list that names it brings in. Sorted
+ * by PCI path, so device numbers follow the topology NCCL pairs GPUs with.
  */
 int dm_devs_scan(const char *iflist, struct dm_dev *devs, int max)
 {
+	bool listed = iflist && *iflist;
 	struct ifaddrs *ifa, *i;
 	int n = 0;
 
 	if (getifaddrs(&ifa))
 		return -errno;
-	if (iflist && *iflist) {
-		char buf[256], *save = NULL;
+	for (i = ifa; i && n < max; i = i->ifa_next) {
+		bool dup = false;
 
-		snprintf(buf, sizeof(buf), "%s", iflist);
-		for (char *tok = strtok_r(buf, ",", &save); tok && n < max;
-		     tok = strtok_r(NULL, ",", &save)) {
-			bool found = false;
-
-			for (i = ifa; i; i = i->ifa_next) {
-				if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
-				    strcmp(i->ifa_name, tok))
-					continue;
-				if (!(i->ifa_flags & IFF_UP)) {
-					DM_WARN("NCCL_DEVMEM_IFNAME: %s is down; skipped", tok);
-					found = true;
-					break;
-				}
-				fill_dev(&devs[n++], tok, (struct sockaddr_in *)i->ifa_addr);
-				found = true;
-				break;
-			}
-			if (!found)
-				DM_WARN("NCCL_DEVMEM_IFNAME: %s does not exist or has no IPv4 address; skipped",
-					tok);
+		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+			continue;
+		if (listed && !dm_iflist_match(iflist, i->ifa_name))
+			continue;
+		if ((i->ifa_flags & IFF_LOOPBACK) && !(listed && dm_iflist_names(iflist, i->ifa_name)))
+			continue;
+		for (int k = 0; k < n; k++)
+			dup |= !strcmp(devs[k].name, i->ifa_name);	/* one per interface */
+		if (dup)
+			continue;
+		if (!(i->ifa_flags & IFF_UP)) {
+			if (listed)
+				DM_WARN("NCCL_DEVMEM_IFNAME=%s: %s is down; skipped", iflist,
+					i->ifa_name);
+			continue;
 		}
-	} else {
-		for (i = ifa; i && n < 1; i = i->ifa_next) {
-			if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET ||
-			    !(i->ifa_flags & IFF_UP) || (i->ifa_flags & IFF_LOOPBACK))
-				continue;
-			fill_dev(&devs[n++], i->ifa_name, (struct sockaddr_in *)i->ifa_addr);
-		}
+		fill_dev(&devs[n++], i->ifa_name, (struct sockaddr_in *)i->ifa_addr);
 	}
 	freeifaddrs(ifa);
+	if (listed && !n)
+		DM_WARN("NCCL_DEVMEM_IFNAME=%s selects no interface that is up with an IPv4 address (prefixes; ^ excludes, = exact, as NCCL_SOCKET_IFNAME)",
+			iflist);
+	qsort(devs, (size_t)n, sizeof(devs[0]), by_pci_path);
 	return n;
 }
 
