@@ -30,7 +30,10 @@ struct bench_netns {
 	struct netns_guard guard;	/* a forked child closes guard.fd */
 };
 
-/* Creates both namespaces and the link; 0 or -errno after printing why. */
+/*
+ * Creates both namespaces and the link, and returns once the link runs
+ * (IFF_RUNNING) on both sides, bounded; 0 or -errno after printing why.
+ */
 int bench_netns_setup(struct bench_netns *n, const char *tool, enum bench_link link);
 /* Removes them now and waits for it; safe to call twice. */
 void bench_netns_teardown(struct bench_netns *n);

@@ -12,10 +12,17 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
+
+/* Link up to IFF_RUNNING: veth is ms; netdevsim under TCG on a loaded host, more. */
+#define BENCH_LINK_WAIT_S	10.0
 
 bool bench_in_vm(void)
 {
@@ -62,6 +69,75 @@ static int setup_veth(struct bench_netns *n)
 	if (netns_run("ip link add %s netns %s type veth peer name %s netns %s", n->ifname[0],
 		      n->ns[0], n->ifname[1], n->ns[1]))
 		return -EIO;
+	return 0;
+}
+
+/* @ifname's flags in namespace @nsfd: 0 and *flags, or -errno. */
+static int link_flags(int nsfd, int orig_nsfd, const char *ifname, short *flags)
+{
+	struct ifreq ifr = { 0 };
+	int fd, err;
+
+	err = netns_enter(nsfd);
+	if (err)
+		return err;
+	/* a socket belongs to the namespace it is created in */
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	err = fd < 0 ? -errno : 0;
+	if (!err) {
+		snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", ifname);
+		err = ioctl(fd, SIOCGIFFLAGS, &ifr) ? -errno : 0;
+		close(fd);
+	}
+	if (netns_enter(orig_nsfd) && !err)
+		err = -EIO;
+	if (!err)
+		*flags = ifr.ifr_flags;
+	return err;
+}
+
+static double mono_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/*
+ * "ip link set up" returns before the link runs: IFF_RUNNING (operstate up)
+ * follows the carrier through the kernel's linkwatch, up to a second later.
+ * A plugin that probes its interfaces at init (a libfabric provider, say)
+ * skips one that is not running yet, so the ranks start only once both are.
+ */
+static int wait_running(struct bench_netns *n, double timeout_s)
+{
+	double end = mono_now() + timeout_s;
+	short flags = 0;
+	int err;
+
+	for (int s = 0; s < 2; s++) {
+		for (;;) {
+			err = link_flags(n->nsfd[s], n->orig_nsfd, n->ifname[s], &flags);
+			if (err) {
+				fprintf(stderr, "%s: cannot read the flags of %s in namespace %s: %s\n",
+					n->tool, n->ifname[s], n->ns[s], strerror(-err));
+				return err;
+			}
+			if (flags & IFF_RUNNING)
+				break;
+			if (mono_now() > end) {
+				fprintf(stderr, "%s: link %s in namespace %s is not running (no "
+					"IFF_RUNNING) %.0f s after it was set up; it is %s: no "
+					"carrier from its peer %s in %s?\n",
+					n->tool, n->ifname[s], n->ns[s], timeout_s,
+					flags & IFF_UP ? "UP" : "not even UP", n->ifname[!s],
+					n->ns[!s]);
+				return -ETIMEDOUT;
+			}
+			usleep(10000);
+		}
+	}
 	return 0;
 }
 
@@ -122,7 +198,7 @@ int bench_netns_setup(struct bench_netns *n, const char *tool, enum bench_link l
 			      n->ns[s], n->addr[s], n->ifname[s], n->ns[s], n->ifname[s]))
 			return -EIO;
 	}
-	return 0;
+	return wait_running(n, BENCH_LINK_WAIT_S);
 }
 
 void bench_netns_teardown(struct bench_netns *n)
