@@ -153,6 +153,7 @@ struct pb_series {
 	unsigned int conns;
 	char desc[256];
 	char mode[256];
+	double first_us;		/* the untimed first exchange (lazy set-up) */
 	bool ran;
 	int err;
 	char errmsg[256];

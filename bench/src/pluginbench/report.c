@@ -55,6 +55,11 @@ void pb_report_table(FILE *f, const struct pb_result *res)
 	for (int k = 1; k < PB_NXPORTS; k++)
 		if (res->s[k].ran)
 			fprintf(f, "# %s: %s\n", res->s[k].name, res->s[k].desc);
+	fprintf(f, "# first exchange (untimed: completes any lazy connection set-up), us:");
+	for (int k = 0; k < PB_NXPORTS; k++)
+		if (res->s[k].ran)
+			fprintf(f, " %s %.1f", res->s[k].name, res->s[k].first_us);
+	fprintf(f, "\n");
 	fprintf(f, "# load average at start: %.2f %.2f %.2f; time budget %.0f s, took %.1f s\n",
 		res->loadavg[0], res->loadavg[1], res->loadavg[2], o->budget_s, res->wall_s);
 	fprintf(f, "#\n#%11s %11s | %20s | %20s |", "size", "count", "plugin", "raw TCP, 1 conn");
@@ -159,6 +164,7 @@ void pb_report_json(FILE *f, const struct pb_result *res)
 		bench_json_str(&j, "desc", s->desc);
 		bench_json_bool(&j, "ok", !s->err);
 		bench_json_str(&j, "error", s->err ? s->errmsg : NULL);
+		bench_json_dbl(&j, "first_exchange_us", s->first_us);
 		bench_json_obj_end(&j);
 	}
 	bench_json_arr_end(&j);
