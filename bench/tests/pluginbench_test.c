@@ -3,9 +3,11 @@
  * `gpud-pluginbench -j` end to end, a short sweep: the JSON is well-formed,
  * every size from -b to -e is there with the right byte and element counts,
  * each transport moved checked bytes at algbw > 0, the ratios are
- * plugin/raw, and the namespaces are gone afterwards. Then one way with a
- * plugin that cannot be loaded: that transport fails with the reason, raw TCP
- * still runs, the exit code says failure.
+ * plugin/raw, each mean lies within its iterations' min and max, and the
+ * namespaces are gone afterwards. Then one way with a plugin that cannot be
+ * loaded: that transport fails with the reason, raw TCP still runs (at least
+ * --min-iters iterations although the time budget is far too short for
+ * them), the exit code says failure.
  *
  * usage: pluginbench_test PATH-TO-gpud-pluginbench
  */
@@ -36,6 +38,26 @@ static double num(const char *doc, int i, const char *key)
 	return jg_num(doc, path);
 }
 
+static double pnum(const char *doc, int i, const char *xp, const char *key)
+{
+	char path[96];
+
+	snprintf(path, sizeof(path), "sizes.%d.%s.%s", i, xp, key);
+	return jg_num(doc, path);
+}
+
+/* The spread of single iterations brackets their mean. */
+static void check_spread(const char *doc, int i, const char *xp)
+{
+	double mean = pnum(doc, i, xp, "time_us"), lo = pnum(doc, i, xp, "min_us"),
+	       hi = pnum(doc, i, xp, "max_us"), sd = pnum(doc, i, xp, "stddev_us");
+
+	/* the mean is the loop's clock, min and max each iteration's: allow 1% */
+	if (!(lo > 0 && lo <= mean * 1.01 && hi >= mean * 0.99 && sd >= 0 && sd <= hi - lo + 1))
+		T_FAIL("sizes.%d.%s: min %g, mean %g, max %g, stddev %g: expected 0 < min <= mean <= max, 0 <= stddev <= max - min",
+		       i, xp, lo, mean, hi, sd);
+}
+
 static void check_point(const char *doc, int i, const char *xp)
 {
 	char path[96];
@@ -50,6 +72,7 @@ static void check_point(const char *doc, int i, const char *xp)
 	T_ASSERT(jg_bool(doc, path));
 	snprintf(path, sizeof(path), "sizes.%d.%s.ok", i, xp);
 	T_ASSERT(jg_bool(doc, path));
+	check_spread(doc, i, xp);
 }
 
 static void check_ratio(const char *doc, int i, const char *raw)
@@ -108,7 +131,8 @@ static void check_sweep(void)
 static void check_bad_plugin(void)
 {
 	char *argv[] = { (char *)tool, "-j", "--oneway", "-b", "4096", "-e", "64K", "-f", "4",
-			 "-t", "1", "--plugin", "/nonexistent/libnccl-net-devmem.so", NULL };
+			 "-t", "0.001", "--min-iters", "50", "--plugin",
+			 "/nonexistent/libnccl-net-devmem.so", NULL };
 	struct tool_run r;
 	const char *doc;
 
@@ -125,6 +149,12 @@ static void check_bad_plugin(void)
 	T_ASSERT(jg_is_null(doc, "sizes.0.ratio_raw_1"));
 	T_ASSERT(jg_bool(doc, "transports.1.ok"));
 	T_ASSERT(jg_num(doc, "sizes.2.raw_1.algbw_gbs") > 0);
+	/* ~0.2 ms per size buys a handful of iterations: the floor wins */
+	T_ASSERT_EQ(50, jg_num(doc, "config.min_iters"));
+	for (int i = 0; i < 3; i++) {
+		T_ASSERT(pnum(doc, i, "raw_1", "iters") >= 50);
+		check_spread(doc, i, "raw_1");
+	}
 	T_ASSERT(netns_gone(r.pid));
 	tool_run_free(&r);
 }

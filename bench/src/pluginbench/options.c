@@ -21,6 +21,7 @@ static void usage(FILE *f)
 		"  -f, --factor N         size step, 2 or 4 (default 2)\n"
 		"  -t, --time SECONDS     measured time of the whole sweep, all transports (default 35)\n"
 		"  -w, --warmup N         warmup iterations per size, fewer above 64 MiB (default 5)\n"
+		"      --min-iters N      floor per size, even past the time budget (default 5)\n"
 		"      --max-iters N      cap per size (default 100000)\n"
 		"  -n, --nsocks N         plugin data sockets (NCCL_DEVMEM_NSOCKS) = raw TCP\n"
 		"                         connections of the N-connection baseline (default 4)\n"
@@ -77,6 +78,7 @@ static void defaults(struct pb_opts *o)
 	o->factor = 2;
 	o->budget_s = 35;
 	o->warmup = 5;
+	o->min_iters = 5;
 	o->max_iters = 100000;
 	o->nsocks = 4;
 	if (ns && parse_uint(ns, 1, PB_MAX_CONNS, &o->nsocks))
@@ -88,13 +90,14 @@ static void defaults(struct pb_opts *o)
 /* 0, PB_EXIT_USAGE after saying why, or -1 after --help. */
 int pb_parse_args(int argc, char **argv, struct pb_opts *o)
 {
-	enum { O_MAX_ITERS = 256, O_CHUNK, O_DEPTH, O_ONEWAY, O_MEM, O_PLUGIN, O_NO_CHECK };
+	enum { O_MAX_ITERS = 256, O_MIN_ITERS, O_CHUNK, O_DEPTH, O_ONEWAY, O_MEM, O_PLUGIN, O_NO_CHECK };
 	static const struct option lo[] = {
 		{ "min-bytes", required_argument, NULL, 'b' },
 		{ "max-bytes", required_argument, NULL, 'e' },
 		{ "factor", required_argument, NULL, 'f' },
 		{ "time", required_argument, NULL, 't' },
 		{ "warmup", required_argument, NULL, 'w' },
+		{ "min-iters", required_argument, NULL, O_MIN_ITERS },
 		{ "max-iters", required_argument, NULL, O_MAX_ITERS },
 		{ "nsocks", required_argument, NULL, 'n' },
 		{ "chunk", required_argument, NULL, O_CHUNK },
@@ -129,6 +132,9 @@ int pb_parse_args(int argc, char **argv, struct pb_opts *o)
 			break;
 		case 'w':
 			err = parse_uint(optarg, 0, 1000, &o->warmup);
+			break;
+		case O_MIN_ITERS:
+			err = parse_uint(optarg, 1, 100000000, &o->min_iters);
 			break;
 		case O_MAX_ITERS:
 			err = parse_uint(optarg, 1, 100000000, &o->max_iters);

@@ -49,6 +49,7 @@ struct pb_opts {
 	unsigned int factor;		/* size step: x2 (nccl-tests -f 2) or x4 */
 	double budget_s;		/* measured time of the whole sweep, all transports */
 	unsigned int warmup;		/* warmup iterations, fewer for large sizes */
+	unsigned int min_iters;		/* floor per size, above the budget's share */
 	unsigned int max_iters;
 	unsigned int nsocks;		/* plugin data sockets = rawN connections */
 	uint64_t chunk;			/* plugin: bytes per request (0 = whole message) */
@@ -144,6 +145,7 @@ struct pb_point {
 	uint64_t bytes;
 	unsigned int warmup, iters;
 	double time_us;			/* per iteration, averaged over both ranks */
+	double min_us, max_us, stddev_us;	/* spread of single iterations */
 	double algbw;			/* GB/s = bytes / time (nccl-tests' algbw) */
 	bool checked, ok;
 };

@@ -2,7 +2,9 @@
 /*
  * The report: nccl-tests' columns (size, count, time, algbw) per transport,
  * side by side, and the plugin's algbw over each raw baseline's. For
- * sendrecv nccl-tests' busbw equals algbw, so it is not repeated.
+ * sendrecv nccl-tests' busbw equals algbw, so it is not repeated. A second
+ * table gives each mean's spread: large sizes run only a few iterations,
+ * and one disturbed iteration moves their mean a lot.
  */
 #include "pluginbench.h"
 #include "bench_json.h"
@@ -39,6 +41,36 @@ static void cell(FILE *f, const struct pb_point *p)
 		fprintf(f, " %11.1f %8.3f", p->time_us, p->algbw);
 	else
 		fprintf(f, " %11s %8s", "-", "-");
+}
+
+static void spread_cell(FILE *f, const struct pb_point *p)
+{
+	if (p)
+		fprintf(f, " %6u %11.1f %11.1f %6.1f%%", p->iters, p->min_us, p->max_us,
+			p->time_us > 0 ? 100.0 * p->stddev_us / p->time_us : 0);
+	else
+		fprintf(f, " %6s %11s %11s %7s", "-", "-", "-", "-");
+}
+
+static void table_spread(FILE *f, const struct pb_result *res, int nx)
+{
+	fprintf(f, "#\n# per-iteration time: iterations, min and max (us), stddev as %% of the mean\n");
+	fprintf(f, "#%11s |", "size");
+	for (int k = 0; k < nx; k++)
+		fprintf(f, " %-39s |", k == PB_XPORT_PLUGIN ? "plugin" : k == PB_XPORT_RAW1 ?
+			"raw TCP, 1 conn" : "raw TCP, N conns");
+	fprintf(f, "\n#%11s |", "(B)");
+	for (int k = 0; k < nx; k++)
+		fprintf(f, " %6s %11s %11s %7s |", "iters", "min", "max", "stddev");
+	fprintf(f, "\n");
+	for (int i = 0; i < res->nsizes; i++) {
+		fprintf(f, " %11llu |", (unsigned long long)res->sizes[i]);
+		for (int k = 0; k < nx; k++) {
+			spread_cell(f, point(res, k, i));
+			fprintf(f, " |");
+		}
+		fprintf(f, "\n");
+	}
 }
 
 void pb_report_table(FILE *f, const struct pb_result *res)
@@ -82,6 +114,7 @@ void pb_report_table(FILE *f, const struct pb_result *res)
 		fprintf(f, "\n");
 	}
 	fprintf(f, "# algbw in GB/s (1e9 bytes/s) = size / time; count = size / 4 (float, as nccl-tests)\n");
+	table_spread(f, res, has_n ? 3 : 2);
 	for (int k = 0; k < PB_NXPORTS; k++)
 		if (res->s[k].ran && res->s[k].err)
 			fprintf(f, "# %s FAILED: %s\n", res->s[k].name, res->s[k].errmsg);
@@ -101,6 +134,9 @@ static void json_point(struct bench_json *j, const char *key, const struct pb_po
 	bench_json_dbl(j, "algbw_gbs", p->algbw);
 	bench_json_u64(j, "iters", p->iters);
 	bench_json_u64(j, "warmup", p->warmup);
+	bench_json_dbl(j, "min_us", p->min_us);
+	bench_json_dbl(j, "max_us", p->max_us);
+	bench_json_dbl(j, "stddev_us", p->stddev_us);
 	bench_json_bool(j, "checked", p->checked);
 	bench_json_bool(j, "ok", p->ok);
 	bench_json_obj_end(j);
@@ -124,6 +160,8 @@ static void json_config(struct bench_json *j, const struct pb_result *res)
 	bench_json_u64(j, "factor", o->factor);
 	bench_json_dbl(j, "budget_s", o->budget_s);
 	bench_json_u64(j, "warmup", o->warmup);
+	bench_json_u64(j, "min_iters", o->min_iters);
+	bench_json_u64(j, "max_iters", o->max_iters);
 	bench_json_u64(j, "nsocks", o->nsocks);
 	bench_json_u64(j, "chunk", o->chunk);
 	bench_json_u64(j, "depth", o->depth);

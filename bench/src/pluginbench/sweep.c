@@ -4,20 +4,29 @@
  * shape: warmup, then a timed loop, time per iteration averaged over the
  * ranks). Rank 0 times the warmup and picks the iteration count that fills
  * this point's share of the time budget, so small messages get many
- * iterations and 256 MiB gets a few, and the whole sweep has a fixed length.
- * Before the first warmup one untimed exchange completes whatever connection
- * set-up a transport leaves to its first message (a plugin's lazy
- * handshake), so no warmup pays for it.
+ * iterations and 256 MiB gets a few (at least --min-iters), and the whole
+ * sweep has a roughly fixed length. Before the first warmup one untimed
+ * exchange completes whatever connection set-up a transport leaves to its
+ * first message (a plugin's lazy handshake), so no warmup pays for it. Each
+ * timed iteration is timed too: min, max and stddev go with the mean.
  */
 #include "pluginbench.h"
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 #include <time.h>
+
+/* Per-iteration times of one rank's timed loop (Welford's running variance). */
+struct pb_spread {
+	uint64_t n;
+	double min, max, mean, m2;	/* seconds */
+};
 
 /* What rank 1 reports after each point. */
 struct pb_peer_res {
 	double secs;
+	struct pb_spread sp;
 	int32_t err;
 	int32_t bad;		/* 1: its received bytes did not match */
 };
@@ -49,13 +58,73 @@ static unsigned int warmups(const struct pb_opts *o, uint64_t size)
 	return w ? (unsigned int)w : 1;
 }
 
-static int loop(struct pb_xport *x, size_t size, unsigned int n)
+static void spread_add(struct pb_spread *sp, double t)
 {
+	double d = t - sp->mean;
+
+	if (!sp->n || t < sp->min)
+		sp->min = t;
+	if (!sp->n || t > sp->max)
+		sp->max = t;
+	sp->n++;
+	sp->mean += d / (double)sp->n;
+	sp->m2 += d * (t - sp->mean);
+}
+
+static double spread_var(const struct pb_spread *sp)
+{
+	return sp->n > 1 ? sp->m2 / (double)(sp->n - 1) : 0;
+}
+
+/* @n iterations; each one's time into @sp when it is not NULL. */
+static int loop(struct pb_xport *x, size_t size, unsigned int n, struct pb_spread *sp)
+{
+	double t = sp ? pb_now() : 0, t1;
 	int err = 0;
 
-	for (unsigned int i = 0; !err && i < n && !pb_interrupted; i++)
+	for (unsigned int i = 0; !err && i < n && !pb_interrupted; i++) {
 		err = x->ops->sendrecv(x, size);
+		if (sp && !err) {
+			t1 = pb_now();
+			spread_add(sp, t1 - t);
+			t = t1;
+		}
+	}
 	return err ? err : pb_interrupted ? -EINTR : 0;
+}
+
+/*
+ * Both ranks' spreads as one: the extremes of either, the variances
+ * averaged (the ranks run in lockstep, so their iterations pair up).
+ * One way, the receiver's alone, as for the mean.
+ */
+static void spread_point(const struct pb_opts *o, const struct pb_spread *me,
+			 const struct pb_spread *peer, struct pb_point *pt)
+{
+	double var = spread_var(me);
+
+	pt->min_us = me->min * 1e6;
+	pt->max_us = me->max * 1e6;
+	if (!o->oneway && peer->n) {
+		if (peer->min < me->min)
+			pt->min_us = peer->min * 1e6;
+		if (peer->max > me->max)
+			pt->max_us = peer->max * 1e6;
+		var = (var + spread_var(peer)) / 2;
+	}
+	pt->stddev_us = sqrt(var) * 1e6;
+}
+
+/* How many timed iterations fill @budget, given a warmup of @tw s each. */
+static uint32_t pick_iters(const struct pb_opts *o, double budget, double tw)
+{
+	double n = tw > 0 ? budget / tw : o->max_iters;
+
+	if (n < o->min_iters)
+		n = o->min_iters;
+	if (n < 1)
+		n = 1;
+	return n > o->max_iters ? o->max_iters : (uint32_t)n;
 }
 
 static int prepare(struct pb_xport *x, size_t size)
@@ -84,16 +153,14 @@ static int one_point(struct pb_xport *x, size_t size, double budget, struct pb_p
 	if (err)
 		return err;
 	t0 = pb_now();
-	err = loop(x, size, pt->warmup);
+	err = loop(x, size, pt->warmup, NULL);
 	tw = (pb_now() - t0) / pt->warmup;
 	err = pb_ctl_agree(r->ctl, err);
 	if (err)
 		return err;
 	/* rank 0 decides, rank 1 follows: both must run the same count */
 	if (r->rank == 0) {
-		double n = tw > 0 ? budget / tw : x->o->max_iters;
-
-		iters = n < 1 ? 1 : n > x->o->max_iters ? x->o->max_iters : (uint32_t)n;
+		iters = pick_iters(x->o, budget, tw);
 		err = pb_ctl_write(r->ctl, &iters, sizeof(iters));
 	} else {
 		err = pb_ctl_read(r->ctl, &iters, sizeof(iters));
@@ -104,7 +171,7 @@ static int one_point(struct pb_xport *x, size_t size, double budget, struct pb_p
 		return err;
 	pt->iters = iters;
 	t0 = pb_now();
-	me.err = loop(x, size, iters);
+	me.err = loop(x, size, iters, &me.sp);
 	me.secs = pb_now() - t0;
 	if (!me.err && r->do_recv && x->o->check)
 		me.bad = pb_bufs_check(x->b, size, !r->rank, plugin) >= 0;
@@ -117,6 +184,7 @@ static int one_point(struct pb_xport *x, size_t size, double budget, struct pb_p
 	/* nccl-tests averages the ranks' times; one way, the receiver's clock */
 	pt->time_us = (x->o->oneway ? me.secs : (me.secs + peer.secs) / 2) / iters * 1e6;
 	pt->algbw = pt->time_us > 0 ? size / pt->time_us / 1e3 : 0;
+	spread_point(x->o, &me.sp, &peer.sp, pt);
 	pt->checked = x->o->check;
 	pt->ok = !me.bad && !peer.bad;
 	return pt->ok ? 0 : -EBADMSG;
@@ -137,7 +205,7 @@ static int first_exchange(struct pb_xport *x, size_t size, struct pb_series *s)
 	if (err)
 		return err;
 	t0 = pb_now();
-	err = loop(x, size, 1);
+	err = loop(x, size, 1, NULL);
 	s->first_us = (pb_now() - t0) * 1e6;
 	return pb_ctl_agree(x->r->ctl, err);
 }
