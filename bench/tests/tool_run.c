@@ -10,11 +10,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+static int drop_to_nobody(void)
+{
+	return setgid(65534) || setuid(65534) ? -errno : 0;
+}
+
 static void child(int wfd, int efd, char *const argv[], bool as_nobody)
 {
 	dup2(wfd, STDOUT_FILENO);
 	dup2(efd, STDERR_FILENO);
-	if (as_nobody && (setgid(65534) || setuid(65534)))
+	if (as_nobody && drop_to_nobody())
 		_exit(126);
 	execv(argv[0], argv);
 	_exit(127);
@@ -73,6 +78,57 @@ void tool_run(struct tool_run *r, char *const argv[], double signal_after_s, int
 	r->err[len] = '\0';
 	fclose(ef);
 	fputs(r->err, stderr);
+}
+
+/* In the dropped child: the first component of @path it cannot pass, to @fd. */
+static int reach_child(int fd, const char *path)
+{
+	char buf[4096], msg[4200];
+	int err = drop_to_nobody();
+
+	if (err) {
+		snprintf(msg, sizeof(msg), "cannot drop to uid 65534: %s", strerror(-err));
+		goto out_fail;
+	}
+	snprintf(buf, sizeof(buf), "%s", path);
+	for (char *p = strchr(buf + 1, '/'); p; p = strchr(p + 1, '/')) {
+		*p = '\0';
+		if (access(buf, X_OK)) {
+			snprintf(msg, sizeof(msg), "directory %s: %s", buf, strerror(errno));
+			goto out_fail;
+		}
+		*p = '/';
+	}
+	if (!access(path, X_OK))
+		return 0;
+	snprintf(msg, sizeof(msg), "%s: %s", path, strerror(errno));
+out_fail:
+	if (write(fd, msg, strlen(msg)) < 0)
+		return 2;
+	return 1;
+}
+
+bool tool_reachable_as_nobody(const char *path, char *why, size_t len)
+{
+	int pfd[2], st = 0;
+	ssize_t n;
+	pid_t pid;
+
+	T_ASSERT_EQ(0, pipe2(pfd, O_CLOEXEC));
+	fflush(NULL);
+	pid = fork();
+	T_ASSERT(pid >= 0);
+	if (pid == 0) {
+		close(pfd[0]);
+		_exit(reach_child(pfd[1], path));
+	}
+	close(pfd[1]);
+	n = read(pfd[0], why, len - 1);
+	why[n > 0 ? n : 0] = '\0';
+	close(pfd[0]);
+	while (waitpid(pid, &st, 0) < 0)
+		T_ASSERT(errno == EINTR);
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
 void tool_run_free(struct tool_run *r)

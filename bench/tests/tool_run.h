@@ -21,6 +21,12 @@ struct tool_run {
 void tool_run(struct tool_run *r, char *const argv[], double signal_after_s, int sig,
 	      bool as_nobody);
 void tool_run_free(struct tool_run *r);
+/*
+ * Can uid/gid 65534 (what @as_nobody drops to) execute @path? Checks every
+ * directory on the way: a build tree under /root is not. When not, @why
+ * names the first component it cannot get past.
+ */
+bool tool_reachable_as_nobody(const char *path, char *why, size_t len);
 /* Exit code, or 128 + signal. */
 int tool_exit_code(const struct tool_run *r);
 /* Both demo namespaces of @pid are gone (polls up to @wait_s for the guardian). */
