@@ -4,11 +4,14 @@
  * getrusage(RUSAGE_THREAD) per receiving thread is the cost our code and the
  * syscalls it makes (the kernel's copy to user included); /proc/stat deltas
  * per core add what no thread is charged for: softirq receive processing,
- * which on veth is most of the TCP stack's work.
+ * which on veth is most of the TCP stack's work. Where /proc/stat cannot be
+ * read or has no per-core lines, the per-core view says so rather than
+ * coming out empty.
  */
 #include "rxbench.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
@@ -39,9 +42,11 @@ int rxb_cpustat_read(struct rxb_cpustat *s)
 	FILE *f;
 
 	memset(s, 0, sizeof(*s));
-	f = fopen("/proc/stat", "re");
-	if (!f)
-		return -errno;
+	f = fopen(RXB_PROC_STAT, "re");
+	if (!f) {
+		s->err = -errno;
+		return s->err;
+	}
 	while (fgets(line, sizeof(line), f)) {
 		unsigned long long v[8] = { 0 };
 		int cpu;
@@ -60,13 +65,34 @@ int rxb_cpustat_read(struct rxb_cpustat *s)
 			s->ncpu = cpu + 1;
 	}
 	fclose(f);
-	return s->ncpu ? 0 : -ENOENT;
+	if (!s->ncpu)
+		s->err = -ENODATA;
+	return s->err;
+}
+
+static void cores_why(const struct rxb_cpustat *a, const struct rxb_cpustat *b,
+		      struct rxb_cpu_use *u)
+{
+	int err = a->err ? a->err : b->err;
+
+	if (err == -ENODATA)
+		snprintf(u->cores_why, sizeof(u->cores_why),
+			 "%s has no per-core \"cpuN\" lines", RXB_PROC_STAT);
+	else if (err)
+		snprintf(u->cores_why, sizeof(u->cores_why), "cannot read %s: %s",
+			 RXB_PROC_STAT, strerror(-err));
+	else
+		snprintf(u->cores_why, sizeof(u->cores_why),
+			 "%s listed no core in both samples", RXB_PROC_STAT);
 }
 
 void rxb_cpustat_delta(const struct rxb_cpustat *a, const struct rxb_cpustat *b,
 		       struct rxb_cpu_use *u)
 {
 	u->ncpu = b->ncpu < a->ncpu ? b->ncpu : a->ncpu;
+	u->cores_why[0] = '\0';
+	if (!u->ncpu)
+		cores_why(a, b, u);
 	for (int i = 0; i < u->ncpu; i++) {
 		const struct rxb_core_ticks *x = &a->core[i], *y = &b->core[i];
 		double user = (double)(y->user + y->nice - x->user - x->nice);

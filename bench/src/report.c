@@ -132,8 +132,19 @@ static void table_hist(FILE *f, const struct rxb_run *r)
 	}
 }
 
+/* Why a run has no per-core rows: /proc/stat's, or a run that never measured. */
+static const char *cores_why(const struct rxb_run *r)
+{
+	return r->cpu.cores_why[0] ? r->cpu.cores_why : "the run did not reach its measured window";
+}
+
 static void table_cores(FILE *f, const struct rxb_run *r)
 {
+	if (!r->cpu.ncpu) {
+		fprintf(f, "\nper-core CPU during the %s run: not available: %s\n",
+			rxb_kind_name(r->kind), cores_why(r));
+		return;
+	}
 	fprintf(f, "\nper-core CPU during the %s run, %% of each core "
 		"(user / sys+irq / softirq / idle; whole machine, sender included):\n",
 		rxb_kind_name(r->kind));
@@ -244,6 +255,7 @@ static void json_cpu(struct bench_json *j, const struct rxb_run *r)
 		bench_json_obj_end(j);
 	}
 	bench_json_arr_end(j);
+	bench_json_str(j, "cores_unavailable", r->cpu.ncpu ? NULL : cores_why(r));
 	bench_json_obj_end(j);
 }
 

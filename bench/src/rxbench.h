@@ -32,6 +32,7 @@
 #define RXB_DEFAULT_SEED	0x67707564ull	/* "gpud" */
 #define RXB_MAX_FLOWS		64
 #define RXB_MAX_CPUS		256
+#define RXB_PROC_STAT		"/proc/stat"
 #define RXB_HIST_BUCKETS	33		/* [2^k, 2^(k+1)) for k = 0..32 */
 
 /* Exit codes: 2 is "you asked for something this host cannot do as is". */
@@ -136,6 +137,7 @@ struct rxb_core_ticks {
 };
 struct rxb_cpustat {
 	int ncpu;
+	int err;			/* 0, or why rxb_cpustat_read() found no cores */
 	struct rxb_core_ticks core[RXB_MAX_CPUS];
 };
 int rxb_cpustat_read(struct rxb_cpustat *s);
@@ -150,6 +152,7 @@ struct rxb_cpu_use {
 	struct rxb_core_use core[RXB_MAX_CPUS];
 	double rx_user_s, rx_sys_s;	/* receiving threads (getrusage per thread) */
 	double tx_user_s, tx_sys_s;	/* in-process sender threads, if any */
+	char cores_why[160];		/* ncpu == 0: why there are no per-core rows */
 };
 void rxb_cpustat_delta(const struct rxb_cpustat *a, const struct rxb_cpustat *b,
 		       struct rxb_cpu_use *u);
