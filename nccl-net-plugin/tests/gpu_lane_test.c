@@ -10,6 +10,7 @@
  */
 #include "gpud_test.h"
 #include "fake_cuda.h"
+#include "fake_cuda_dl.h"
 #include "gpu.h"
 #include "plugin.h"
 
@@ -21,29 +22,7 @@
 #include <string.h>
 #include <unistd.h>
 
-typedef int (*getproc_fn)(const char *, void **, int, unsigned long long, int *);
-
 static void *lib;
-
-static void *sym(const char *name)
-{
-	void *p = dlsym(lib, name);
-
-	if (!p)
-		T_FAIL("the fake libcuda has no %s", name);
-	return p;
-}
-
-static void *cu(const char *name)
-{
-	getproc_fn gpa = (getproc_fn)sym("cuGetProcAddress_v2");
-	void *fn = NULL;
-	int status = 0;
-
-	if (gpa(name, &fn, 12000, 0, &status) || !fn)
-		T_FAIL("the fake libcuda does not resolve %s", name);
-	return fn;
-}
 
 static void logger(ncclDebugLogLevel level, unsigned long flags, const char *file, int line,
 		   const char *fmt, ...)
@@ -77,6 +56,9 @@ int main(void)
 	int (*push)(void *), (*pop)(void **);
 	__typeof__(fake_cuda_sync_calls) *sync_calls;
 	__typeof__(fake_cuda_deadlocks) *deadlocks;
+	__typeof__(fake_cuda_thread_role) *role;
+	__typeof__(fake_cuda_resident_start) *resident_start;
+	__typeof__(fake_cuda_resident_finish) *resident_finish;
 	struct dm_slot *sl[DM_LANE_SLOTS + 1];
 	unsigned long long dev, pool;
 	char buf[2048], *dst, *src;
@@ -93,14 +75,17 @@ int main(void)
 	lib = dlopen(DM_FAKE_CUDA, RTLD_NOW | RTLD_GLOBAL);
 	if (!lib)
 		T_FAIL("dlopen %s: %s", DM_FAKE_CUDA, dlerror());
-	retain = cu("cuDevicePrimaryCtxRetain");
-	push = cu("cuCtxPushCurrent");
-	pop = cu("cuCtxPopCurrent");
-	alloc = cu("cuMemAlloc");
-	mfree = cu("cuMemFree");
-	sync_calls = sym("fake_cuda_sync_calls");
-	deadlocks = sym("fake_cuda_deadlocks");
-	((__typeof__(fake_cuda_thread_role) *)sym("fake_cuda_thread_role"))("dm-progress-0");
+	retain = fake_dl_cu(lib, "cuDevicePrimaryCtxRetain");
+	push = fake_dl_cu(lib, "cuCtxPushCurrent");
+	pop = fake_dl_cu(lib, "cuCtxPopCurrent");
+	alloc = fake_dl_cu(lib, "cuMemAlloc");
+	mfree = fake_dl_cu(lib, "cuMemFree");
+	sync_calls = fake_dl_sym(lib, "fake_cuda_sync_calls");
+	deadlocks = fake_dl_sym(lib, "fake_cuda_deadlocks");
+	role = fake_dl_sym(lib, "fake_cuda_thread_role");
+	resident_start = fake_dl_sym(lib, "fake_cuda_resident_start");
+	resident_finish = fake_dl_sym(lib, "fake_cuda_resident_finish");
+	role("dm-progress-0");
 	if (!dm_cuda_available())
 		T_FAIL("the plugin cannot drive the fake: %s", dm_cuda_why());
 
@@ -111,8 +96,7 @@ int main(void)
 	T_ASSERT_EQ(0, pop(&cur));
 	dst = (char *)(uintptr_t)dev;
 	src = (char *)(uintptr_t)pool;
-	T_ASSERT_EQ(0, ((__typeof__(fake_cuda_resident_start) *)sym("fake_cuda_resident_start"))(
-			       FAKE_STREAM_BLOCKING));
+	T_ASSERT_EQ(0, resident_start(FAKE_STREAM_BLOCKING));
 
 	T_ASSERT_EQ(0, dm_gpu_create(ctx, &g));
 	T_ASSERT_EQ(0, dm_lane_create(g, slot, &l));
@@ -202,7 +186,7 @@ int main(void)
 		T_FAIL("deadlock reported:\n%s", buf);
 	if (sync_calls("dm-progress", buf, sizeof(buf)))
 		T_FAIL("synchronising calls on the data path:\n%s", buf);
-	((__typeof__(fake_cuda_resident_finish) *)sym("fake_cuda_resident_finish"))();
+	resident_finish();
 	dm_lane_destroy(g, l);
 	dm_gpu_destroy(g);
 	T_ASSERT_EQ(0, push(ctx));

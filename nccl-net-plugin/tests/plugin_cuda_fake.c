@@ -29,6 +29,7 @@
 #include "harness.h"
 #include "unpack_consumer.h"
 #include "fake_cuda.h"
+#include "fake_cuda_dl.h"
 
 #include <dlfcn.h>
 #include <stdio.h>
@@ -38,8 +39,6 @@
 #define SLACK 4096
 #define TO 60.0
 #define POOL (48u << 20)
-
-typedef int (*getproc_fn)(const char *, void **, int, unsigned long long, int *);
 
 static struct {
 	void *lib;
@@ -60,48 +59,28 @@ static bool seeded, nccl_unpack, devmem, emulate;
 static struct h_pair *pair;
 static ncclNetDeviceHandle_v11_t *dh;
 
-static void *sym(const char *name)
-{
-	void *p = dlsym(F.lib, name);
-
-	if (!p)
-		T_FAIL("the fake libcuda has no %s", name);
-	return p;
-}
-
-static void *cu(const char *name)
-{
-	getproc_fn gpa = (getproc_fn)sym("cuGetProcAddress_v2");
-	void *fn = NULL;
-	int status = 0;
-
-	if (gpa(name, &fn, 12000, 0, &status) || !fn)
-		T_FAIL("the fake libcuda does not resolve %s", name);
-	return fn;
-}
-
 static void fake_load(void)
 {
 	F.lib = dlopen(DM_FAKE_CUDA, RTLD_NOW | RTLD_GLOBAL);
 	if (!F.lib)
 		T_FAIL("dlopen %s: %s", DM_FAKE_CUDA, dlerror());
-	F.role = sym("fake_cuda_thread_role");
-	F.resident_start = sym("fake_cuda_resident_start");
-	F.resident_finish = sym("fake_cuda_resident_finish");
-	F.sync_calls = sym("fake_cuda_sync_calls");
-	F.deadlocks = sym("fake_cuda_deadlocks");
-	F.pageable = sym("fake_cuda_pageable_async");
-	F.retain = cu("cuDevicePrimaryCtxRetain");
-	F.push = cu("cuCtxPushCurrent");
-	F.pop = cu("cuCtxPopCurrent");
-	F.alloc = cu("cuMemAlloc");
-	F.free = cu("cuMemFree");
+	F.role = fake_dl_sym(F.lib, "fake_cuda_thread_role");
+	F.resident_start = fake_dl_sym(F.lib, "fake_cuda_resident_start");
+	F.resident_finish = fake_dl_sym(F.lib, "fake_cuda_resident_finish");
+	F.sync_calls = fake_dl_sym(F.lib, "fake_cuda_sync_calls");
+	F.deadlocks = fake_dl_sym(F.lib, "fake_cuda_deadlocks");
+	F.pageable = fake_dl_sym(F.lib, "fake_cuda_pageable_async");
+	F.retain = fake_dl_cu(F.lib, "cuDevicePrimaryCtxRetain");
+	F.push = fake_dl_cu(F.lib, "cuCtxPushCurrent");
+	F.pop = fake_dl_cu(F.lib, "cuCtxPopCurrent");
+	F.alloc = fake_dl_cu(F.lib, "cuMemAlloc");
+	F.free = fake_dl_cu(F.lib, "cuMemFree");
 }
 
 /* As NCCL's proxy thread: the rank's primary context retained and current. */
 static void proxy_context(void)
 {
-	int (*set)(void *) = cu("cuCtxSetCurrent");
+	int (*set)(void *) = fake_dl_cu(F.lib, "cuCtxSetCurrent");
 	void *ctx;
 
 	T_ASSERT_EQ(0, F.retain(&ctx, 0));
