@@ -263,6 +263,35 @@ static void listing(void)
 	teardown();
 }
 
+/*
+ * The fake stands in for registration only. Queue pairs need more of
+ * libibverbs: asking for one must say which call is missing (or, in a
+ * build without verbs.h, what to install), never crash on a NULL entry,
+ * and must not keep a device reference.
+ */
+static void qp_without_verbs(void)
+{
+	struct gpud_rdma_qp_opts o = { .gid_index = -1, .sock = -1 };
+	struct gpud_rdma_qp *q = NULL;
+	struct gpud_rdma_dev *d = NULL;
+	int fds;
+
+	setup();
+	fds = t_count_fds();
+	T_ASSERT_OK(gpud_rdma_dev_open("mlx5_0", &d));
+	T_ASSERT_EQ(-ENOSYS, gpud_rdma_qp_create(d, &o, &q));
+	T_ASSERT(q == NULL);
+	if (!strstr(gpud_errmsg(), "libibverbs-dev"))
+		T_ASSERT_MSG("lacks ibv_create_comp_channel");
+	T_ASSERT_EQ(-ENOSYS, gpud_rdma_port_check(d));
+	T_ASSERT_EQ(-EINVAL, gpud_rdma_qp_create(d, NULL, &q));
+	/* the device closes with its last reference: none leaked by the failures */
+	gpud_rdma_dev_free(d);
+	gpud_rdma_qp_free(NULL);
+	assert_clean(fds);
+	teardown();
+}
+
 int main(void)
 {
 	t_scenario("no libibverbs: -ENOENT naming the package", missing_library);
@@ -271,5 +300,7 @@ int main(void)
 	t_scenario("missing and vanishing devices", vanishing_device);
 	t_scenario("every verbs step failing, nothing leaked", each_step_fails);
 	t_scenario("device listing with dma-buf probe", listing);
+	t_scenario("queue pairs on a libibverbs without them: -ENOSYS naming the call",
+		   qp_without_verbs);
 	return T_EXIT_PASS;
 }

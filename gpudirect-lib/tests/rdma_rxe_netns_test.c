@@ -81,6 +81,8 @@ struct msg {
 	uint32_t op;
 	uint32_t qpn;		/* HELLO */
 	uint32_t psn;		/* HELLO: first PSN of the sender's send queue */
+	uint32_t mtu;		/* HELLO: enum ibv_mtu, the port's active MTU */
+	uint32_t grh;		/* HELLO */
 	uint32_t rkey;		/* REGION */
 	uint64_t addr;		/* REGION: iova of byte 0; WROTE: offset written */
 	uint64_t len;		/* REGION, WROTE */
@@ -145,7 +147,7 @@ struct side {
 };
 
 /* Namespace, device, GID and a QP in INIT: the same on both sides. */
-static void side_open(struct side *s, const struct cfg *c, int idx)
+static void side_open(struct side *s, const struct cfg *c, int idx, uint32_t psn)
 {
 	T_ASSERT_OK(t_netpair_enter(&c->np, idx));
 	s->fds = t_count_fds();
@@ -153,23 +155,32 @@ static void side_open(struct side *s, const struct cfg *c, int idx)
 	s->gid_idx = t_rdma_gid_index(gpud_rdma_dev_context(s->dev), c->gid_ip[idx], &s->gid, 10);
 	if (s->gid_idx < 0)
 		T_FAIL("%s has no RoCEv2 GID for %s after 10 s", c->dev[idx], c->gid_ip[idx]);
-	t_rc_create(&s->rc, gpud_rdma_dev_context(s->dev), gpud_rdma_dev_pd(s->dev));
+	/* an explicit index here; rdma_rxe_test covers the library's choice */
+	t_rc_create(&s->rc, s->dev, s->gid_idx, -1, psn);
 }
 
 /* HELLO both ways, then RTR/RTS towards the peer's QP. */
-static void side_connect(struct side *s, uint32_t my_psn)
+static void side_connect(struct side *s)
 {
-	struct msg me = { .op = MSG_HELLO, .qpn = s->rc.qp->qp_num, .psn = my_psn };
-	struct msg peer;
-	union ibv_gid dgid;
+	struct msg me = { .op = MSG_HELLO }, peer;
+	struct gpud_rdma_ep ep;
 
-	memcpy(me.gid, s->gid.raw, sizeof(me.gid));
+	gpud_rdma_qp_local(s->rc.q, &ep);
+	T_ASSERT_EQ(0, memcmp(ep.gid, s->gid.raw, sizeof(ep.gid)));
+	me.qpn = ep.qpn;
+	me.psn = ep.psn;
+	me.mtu = ep.mtu;
+	me.grh = ep.grh;
+	memcpy(me.gid, ep.gid, sizeof(me.gid));
 	msg_send(s->sk, &me);
 	msg_recv(s->sk, &peer);
 	T_ASSERT_EQ(MSG_HELLO, peer.op);
-	memcpy(dgid.raw, peer.gid, sizeof(dgid.raw));
-	t_rc_connect(&s->rc, peer.qpn, &dgid, s->gid_idx, my_psn, peer.psn);
-	t_log("pid %d: QP %u -> QP %u", (int)getpid(), s->rc.qp->qp_num, peer.qpn);
+	ep = (struct gpud_rdma_ep){ .qpn = peer.qpn, .psn = peer.psn, .mtu = peer.mtu,
+				    .grh = peer.grh };
+	memcpy(ep.gid, peer.gid, sizeof(ep.gid));
+	t_rc_connect(&s->rc, &ep);
+	t_log("pid %d: QP %u -> QP %u, path MTU %u", (int)getpid(), s->rc.qp->qp_num, peer.qpn,
+	      gpud_rdma_qp_path_mtu(s->rc.q));
 }
 
 static void side_close(struct side *s)
@@ -272,7 +283,7 @@ static void receiver(const struct cfg *c)
 	struct side s = { 0 };
 	int one = 1, lsk;
 
-	side_open(&s, c, 1);
+	side_open(&s, c, 1, 0x200);
 	lsk = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	T_ASSERT(lsk >= 0);
 	set_timeout(lsk);	/* accept() honours SO_RCVTIMEO too */
@@ -285,7 +296,7 @@ static void receiver(const struct cfg *c)
 		T_FAIL("accept on %s:%d: %s", c->np.addr[1], OOB_PORT, strerror(errno));
 	close(lsk);
 	set_timeout(s.sk);
-	side_connect(&s, 0x200);
+	side_connect(&s);
 
 	rx_region(&s, GPUD_MEM_HOST, NULL);
 	rx_region(&s, GPUD_MEM_DRM, "/dev/dri/card0");
@@ -357,14 +368,14 @@ static void sender(const struct cfg *c)
 	struct side s = { 0 };
 	uint8_t *stage;
 
-	side_open(&s, c, 0);
+	side_open(&s, c, 0, 0x100);
 	/* the source is a registered gpud_mem too: its lkey and iova get used */
 	T_ASSERT_OK(gpud_mem_create(GPUD_MEM_HOST, SRC_LEN, &o, &src));
 	T_ASSERT_OK(gpud_rdma_reg(s.dev, src, 0, 0, GPUD_RDMA_ACCESS_LOCAL_WRITE, &smr));
 	stage = malloc(SRC_LEN);
 	T_ASSERT(stage);
 	s.sk = connect_retry(c->np.addr[1]);
-	side_connect(&s, 0x100);
+	side_connect(&s);
 
 	tx_region(&s, src, smr, stage, 1);
 	tx_region(&s, src, smr, stage, 2);

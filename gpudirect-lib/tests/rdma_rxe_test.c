@@ -3,7 +3,7 @@
  * An RDMA write over soft-RoCE into memory registered with gpud_rdma_reg().
  *
  * In the VM (GPUD_IN_VM=1) the test makes its own device: a veth pair,
- * 10.77.0.1/24 on one end, `rdma link add gpud_rxe0 type rxe netdev
+ * 198.18.77.1/24 on one end, `rdma link add gpud_rxe0 type rxe netdev
  * gpudrxe0`, and removes both at the end. Elsewhere it uses an existing rxe
  * device named by GPUD_RXE_DEV, or skips. A loopback RC queue pair on that
  * one device (connected to itself over its own RoCEv2 GID) writes a pattern
@@ -57,7 +57,7 @@ static const char *setup_dev(void)
 	if (sh("command -v rdma >/dev/null"))
 		t_skip("no rdma tool (iproute2)");
 	if (sh("ip link add gpudrxe0 type veth peer name gpudrxe1") ||
-	    sh("ip addr add 10.77.0.1/24 dev gpudrxe0") ||
+	    sh("ip addr add 198.18.77.1/24 dev gpudrxe0") ||
 	    sh("ip link set gpudrxe0 up") || sh("ip link set gpudrxe1 up"))
 		T_FAIL("veth setup");
 	made_link = true;
@@ -79,13 +79,18 @@ static void loop_setup(struct loop *l, struct gpud_rdma_dev *d)
 {
 	struct ibv_context *ctx = gpud_rdma_dev_context(d);
 	struct ibv_pd *pd = gpud_rdma_dev_pd(d);
+	struct gpud_rdma_ep me;
 	union ibv_gid gid;
 	int gi;
 
-	gi = t_rdma_gid_index(ctx, "10.77.0.1", &gid, 5);
+	gi = t_rdma_gid_index(ctx, "198.18.77.1", &gid, 5);
 	T_ASSERT(gi >= 0);
-	t_rc_create(&l->rc, ctx, pd);
-	t_rc_connect(&l->rc, l->rc.qp->qp_num, &gid, gi, 1, 1);
+	/* the library's own choice: the only IPv4 GID there is */
+	t_rc_create(&l->rc, d, -1, -1, 1);
+	T_ASSERT_EQ(gi, gpud_rdma_qp_gid_index(l->rc.q));
+	gpud_rdma_qp_local(l->rc.q, &me);
+	T_ASSERT_EQ(0, memcmp(me.gid, gid.raw, 16));
+	t_rc_connect(&l->rc, &me);
 	l->src = aligned_alloc(4096, LEN);
 	T_ASSERT(l->src);
 	l->src_mr = ibv_reg_mr(pd, l->src, LEN, IBV_ACCESS_LOCAL_WRITE);

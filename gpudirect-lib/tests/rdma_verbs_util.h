@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Test-side verbs for the soft-RoCE tests: an RC queue pair, its connection
- * and one signalled RDMA write. The library only registers memory; queue
- * pairs are the caller's business, so these stay out of its API.
+ * Test-side verbs for the soft-RoCE tests: the library's RC queue pair
+ * (gpud_rdma_qp, which gpud-rxbench's RDMA baseline uses too), a GID lookup
+ * to check its choice against, and one signalled RDMA write, which is the
+ * caller's business (posting and polling stay out of the library's API).
  *
  * Linked against libibverbs (libibverbs-dev), not dlopen()ed: ibv_post_send()
  * and ibv_poll_cq() are static inlines in <infiniband/verbs.h> that call
@@ -14,13 +15,17 @@
 
 #include "gpud_test.h"
 
+#include <gpudirect/gpudirect.h>
+
 #include <infiniband/verbs.h>
 
 #include <arpa/inet.h>
 #include <errno.h>
 #include <unistd.h>
 
+/* A queue pair brought up by the library, with the verbs objects to post on. */
 struct t_rc {
+	struct gpud_rdma_qp *q;
 	struct ibv_cq *cq;
 	struct ibv_qp *qp;
 };
@@ -51,67 +56,29 @@ static inline int t_rdma_gid_index(struct ibv_context *ctx, const char *ip, unio
 	return -1;
 }
 
-/* A CQ and an RC QP in INIT that accepts remote writes. */
-static inline void t_rc_create(struct t_rc *rc, struct ibv_context *ctx, struct ibv_pd *pd)
+/*
+ * The library's RC QP in INIT on @dev, sending from GID @gid_index (-1: the
+ * library's choice, matched to @sock's local address when @sock >= 0),
+ * first PSN @psn. A lost path fails in ~0.5 s (4.096 us * 2^14 per try,
+ * 7 tries) instead of the library's TCG-safe default.
+ */
+static inline void t_rc_create(struct t_rc *rc, struct gpud_rdma_dev *dev, int gid_index,
+			       int sock, uint32_t psn)
 {
-	struct ibv_qp_init_attr qia = { 0 };
-	struct ibv_qp_attr a = { 0 };
+	struct gpud_rdma_qp_opts o = {
+		.depth = 4, .gid_index = gid_index, .sock = sock, .psn = psn, .timeout = 14,
+	};
 
-	rc->cq = ibv_create_cq(ctx, 16, NULL, NULL, 0);
-	if (!rc->cq)
-		T_FAIL("ibv_create_cq: %s", strerror(errno));
-	qia.send_cq = rc->cq;
-	qia.recv_cq = rc->cq;
-	qia.qp_type = IBV_QPT_RC;
-	qia.cap.max_send_wr = 4;
-	qia.cap.max_recv_wr = 4;
-	qia.cap.max_send_sge = 1;
-	qia.cap.max_recv_sge = 1;
-	rc->qp = ibv_create_qp(pd, &qia);
-	if (!rc->qp)
-		T_FAIL("ibv_create_qp: %s", strerror(errno));
-	a.qp_state = IBV_QPS_INIT;
-	a.port_num = 1;
-	a.qp_access_flags = IBV_ACCESS_REMOTE_WRITE | IBV_ACCESS_LOCAL_WRITE;
-	T_ASSERT_OK(-ibv_modify_qp(rc->qp, &a, IBV_QP_STATE | IBV_QP_PKEY_INDEX | IBV_QP_PORT |
-				   IBV_QP_ACCESS_FLAGS));
+	T_ASSERT_OK(gpud_rdma_qp_create(dev, &o, &rc->q));
+	rc->cq = gpud_rdma_qp_cq(rc->q);
+	rc->qp = gpud_rdma_qp_ibv(rc->q);
 }
 
-/*
- * INIT -> RTR -> RTS towards QP @dqpn at @dgid, sending from our GID
- * @sgid_idx. PSNs are the ones each side announced: ours starts our send
- * queue, the peer's is what our receive side expects first.
- */
-static inline void t_rc_connect(struct t_rc *rc, uint32_t dqpn, const union ibv_gid *dgid,
-				int sgid_idx, uint32_t my_psn, uint32_t peer_psn)
+/* INIT -> RTR -> RTS towards @peer (what its gpud_rdma_qp_local() said). */
+static inline void t_rc_connect(struct t_rc *rc, const struct gpud_rdma_ep *peer)
 {
-	struct ibv_qp_attr a = { 0 };
-
-	a.qp_state = IBV_QPS_RTR;
-	/* below any veth MTU once the RoCEv2/UDP/IP headers are added */
-	a.path_mtu = IBV_MTU_1024;
-	a.dest_qp_num = dqpn;
-	a.rq_psn = peer_psn;
-	a.max_dest_rd_atomic = 1;
-	a.min_rnr_timer = 12;
-	a.ah_attr.is_global = 1;
-	a.ah_attr.grh.dgid = *dgid;
-	a.ah_attr.grh.sgid_index = (uint8_t)sgid_idx;
-	a.ah_attr.grh.hop_limit = 1;
-	a.ah_attr.port_num = 1;
-	T_ASSERT_OK(-ibv_modify_qp(rc->qp, &a, IBV_QP_STATE | IBV_QP_AV | IBV_QP_PATH_MTU |
-				   IBV_QP_DEST_QPN | IBV_QP_RQ_PSN |
-				   IBV_QP_MAX_DEST_RD_ATOMIC | IBV_QP_MIN_RNR_TIMER));
-	memset(&a, 0, sizeof(a));
-	a.qp_state = IBV_QPS_RTS;
-	/* 4.096 us * 2^14 = 67 ms per try, 7 tries: a lost path fails in ~0.5 s */
-	a.timeout = 14;
-	a.retry_cnt = 7;
-	a.rnr_retry = 7;
-	a.sq_psn = my_psn;
-	a.max_rd_atomic = 1;
-	T_ASSERT_OK(-ibv_modify_qp(rc->qp, &a, IBV_QP_STATE | IBV_QP_TIMEOUT | IBV_QP_RETRY_CNT |
-				   IBV_QP_RNR_RETRY | IBV_QP_SQ_PSN | IBV_QP_MAX_QP_RD_ATOMIC));
+	T_ASSERT_OK(gpud_rdma_qp_connect(rc->q, peer));
+	T_ASSERT(gpud_rdma_qp_path_mtu(rc->q) >= 256);
 }
 
 /*
@@ -148,15 +115,10 @@ static inline void t_rc_write(struct t_rc *rc, uint64_t laddr, uint32_t lkey, ui
 		       ibv_wc_status_str(wc.status), wc.vendor_err);
 }
 
-/* QP before CQ: a CQ still used by a QP cannot be destroyed (EBUSY). */
 static inline void t_rc_destroy(struct t_rc *rc)
 {
-	if (rc->qp)
-		T_ASSERT_OK(-ibv_destroy_qp(rc->qp));
-	if (rc->cq)
-		T_ASSERT_OK(-ibv_destroy_cq(rc->cq));
-	rc->qp = NULL;
-	rc->cq = NULL;
+	gpud_rdma_qp_free(rc->q);
+	memset(rc, 0, sizeof(*rc));
 }
 
 #endif /* GPUD_RDMA_VERBS_UTIL_H */

@@ -12,9 +12,11 @@
  * the slot as a CREDIT. The receiver ends a timed run with STOP; the sender
  * ends with DONE (what it wrote) after its last completion.
  *
- * Verbs calls go through the libibverbs copy that libgpudirect loaded
- * (verbs.c), never a link-time dependency: like the library, gpud-rxbench
- * runs on a host without rdma-core, and needs only its headers to build.
+ * Queue pairs are the library's (gpud_rdma_qp: creation, GID choice, the
+ * INIT -> RTR -> RTS bring-up); posting and polling are verbs.h's inlines,
+ * which call through the context's ops of the libibverbs copy libgpudirect
+ * loaded, never a link-time dependency: like the library, gpud-rxbench runs
+ * on a host without rdma-core, and needs only its headers to build.
  */
 #ifndef RXB_RDMA_BENCH_H
 #define RXB_RDMA_BENCH_H
@@ -33,72 +35,11 @@
 #define RXB_RDMA_HANDSHAKE_S	20.0	/* the peer's HELLO/REGION (TCG VMs are slow) */
 #define RXB_RDMA_END_S		10.0	/* the peer's DONE, once its writes are done */
 
-/* ---- the exported libibverbs functions we call (verbs.c) ---- */
-
-struct rxb_verbs {
-	struct ibv_comp_channel *(*create_comp_channel)(struct ibv_context *);
-	int (*destroy_comp_channel)(struct ibv_comp_channel *);
-	struct ibv_cq *(*create_cq)(struct ibv_context *, int, void *, struct ibv_comp_channel *,
-				    int);
-	int (*destroy_cq)(struct ibv_cq *);
-	struct ibv_qp *(*create_qp)(struct ibv_pd *, struct ibv_qp_init_attr *);
-	int (*destroy_qp)(struct ibv_qp *);
-	int (*modify_qp)(struct ibv_qp *, struct ibv_qp_attr *, int);
-	int (*query_port)(struct ibv_context *, uint8_t, struct _compat_ibv_port_attr *);
-	int (*query_gid)(struct ibv_context *, uint8_t, int, union ibv_gid *);
-	int (*get_cq_event)(struct ibv_comp_channel *, struct ibv_cq **, void **);
-	void (*ack_cq_events)(struct ibv_cq *, unsigned int);
-	const char *(*wc_status_str)(enum ibv_wc_status);
-	/* optional (rdma-core 32+): tells RoCE v1 from v2 GIDs */
-	int (*query_gid_ex)(struct ibv_context *, uint32_t, uint32_t, struct ibv_gid_entry *,
-			    uint32_t, size_t);
-};
-
-/*
- * The table, resolved once from the libibverbs libgpudirect has loaded
- * (call after a successful gpud_rdma_dev_open). 0, or -errno with @why.
- */
-int rxb_verbs_get(const struct rxb_verbs **out, char *why, size_t len);
-
-/* ---- one queue pair with its CQ and completion channel (verbs.c) ---- */
-
-struct rxb_qp {
-	const struct rxb_verbs *v;
-	struct ibv_context *ctx;
-	struct ibv_comp_channel *ch;
-	struct ibv_cq *cq;
-	struct ibv_qp *qp;
-	struct ibv_port_attr port;	/* port 1 */
-	union ibv_gid gid;
-	int gid_idx;
-	bool grh;			/* RoCE, or IB with a GRH */
-	unsigned int depth;		/* send and receive queue depth */
-};
-
-/* Port 1's state: 0, or -errno with the reason (down, no GID) in @why. */
-int rxb_port_check(const struct rxb_verbs *v, struct gpud_rdma_dev *dev, char *why, size_t len);
-/*
- * CQ (with a completion channel) and an RC QP in INIT on @dev, @depth deep,
- * its GID chosen for side channel @sk (see pick_gid); @gid_want >= 0 forces
- * an index. 0, or -errno with @why.
- */
-int rxb_qp_create(struct rxb_qp *q, struct gpud_rdma_dev *dev, unsigned int depth, int sk,
-		  int gid_want, char *why, size_t len);
-/* INIT -> RTR -> RTS towards the peer's HELLO. 0, or -errno with @why. */
-struct rxb_hello;
-int rxb_qp_connect(struct rxb_qp *q, const struct rxb_hello *peer, uint32_t my_psn, char *why,
-		   size_t len);
-/* QP, CQ, channel. Safe on a partly created (or zeroed) one. */
-void rxb_qp_destroy(struct rxb_qp *q);
-/*
- * Sleeps until the CQ has an event or @sk is readable, at most @ms. The
- * caller armed the CQ (ibv_req_notify_cq) and polled it empty afterwards,
- * so no completion slips between the two. Returns 1 when it consumed (and
- * acked) a CQ event, 0 otherwise, -errno on failure.
- */
-int rxb_qp_wait(struct rxb_qp *q, int sk, int ms);
-/* MTU enum -> bytes. */
-unsigned int rxb_mtu_bytes(enum ibv_mtu m);
+/* The library's "no usable GID" message, with the flag that overrides its choice. */
+static inline const char *rxb_rdma_gid_hint(int err)
+{
+	return err == -EADDRNOTAVAIL ? " (or pass --rdma-gid N)" : "";
+}
 
 /* ---- the side channel (wire.c) ---- */
 
@@ -115,15 +56,6 @@ enum rxb_wire_type {
 };
 
 /* Decoded messages; on the wire every integer is little-endian. */
-struct rxb_hello {
-	uint32_t qpn;
-	uint32_t psn;
-	uint32_t lid;
-	uint32_t mtu;		/* enum ibv_mtu: the port's active MTU */
-	uint32_t grh;		/* the sender of this HELLO routes with a GRH */
-	uint8_t gid[16];
-};
-
 struct rxb_region {
 	uint64_t addr;		/* iova of slot 0 */
 	uint32_t rkey;
@@ -134,7 +66,7 @@ struct rxb_region {
 struct rxb_msg {
 	enum rxb_wire_type type;
 	union {
-		struct rxb_hello hello;
+		struct gpud_rdma_ep hello;
 		struct rxb_region region;
 		uint32_t credits;
 		struct {
@@ -162,7 +94,6 @@ struct rxb_rdma_rx {
 	struct gpud_rdma_mr *mr;
 	struct gpud_mem *mem;		/* what the MR covers */
 	struct gpud_mem *own_mem;	/* mem, when not the devmem-bound one */
-	const struct rxb_verbs *v;
 	size_t slice;			/* bytes of mem per flow */
 	uint32_t slot;
 	uint32_t nslots;

@@ -111,7 +111,6 @@ static void fill_info(struct rxb_rdma_rx *r, bool same)
 int rxb_rdma_rx_init(struct rxb_rxsetup *rs, const struct rxb_opts *o)
 {
 	struct rxb_rdma_rx *r;
-	char why[320];
 	int ret;
 
 	r = calloc(1, sizeof(*r));
@@ -122,11 +121,9 @@ int rxb_rdma_rx_init(struct rxb_rxsetup *rs, const struct rxb_opts *o)
 		skip(rs, ret, "%s", gpud_errmsg());
 		goto err_free;
 	}
-	ret = rxb_verbs_get(&r->v, why, sizeof(why));
-	if (!ret)
-		ret = rxb_port_check(r->v, r->dev, why, sizeof(why));
+	ret = gpud_rdma_port_check(r->dev);
 	if (ret) {
-		skip(rs, ret, "%s", why);
+		skip(rs, ret, "%s", gpud_errmsg());
 		goto err_dev;
 	}
 	if (rs->bound_mem) {
@@ -189,7 +186,7 @@ void rxb_rdma_rx_describe(const struct rxb_rxsetup *rs, struct rxb_rdma_info *in
 struct rx_flow {
 	struct rxb_flow_ctx *f;
 	struct rxb_rdma_rx *r;
-	struct rxb_qp q;
+	struct gpud_rdma_qp *q;
 	size_t base;			/* the flow's slice in r->mem */
 	struct rxb_pattern pat;
 	uint8_t *scratch;
@@ -225,7 +222,7 @@ static int post_recvs(struct rx_flow *rf, uint32_t n, uint64_t wr_id)
 	/* WRITE_WITH_IMM consumes a receive but places no data through it. */
 	for (uint32_t i = 0; i < n; i++)
 		wr[i] = (struct ibv_recv_wr){ .wr_id = wr_id + i, .next = i + 1 < n ? &wr[i + 1] : NULL };
-	return -ibv_post_recv(rf->q.qp, wr, &bad);
+	return -ibv_post_recv(gpud_rdma_qp_ibv(rf->q), wr, &bad);
 }
 
 static int peer_msg_err(struct rx_flow *rf, int ret, const struct rxb_msg *m)
@@ -251,30 +248,27 @@ static int handshake(struct rx_flow *rf)
 	struct rxb_flow_ctx *f = rf->f;
 	struct rxb_rdma_rx *r = rf->r;
 	struct rxb_msg me = { .type = RXB_MSG_HELLO }, peer;
-	char why[256];
+	struct gpud_rdma_qp_opts qo = {
+		.depth = r->nslots, .gid_index = f->o->rdma_gid, .sock = f->fd,
+		.psn = 0x1000 + f->idx, .channel = true,
+	};
 	int ret;
 
-	ret = rxb_qp_create(&rf->q, r->dev, r->nslots, f->fd, f->o->rdma_gid, why, sizeof(why));
+	ret = gpud_rdma_qp_create(r->dev, &qo, &rf->q);
 	if (ret)
-		return flow_err(rf, ret, "%s", why);
-	me.u.hello.qpn = rf->q.qp->qp_num;
-	me.u.hello.psn = 0x1000 + f->idx;
-	me.u.hello.lid = rf->q.port.lid;
-	me.u.hello.mtu = rf->q.port.active_mtu;
-	me.u.hello.grh = rf->q.grh;
-	memcpy(me.u.hello.gid, rf->q.gid.raw, 16);
+		return flow_err(rf, ret, "%s%s", gpud_errmsg(), rxb_rdma_gid_hint(ret));
+	gpud_rdma_qp_local(rf->q, &me.u.hello);
 	ret = rxb_wire_send(f->fd, &me);
 	if (ret)
 		return flow_err(rf, ret, "side channel: %s", strerror(-ret));
 	ret = rxb_wire_recv(f->fd, &peer, RXB_RDMA_HANDSHAKE_S);
 	if (ret || peer.type != RXB_MSG_HELLO)
 		return peer_msg_err(rf, ret, &peer) ?: flow_err(rf, -EPROTO, "no HELLO from the sender");
-	ret = rxb_qp_connect(&rf->q, &peer.u.hello, me.u.hello.psn, why, sizeof(why));
+	ret = gpud_rdma_qp_connect(rf->q, &peer.u.hello);
 	if (ret)
-		return flow_err(rf, ret, "%s", why);
-	f->rdma.gid_index = rf->q.gid_idx;
-	f->rdma.path_mtu = rxb_mtu_bytes(peer.u.hello.mtu < rf->q.port.active_mtu ?
-					 (enum ibv_mtu)peer.u.hello.mtu : rf->q.port.active_mtu);
+		return flow_err(rf, ret, "%s", gpud_errmsg());
+	f->rdma.gid_index = gpud_rdma_qp_gid_index(rf->q);
+	f->rdma.path_mtu = gpud_rdma_qp_path_mtu(rf->q);
 	ret = post_recvs(rf, r->nslots, 0);
 	if (ret)
 		return flow_err(rf, ret, "ibv_post_recv: %s", strerror(-ret));
@@ -298,7 +292,7 @@ static int consume(struct rx_flow *rf, const struct ibv_wc *wc)
 
 	if (wc->status != IBV_WC_SUCCESS)
 		return flow_err(rf, -EIO, "receive completion: %s (vendor error 0x%x)",
-				r->v->wc_status_str(wc->status), wc->vendor_err);
+				gpud_rdma_wc_status_str(rf->q, (int)wc->status), wc->vendor_err);
 	if (wc->opcode != IBV_WC_RECV_RDMA_WITH_IMM)
 		return flow_err(rf, -EPROTO, "unexpected completion opcode %d", (int)wc->opcode);
 	/* RC delivers in order: a gap or a repeat is a lost or stray write. */
@@ -345,7 +339,7 @@ static int give_credits(struct rx_flow *rf, bool all)
 static int poll_batch(struct rx_flow *rf)
 {
 	struct ibv_wc wc[RXB_POLL_BATCH];
-	int n = ibv_poll_cq(rf->q.cq, RXB_POLL_BATCH, wc);
+	int n = ibv_poll_cq(gpud_rdma_qp_cq(rf->q), RXB_POLL_BATCH, wc);
 
 	if (n < 0)
 		return flow_err(rf, -EIO, "ibv_poll_cq failed");
@@ -401,14 +395,14 @@ static int receive(struct rx_flow *rf)
 		if (all_in(rf))
 			break;
 		/* Arm, then look once more: a completion between the two is not lost. */
-		if (ibv_req_notify_cq(rf->q.cq, 0))
+		if (ibv_req_notify_cq(gpud_rdma_qp_cq(rf->q), 0))
 			return flow_err(rf, -EIO, "ibv_req_notify_cq failed");
 		n = poll_batch(rf);
 		if (n < 0)
 			return n;
 		if (n)
 			continue;
-		n = rxb_qp_wait(&rf->q, f->fd, 200);
+		n = gpud_rdma_qp_wait(rf->q, f->fd, 200);
 		if (n < 0)
 			return flow_err(rf, n, "waiting for completions: %s", strerror(-n));
 		f->rdma.cq_events += (uint64_t)n;
@@ -433,7 +427,7 @@ static void finish(struct rx_flow *rf)
 	if (rxb_wire_send(rf->f->fd, &m))
 		return;
 	while (!rxb_interrupted) {
-		while (ibv_poll_cq(rf->q.cq, RXB_POLL_BATCH, wc) > 0)
+		while (ibv_poll_cq(gpud_rdma_qp_cq(rf->q), RXB_POLL_BATCH, wc) > 0)
 			;
 		ret = rxb_wire_recv(rf->f->fd, &m, 0.1);
 		if (ret == -EAGAIN && rxb_now() < give_up)
@@ -501,7 +495,7 @@ gate:
 		finish(&rf);
 out:
 	f->res.bytes = f->bytes;
-	rxb_qp_destroy(&rf.q);
+	gpud_rdma_qp_free(rf.q);
 	rxb_pattern_free(&rf.pat);
 	free(rf.scratch);
 	return NULL;

@@ -20,7 +20,7 @@ struct tx_flow {
 	struct rxb_send_flow *f;
 	const struct rxb_opts *o;
 	struct gpud_rdma_dev *dev;
-	struct rxb_qp q;
+	struct gpud_rdma_qp *q;
 	struct rxb_region region;
 	struct gpud_mem *src;		/* pattern, then one slot of bounce */
 	struct gpud_rdma_mr *mr;
@@ -73,31 +73,28 @@ static int expect(struct tx_flow *t, struct rxb_msg *m, enum rxb_wire_type type)
 static int handshake(struct tx_flow *t)
 {
 	struct rxb_msg me = { .type = RXB_MSG_HELLO }, peer;
-	char why[256];
+	struct gpud_rdma_qp_opts qo = {
+		.depth = RXB_RDMA_WINDOW, .gid_index = t->o->rdma_gid, .sock = t->f->fd,
+		.psn = 0x2000 + t->f->idx, .channel = true,
+	};
 	int ret;
 
 	ret = gpud_rdma_dev_open(t->o->rdma_dev, &t->dev);
 	if (ret)
 		return tx_err(t, ret, "%s", gpud_errmsg());
-	ret = rxb_qp_create(&t->q, t->dev, RXB_RDMA_WINDOW, t->f->fd, t->o->rdma_gid, why,
-			    sizeof(why));
+	ret = gpud_rdma_qp_create(t->dev, &qo, &t->q);
 	if (ret)
-		return tx_err(t, ret, "%s", why);
-	me.u.hello.qpn = t->q.qp->qp_num;
-	me.u.hello.psn = 0x2000 + t->f->idx;
-	me.u.hello.lid = t->q.port.lid;
-	me.u.hello.mtu = t->q.port.active_mtu;
-	me.u.hello.grh = t->q.grh;
-	memcpy(me.u.hello.gid, t->q.gid.raw, 16);
+		return tx_err(t, ret, "%s%s", gpud_errmsg(), rxb_rdma_gid_hint(ret));
+	gpud_rdma_qp_local(t->q, &me.u.hello);
 	ret = rxb_wire_send(t->f->fd, &me);
 	if (ret)
 		return tx_err(t, ret, "side channel: %s", strerror(-ret));
 	ret = expect(t, &peer, RXB_MSG_HELLO);
 	if (ret)
 		return ret;
-	ret = rxb_qp_connect(&t->q, &peer.u.hello, me.u.hello.psn, why, sizeof(why));
+	ret = gpud_rdma_qp_connect(t->q, &peer.u.hello);
 	if (ret)
-		return tx_err(t, ret, "%s", why);
+		return tx_err(t, ret, "%s", gpud_errmsg());
 	ret = expect(t, &peer, RXB_MSG_REGION);
 	if (ret)
 		return ret;
@@ -172,7 +169,7 @@ static int post_write(struct tx_flow *t, uint32_t len)
 	wr.wr.rdma.remote_addr = t->region.addr + (uint64_t)(t->seq % t->region.nslots) *
 						   t->region.slot;
 	wr.wr.rdma.rkey = t->region.rkey;
-	ret = ibv_post_send(t->q.qp, &wr, &bad);
+	ret = ibv_post_send(gpud_rdma_qp_ibv(t->q), &wr, &bad);
 	if (ret)
 		return tx_err(t, -ret, "ibv_post_send: %s", strerror(ret));
 	t->credits--;
@@ -185,7 +182,7 @@ static int post_write(struct tx_flow *t, uint32_t len)
 static int reap(struct tx_flow *t)
 {
 	struct ibv_wc wc[RXB_POLL_BATCH];
-	int n = ibv_poll_cq(t->q.cq, RXB_POLL_BATCH, wc);
+	int n = ibv_poll_cq(gpud_rdma_qp_cq(t->q), RXB_POLL_BATCH, wc);
 
 	if (n < 0)
 		return tx_err(t, -EIO, "ibv_poll_cq failed");
@@ -193,7 +190,7 @@ static int reap(struct tx_flow *t)
 		if (wc[i].status != IBV_WC_SUCCESS)
 			return tx_err(t, -EIO, "RDMA WRITE %u completed with %s (vendor error 0x%x)",
 				      (uint32_t)(wc[i].wr_id >> 32),
-				      t->q.v->wc_status_str(wc[i].status), wc[i].vendor_err);
+				      gpud_rdma_wc_status_str(t->q, (int)wc[i].status), wc[i].vendor_err);
 		t->outstanding--;
 		t->f->sent += wc[i].wr_id & 0xffffffffu;
 	}
@@ -260,7 +257,7 @@ static int write_loop(struct tx_flow *t)
 			else if (rxb_now() > drain_end)
 				return tx_err(t, -ETIMEDOUT, "%u writes still not completed after "
 					      "%.0f s", t->outstanding, RXB_RDMA_END_S);
-		} else if (t->credits && t->outstanding < t->q.depth) {
+		} else if (t->credits && t->outstanding < RXB_RDMA_WINDOW) {
 			uint64_t left = t->f->limit ? t->f->limit - t->posted : UINT64_MAX;
 
 			n = post_write(t, left < t->region.slot ? (uint32_t)left : t->region.slot);
@@ -269,12 +266,12 @@ static int write_loop(struct tx_flow *t)
 			continue;
 		}
 		/* Nothing to do until a completion or a message: sleep on both. */
-		if (ibv_req_notify_cq(t->q.cq, 0))
+		if (ibv_req_notify_cq(gpud_rdma_qp_cq(t->q), 0))
 			return tx_err(t, -EIO, "ibv_req_notify_cq failed");
 		n = reap(t);
 		if (n < 0)
 			return n;
-		if (!n && rxb_qp_wait(&t->q, t->f->fd, 200) < 0)
+		if (!n && gpud_rdma_qp_wait(t->q, t->f->fd, 200) < 0)
 			return tx_err(t, -EIO, "waiting for completions failed");
 	}
 	t->f->t_end = rxb_now();
@@ -299,7 +296,7 @@ int rxb_rdma_send_flow(struct rxb_send_flow *f)
 		if (ret == -EPIPE || ret == -ECONNRESET)
 			ret = 0;	/* it had all it wanted */
 	}
-	rxb_qp_destroy(&t.q);
+	gpud_rdma_qp_free(t.q);
 	gpud_rdma_mr_free(t.mr);
 	gpud_mem_free(t.src);
 	rxb_pattern_free(&t.pat);

@@ -17,6 +17,7 @@
  *                 in copy mode, bytes copied into a gpud_mem. Same API.
  *   gpud_rdma_dev an RDMA device and protection domain (rdma-core);
  *   gpud_rdma_mr  a gpud_mem registered with it (dma-buf MR or fallback).
+ *   gpud_rdma_qp  a reliable-connected queue pair on it, brought up by us.
  *
  * Error rule: functions returning int return 0 (or a count) on success and a
  * negative errno on failure; functions returning a pointer return NULL and set
@@ -807,6 +808,98 @@ struct gpud_rdma_dev_info {
  * -errno (-ENOENT: libibverbs.so.1 not installed). Thread-safe.
  */
 GPUD_API int gpud_rdma_devs_get(struct gpud_rdma_dev_info *out, size_t max);
+
+/*
+ * Reliable-connected queue pairs on a gpud_rdma_dev: one RC QP with its
+ * completion queue (shared by send and receive) and, for callers that sleep
+ * in gpud_rdma_qp_wait(), a completion channel. The library brings the QP
+ * up (INIT -> RTR -> RTS) and picks the GID; posting work requests and
+ * polling the CQ stay the caller's, with <infiniband/verbs.h>'s inlines on
+ * gpud_rdma_qp_ibv()/_cq() (the same libibverbs copy, as above).
+ *
+ * The two sides swap a struct gpud_rdma_ep over a channel of their own
+ * (gpud_rdma_qp_local() -> peer -> gpud_rdma_qp_connect()); its fields are
+ * plain integers, so it can be put on any wire field by field.
+ *
+ * Built only where rdma-core's headers (libibverbs-dev) were installed at
+ * build time; otherwise gpud_rdma_qp_create() fails with -ENOSYS saying so.
+ * A QP holds a reference on its device, like an MR. One thread at a time
+ * per QP.
+ */
+struct gpud_rdma_qp;
+
+/* One side of a connection, as the peer needs it. */
+struct gpud_rdma_ep {
+	uint32_t qpn;
+	uint32_t psn;		/* the first packet sequence number this side sends */
+	uint32_t lid;		/* InfiniBand port LID (0 on RoCE) */
+	uint32_t mtu;		/* the port's active MTU, an enum ibv_mtu value (1..5) */
+	uint32_t grh;		/* 1: this side routes with a GRH (RoCE, or a chosen GID) */
+	uint8_t gid[16];
+};
+
+struct gpud_rdma_qp_opts {
+	unsigned int depth;	/* send and receive queue depth; 0: 16. CQ: 2 * depth + 1 */
+	/*
+	 * GID index to send from; -1: chosen: on RoCE the IPv4-mapped GID of
+	 * @sock's local address if it has one, else any IPv4 GID, RoCE v2
+	 * before v1, waiting up to 5 s for the table to fill (rxe fills it
+	 * after the address appears); on InfiniBand GID 0 and LID routing.
+	 */
+	int gid_index;
+	int sock;		/* a connected socket to match the GID to; -1: none */
+	uint32_t psn;		/* our first PSN (24 bits) */
+	/*
+	 * Local ACK timeout exponent: 4.096 us * 2^timeout per try, 7 tries.
+	 * 0: 17 (0.54 s: soft-RoCE in an emulated VM can take longer than the
+	 * usual 67 ms to acknowledge a window, and an early retry resends all
+	 * of it).
+	 */
+	unsigned int timeout;
+	bool channel;		/* create a completion channel for gpud_rdma_qp_wait() */
+};
+
+/*
+ * An RC QP in INIT on port 1 of @dev accepting remote writes (and local
+ * writes), its CQ and (with @o->channel) a non-blocking completion channel.
+ * Errors: -ENOSYS built without rdma-core's headers or libibverbs lacks a QP
+ * call; -ENETDOWN port 1 not active (the message says how to bring it up);
+ * -EADDRNOTAVAIL no usable GID; -EINVAL a GID index that does not exist;
+ * others from the provider. Returns 0 and *out only on success.
+ */
+GPUD_API int gpud_rdma_qp_create(struct gpud_rdma_dev *dev, const struct gpud_rdma_qp_opts *o,
+				 struct gpud_rdma_qp **out);
+/*
+ * Port 1 of @dev can carry a QP: active, and (RoCE) an IPv4 GID present.
+ * 0, or the -errno gpud_rdma_qp_create() would fail with, with its message.
+ */
+GPUD_API int gpud_rdma_port_check(struct gpud_rdma_dev *dev);
+/* What the peer needs to connect to @qp. */
+GPUD_API void gpud_rdma_qp_local(const struct gpud_rdma_qp *qp, struct gpud_rdma_ep *out);
+/*
+ * INIT -> RTR -> RTS towards @peer; the path MTU is the smaller of the two
+ * ports' active MTUs. -EINVAL (the message names the transition) or the
+ * provider's -errno.
+ */
+GPUD_API int gpud_rdma_qp_connect(struct gpud_rdma_qp *qp, const struct gpud_rdma_ep *peer);
+/* The struct ibv_qp * and struct ibv_cq * (owned by @qp). */
+GPUD_API void *gpud_rdma_qp_ibv(const struct gpud_rdma_qp *qp);
+GPUD_API void *gpud_rdma_qp_cq(const struct gpud_rdma_qp *qp);
+/* The GID index it sends from; the path MTU in bytes once connected (else 0). */
+GPUD_API int gpud_rdma_qp_gid_index(const struct gpud_rdma_qp *qp);
+GPUD_API unsigned int gpud_rdma_qp_path_mtu(const struct gpud_rdma_qp *qp);
+/*
+ * Sleeps until the CQ has an event or @fd (-1: none) is readable, at most
+ * @ms. The caller armed the CQ (ibv_req_notify_cq) and polled it empty
+ * after arming, so no completion slips between the two. Returns 1 when it
+ * consumed (and acknowledged) a CQ event, 0 otherwise (timeout, @fd ready,
+ * a signal), -EINVAL without a channel, -errno on failure.
+ */
+GPUD_API int gpud_rdma_qp_wait(struct gpud_rdma_qp *qp, int fd, int ms);
+/* ibv_wc_status_str() of the loaded libibverbs, for a work completion's status. */
+GPUD_API const char *gpud_rdma_wc_status_str(const struct gpud_rdma_qp *qp, int status);
+/* QP, then CQ, then channel; drops the device reference. NULL ok. */
+GPUD_API void gpud_rdma_qp_free(struct gpud_rdma_qp *qp);
 
 #ifdef __cplusplus
 }

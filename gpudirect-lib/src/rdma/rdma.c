@@ -11,8 +11,9 @@
  * library the tests build can stand in for it. What we use is stable ABI:
  * exported functions (the default symbol versions, IBVERBS_1.1 and later)
  * and the public head of struct ibv_mr, which rdma-core never reorders.
- * Everything that is a static inline in verbs.h (posting, polling, QPs) is
- * the caller's business, with the real header.
+ * Everything that is a static inline in verbs.h (posting, polling) is the
+ * caller's business, with the real header; queue pairs are in qp.c, which
+ * is built with it.
  */
 #include "dl.h"
 #include "rdma_internal.h"
@@ -26,10 +27,7 @@
 #include <string.h>
 #include <unistd.h>
 
-/* ---- the slice of <infiniband/verbs.h> we use ---- */
-struct ibv_device;
-struct ibv_context;
-struct ibv_pd;
+/* ---- the slice of <infiniband/verbs.h> we use (the rest: qp.c) ---- */
 
 struct ibv_mr {		/* public head, unchanged since libibverbs 1.0 */
 	struct ibv_context *context;
@@ -41,23 +39,9 @@ struct ibv_mr {		/* public head, unchanged since libibverbs 1.0 */
 	uint32_t rkey;
 };
 
-struct verbs_api {
-	void *lib;
-	struct ibv_device **(*get_device_list)(int *);
-	void (*free_device_list)(struct ibv_device **);
-	const char *(*get_device_name)(struct ibv_device *);
-	struct ibv_context *(*open_device)(struct ibv_device *);
-	int (*close_device)(struct ibv_context *);
-	struct ibv_pd *(*alloc_pd)(struct ibv_context *);
-	int (*dealloc_pd)(struct ibv_pd *);
-	struct ibv_mr *(*reg_mr_iova)(struct ibv_pd *, void *, size_t, uint64_t, int);
-	int (*dereg_mr)(struct ibv_mr *);
-	/* libibverbs 34+ (rdma-core 34); NULL before: no dma-buf MRs. */
-	struct ibv_mr *(*reg_dmabuf_mr)(struct ibv_pd *, uint64_t, size_t, uint64_t, int, int);
-};
 
 static const struct gpud_dl_sym verbs_syms[] = {
-#define SYM(n, f, opt) { n, offsetof(struct verbs_api, f), opt, " (rdma-core too old?)" }
+#define SYM(n, f, opt) { n, offsetof(struct gpud_verbs_api, f), opt, " (rdma-core too old?)" }
 	SYM("ibv_get_device_list", get_device_list, false),
 	SYM("ibv_free_device_list", free_device_list, false),
 	SYM("ibv_get_device_name", get_device_name, false),
@@ -68,13 +52,31 @@ static const struct gpud_dl_sym verbs_syms[] = {
 	SYM("ibv_reg_mr_iova", reg_mr_iova, false),
 	SYM("ibv_dereg_mr", dereg_mr, false),
 	SYM("ibv_reg_dmabuf_mr", reg_dmabuf_mr, true),
+	/*
+	 * Queue pairs (qp.c). Optional here so that a verbs stand-in with
+	 * registration only (the unit tests' fake) still loads; qp.c says
+	 * which one is missing.
+	 */
+	SYM("ibv_create_comp_channel", create_comp_channel, true),
+	SYM("ibv_destroy_comp_channel", destroy_comp_channel, true),
+	SYM("ibv_create_cq", create_cq, true),
+	SYM("ibv_destroy_cq", destroy_cq, true),
+	SYM("ibv_create_qp", create_qp, true),
+	SYM("ibv_destroy_qp", destroy_qp, true),
+	SYM("ibv_modify_qp", modify_qp, true),
+	SYM("ibv_query_port", query_port, true),
+	SYM("ibv_query_gid", query_gid, true),
+	SYM("ibv_get_cq_event", get_cq_event, true),
+	SYM("ibv_ack_cq_events", ack_cq_events, true),
+	SYM("ibv_wc_status_str", wc_status_str, true),
+	SYM("_ibv_query_gid_ex", query_gid_ex, true),
 #undef SYM
 };
 
 static struct gpud_dl_lib verbs_lib =
 	GPUD_DL_LIB("rdma", "GPUD_LIBIBVERBS", "libibverbs.so.1",
 		    "install rdma-core's libibverbs1 and ibverbs-providers,",
-		    verbs_syms, struct verbs_api, NULL);
+		    verbs_syms, struct gpud_verbs_api, NULL);
 static const char *sysfs_dir = "/sys/class/infiniband";
 
 void gpud_rdma_set_sysfs_dir(const char *dir)
@@ -83,10 +85,10 @@ void gpud_rdma_set_sysfs_dir(const char *dir)
 }
 
 struct gpud_rdma_dev {
-	const struct verbs_api *api;
+	const struct gpud_verbs_api *api;
 	struct ibv_context *ctx;
 	struct ibv_pd *pd;
-	int refs;		/* the caller's + one per MR; atomic */
+	int refs;		/* the caller's + one per MR and QP; atomic */
 	char name[64];
 	char provider[32];
 	char netdev[32];
@@ -101,7 +103,7 @@ struct gpud_rdma_mr {
 	enum gpud_rdma_mr_how how;
 };
 
-static int verbs_load(const struct verbs_api **out)
+static int verbs_load(const struct gpud_verbs_api **out)
 {
 	char why[GPUD_ERRMSG_MAX];
 	int ret = gpud_dl_load(&verbs_lib, (const void **)out, why, sizeof(why));
@@ -163,8 +165,8 @@ static int list_failed(void)
 }
 
 /* Finds @want (NULL: the first) in the device list, listing the names seen. */
-static int rdma_find(const struct verbs_api *api, const char *want, struct ibv_device ***list_out,
-		     struct ibv_device **dev_out)
+static int rdma_find(const struct gpud_verbs_api *api, const char *want,
+		     struct ibv_device ***list_out, struct ibv_device **dev_out)
 {
 	char names[256] = "";
 	struct ibv_device **list;
@@ -194,7 +196,7 @@ static int rdma_find(const struct verbs_api *api, const char *want, struct ibv_d
 			want, names);
 }
 
-static int rdma_dev_open_one(const struct verbs_api *api, struct ibv_device *ibdev,
+static int rdma_dev_open_one(const struct gpud_verbs_api *api, struct ibv_device *ibdev,
 			     struct gpud_rdma_dev **out)
 {
 	struct gpud_rdma_dev *dev;
@@ -236,7 +238,7 @@ err_free:
 
 int gpud_rdma_dev_open(const char *ibdev, struct gpud_rdma_dev **out)
 {
-	const struct verbs_api *api;
+	const struct gpud_verbs_api *api;
 	struct ibv_device **list;
 	struct ibv_device *d;
 	int ret;
@@ -274,6 +276,21 @@ void gpud_rdma_dev_free(struct gpud_rdma_dev *dev)
 {
 	if (dev)
 		rdma_dev_put(dev);
+}
+
+void gpud_rdma_dev_ref(struct gpud_rdma_dev *dev)
+{
+	__atomic_add_fetch(&dev->refs, 1, __ATOMIC_ACQ_REL);
+}
+
+void gpud_rdma_dev_unref(struct gpud_rdma_dev *dev)
+{
+	rdma_dev_put(dev);
+}
+
+const struct gpud_verbs_api *gpud_rdma_dev_api(const struct gpud_rdma_dev *dev)
+{
+	return dev->api;
 }
 
 const char *gpud_rdma_dev_name(const struct gpud_rdma_dev *dev)
@@ -406,7 +423,7 @@ int gpud_rdma_reg(struct gpud_rdma_dev *dev, struct gpud_mem *mem, size_t off, s
 		close(m->dmabuf_fd);
 		m->dmabuf_fd = -1;
 	}
-	__atomic_add_fetch(&dev->refs, 1, __ATOMIC_ACQ_REL);
+	gpud_rdma_dev_ref(dev);
 	m->dev = dev;
 	*out = m;
 	return 0;
@@ -467,7 +484,7 @@ void *gpud_rdma_mr_ibv(const struct gpud_rdma_mr *m)
 
 /* ---- listing ---- */
 
-static void rdma_describe(const struct verbs_api *api, struct ibv_device *d,
+static void rdma_describe(const struct gpud_verbs_api *api, struct ibv_device *d,
 			  struct gpud_rdma_dev_info *di)
 {
 	struct gpud_rdma_dev *dev;
@@ -512,7 +529,7 @@ out_put:
 
 int gpud_rdma_devs_get(struct gpud_rdma_dev_info *out, size_t max)
 {
-	const struct verbs_api *api;
+	const struct gpud_verbs_api *api;
 	struct ibv_device **list;
 	int n = 0, ret;
 
