@@ -12,6 +12,8 @@
  *  5. The sender is killed mid-stream: the data before is intact, the end
  *     is reported as EOF (or a reset), stickily, and nothing leaks (ASan).
  *  6. Not a TCP socket -> a clear error.
+ *  7. No wasted reads: with everything already queued, one call is one
+ *     recv() (a short read means the queue is empty; no EAGAIN probe).
  */
 #define _GNU_SOURCE
 #include "gpud_test.h"
@@ -21,7 +23,9 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -276,6 +280,53 @@ static void test_peer_killed(int lfd)
 	close(cfd);
 }
 
+/* Waits until @want bytes are queued on @fd (at most 10 s). */
+static void wait_queued(int fd, int want)
+{
+	double t0 = t_now();
+	int q = 0;
+
+	while (t_now() - t0 < 10) {
+		if (!ioctl(fd, FIONREAD, &q) && q >= want)
+			return;
+		usleep(2000);
+	}
+	T_FAIL("only %d of %d bytes arrived in 10 s", q, want);
+}
+
+static void test_no_wasted_reads(int lfd)
+{
+	struct gpud_rx_opts o = { .sz = sizeof(o), .mode = GPUD_RX_COPY };
+	const int len = 40 << 10;	/* less than one read's room */
+	struct gpud_frag f[MAXF];
+	struct gpud_rx_stats st;
+	struct gpud_rx *rx = NULL;
+	uint64_t off = 0;
+	pid_t pid;
+	int cfd;
+
+	o.copy_mem = host_mem(16 << 20);
+	o.copy_chunk = 256 << 10;
+	cfd = connect_pair(lfd, (uint64_t)len, &pid);
+	T_ASSERT_EQ(0, wait_child(pid));
+	wait_queued(cfd, len);
+	T_ASSERT_OK(gpud_rx_open(cfd, &o, &rx));
+	T_ASSERT_EQ(1, gpud_rx_recv(rx, f, MAXF, 0));
+	T_ASSERT_EQ((uint32_t)len, f[0].len);
+	check_frags(rx, f, 1, &off);
+	gpud_rx_get_stats(rx, &st);
+	if (st.recv_calls != 1)
+		T_FAIL("%llu recv() calls for one batch that one read took whole",
+		       (unsigned long long)st.recv_calls);
+	T_ASSERT_OK(gpud_rx_release(rx, f, 1));
+	T_ASSERT_EQ(0, gpud_rx_recv(rx, f, MAXF, 0));	/* then EOF, in a call of its own */
+	gpud_rx_get_stats(rx, &st);
+	T_ASSERT_EQ(2, st.recv_calls);
+	gpud_rx_free(rx);
+	gpud_mem_free(o.copy_mem);
+	close(cfd);
+}
+
 static void test_not_tcp(void)
 {
 	struct gpud_rx *rx = NULL;
@@ -303,6 +354,7 @@ int main(void)
 	test_devmem_without_binding(lfd);
 	test_ring_full_and_misuse(lfd);
 	test_peer_killed(lfd);
+	test_no_wasted_reads(lfd);
 	test_big(lfd);
 	close(lfd);
 	t_netpair_teardown(&np);

@@ -54,7 +54,8 @@ out:
 
 /*
  * Blocks (per @flags) for the first fragment only, then takes what is
- * already queued, so one call returns a batch like the devmem engine does.
+ * already queued while reads fill their room, so one call returns a batch
+ * like the devmem engine does.
  */
 static int copy_recv(struct gpud_rx *rx, struct gpud_frag *frags, size_t max, int flags)
 {
@@ -75,6 +76,14 @@ static int copy_recv(struct gpud_rx *rx, struct gpud_frag *frags, size_t max, in
 		ret = recv_one(rx, &frags[n], room, n ? flags | MSG_DONTWAIT : flags, &failed);
 		if (ret > 0) {
 			n++;
+			/*
+			 * A short read emptied the socket's queue (TCP copies
+			 * until the buffer or the queue ends): asking again would
+			 * only return EAGAIN, one wasted system call per batch
+			 * that plain recv() does not make.
+			 */
+			if ((uint64_t)ret < room)
+				break;
 			continue;
 		}
 		if (failed)	/* sticky: the fragments already out stay valid */
