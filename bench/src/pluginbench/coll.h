@@ -57,6 +57,12 @@ struct pb_link_ops {
 	int (*irecv)(struct pb_link *l, unsigned int ch, unsigned int slot, size_t len, void **req);
 	/* *done = 1 once complete; for a receive *got = its bytes */
 	int (*test)(struct pb_link *l, unsigned int ch, void *req, int *done, size_t *got);
+	/*
+	 * Optional: nothing moved in a whole pass, so sleep until something can
+	 * (raw TCP: poll() on the sockets with work). NULL: sched_yield(), as
+	 * NCCL's proxy thread does while the plugin's own threads move the data.
+	 */
+	int (*wait)(struct pb_link *l);
 	void (*close)(struct pb_link *l);
 };
 

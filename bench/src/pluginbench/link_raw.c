@@ -12,6 +12,7 @@
 #include "rawsock.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -117,6 +118,36 @@ static int lraw_test(struct pb_link *l, unsigned int ch, void *req, int *done, s
 	return 0;
 }
 
+/*
+ * Sleeps until a socket with bytes to move can move them (10 ms at most).
+ * Progress first: a connection whose share of a request is empty, or whose
+ * bytes went since the last test, must not be waited on.
+ */
+static int lraw_wait(struct pb_link *l)
+{
+	struct pb_lraw *w = l->priv;
+	struct pollfd pfd[PB_MAX_CHANNELS * 2 * PB_MAX_CONNS];
+	nfds_t np = 0;
+	int err;
+
+	for (unsigned int ch = 0; ch < l->nch; ch++) {
+		for (int t = 0; t < 2; t++) {
+			struct rdir *d = &w->d[ch][t];
+
+			err = progress(d);
+			if (err)
+				return err;
+			for (unsigned int i = 0; i < d->n; i++)
+				if (d->cur[i] < d->tail)
+					pfd[np++] = (struct pollfd){ .fd = d->s[i].fd,
+								     .events = t ? POLLOUT : POLLIN };
+		}
+	}
+	if (np && poll(pfd, np, 10) < 0 && errno != EINTR)
+		return -errno;
+	return 0;
+}
+
 /* All channels' connections of one direction as one array of fds. */
 static int connect_accept(struct pb_link *l, struct pb_lraw *w, const struct raw_addr *next)
 {
@@ -207,5 +238,6 @@ const struct pb_link_ops pb_link_raw_ops = {
 	.isend = lraw_isend,
 	.irecv = lraw_irecv,
 	.test = lraw_test,
+	.wait = lraw_wait,
 	.close = lraw_close,
 };

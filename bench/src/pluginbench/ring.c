@@ -379,9 +379,12 @@ int pb_ring_run(struct pb_link *l, const struct pb_plan *p, const struct pb_coll
 			if (err)
 				return err;
 		}
-		/* nothing to do: leave the core to the transport's threads, as NCCL's proxy does */
-		if (busy && !moved)
-			sched_yield();
+		/* nothing to do: leave the core to the transport */
+		if (busy && !moved) {
+			err = l->ops->wait ? l->ops->wait(l) : (sched_yield(), 0);
+			if (err)
+				return err;
+		}
 		if (pb_interrupted)
 			return -EINTR;
 		if (!(++spin & 1023) && pb_now() > end) {
