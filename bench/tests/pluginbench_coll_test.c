@@ -8,7 +8,8 @@
  *       fails the run on one wrong float), both transports ran every size,
  *       busbw is algbw times nccl-tests' factor, the ratio is plugin/raw,
  *       the namespaces are gone afterwards; --ranks without --op is a usage
- *       error naming --op.
+ *       error naming --op; a plugin that cannot load fails the run with its
+ *       path while the raw TCP ring still runs every size.
  *   pluginbench_coll_test TOOL vm      inside the patched-kernel VM: 2 ranks
  *       over the netdevsim pair, allreduce with NCCL_DEVMEM_MODE=devmem, so
  *       each rank receives into its own bound queue; the plugin must say
@@ -149,6 +150,31 @@ static void check_usage(void)
 	tool_run_free(&r);
 }
 
+/* A plugin that cannot load: reported with its path, raw TCP still runs, exit 1. */
+static void check_bad_plugin(void)
+{
+	char *argv[] = { (char *)tool, "-j", "--op", "allreduce", "--ranks", "3", "-b", "16",
+			 "-e", "4K", "-f", "4", "-t", "0.2", "--rounds", "1", "--plugin",
+			 "/nonexistent/libnccl-net-devmem.so", NULL };
+	struct tool_run r;
+	const char *doc;
+
+	tool_run(&r, argv, 0, 0, false);
+	doc = r.out;
+	t_log("bad plugin output: %s", doc);
+	T_ASSERT_EQ(1, tool_exit_code(&r));
+	T_ASSERT(jg_valid(doc));
+	T_ASSERT(!jg_bool(doc, "ok"));
+	T_ASSERT(!jg_bool(doc, "transports.0.ok"));
+	T_ASSERT(jg_bool(doc, "transports.1.ok"));
+	T_ASSERT(strstr(jg_str(doc, "error"), "/nonexistent/"));
+	T_ASSERT(jg_is_null(doc, "sizes.0.plugin"));
+	T_ASSERT(jg_is_null(doc, "sizes.0.ratio_busbw"));
+	T_ASSERT(jg_bool(doc, "sizes.4.raw.ok"));
+	T_ASSERT(ring_gone(r.pid, 3));
+	tool_run_free(&r);
+}
+
 int main(int argc, char **argv)
 {
 	static const char *const ops[] = { "allreduce", "allgather", "reducescatter", "sendrecv" };
@@ -169,6 +195,7 @@ int main(int argc, char **argv)
 		return T_EXIT_PASS;
 	}
 	check_usage();
+	check_bad_plugin();
 	for (int i = 0; i < 4; i++)
 		check_op(ops[i], 3, 1u << 20, NULL);
 	t_log("PASS");

@@ -39,6 +39,7 @@ struct pb_crank {
 	struct pb_grp g;
 	const struct pb_place *pl;
 	struct pb_link link[PB_NLINKS];
+	bool up[PB_NLINKS];		/* connected: a transport that failed to is left out */
 	float *in, *out;
 	size_t buf_bytes, fifo_bytes;
 	uint8_t *fifo;			/* all channels' send and receive slots */
@@ -158,6 +159,7 @@ static int one_round(struct pb_crank *k, int x, const struct pb_plan *p, struct 
 	if (me.err)
 		return me.err;
 	pt->s[x].ok = true;
+	pt->s[x].ran = true;
 	pt->s[x].round_us[round] = 0;
 	for (int r = 0; r < k->g.nranks; r++) {
 		if (all[r].err)
@@ -188,6 +190,8 @@ static void medians(const struct pb_opts *o, int nranks, struct pb_cpoint *pt)
 		double v[PB_MAX_ROUNDS];
 		unsigned int n = o->rounds;
 
+		if (!s->ran)
+			continue;
 		memcpy(v, s->round_us, n * sizeof(double));
 		qsort(v, n, sizeof(double), cmp_dbl);
 		s->time_us = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
@@ -219,9 +223,14 @@ static int one_point(struct pb_crank *k, uint64_t size, double budget, struct pb
 	if (err)
 		goto out_plan;
 	pb_coll_fill(&c);
-	for (unsigned int r = 0; r < o->rounds && !err; r++)
-		for (int j = 0; j < PB_NLINKS && !err; j++)
-			err = one_round(k, r % 2 ? PB_NLINKS - 1 - j : j, p, &c, pt, budget, (int)r);
+	for (unsigned int r = 0; r < o->rounds && !err; r++) {
+		for (int j = 0; j < PB_NLINKS && !err; j++) {
+			int x = r % 2 ? PB_NLINKS - 1 - j : j;
+
+			if (k->up[x])
+				err = one_round(k, x, p, &c, pt, budget, (int)r);
+		}
+	}
 	pt->ran = !err;
 	pt->checked = o->check;
 	if (!err)
@@ -247,6 +256,8 @@ static int first_exchange(struct pb_crank *k, uint64_t size, struct pb_cresult *
 	for (int x = 0; x < PB_NLINKS && !err; x++) {
 		double t0;
 
+		if (!k->up[x])
+			continue;
 		err = pb_grp_barrier(&k->g);
 		t0 = pb_now();
 		if (!err)
@@ -273,7 +284,7 @@ static int run_rank(struct pb_crank *k, struct pb_cresult *res)
 {
 	const struct pb_opts *o = k->o;
 	uint64_t sizes[PB_MAX_SIZES];
-	int nsizes = pb_sizes(o, sizes, PB_MAX_SIZES), err, x;
+	int nsizes = pb_sizes(o, sizes, PB_MAX_SIZES), err, x, failed = 0;
 	double budget = o->budget_s / (nsizes * PB_NLINKS * o->rounds);
 
 	err = pb_grp_agree(&k->g, rank_alloc(k));
@@ -281,11 +292,18 @@ static int run_rank(struct pb_crank *k, struct pb_cresult *res)
 		keep_err(k, res, err, "buffers");
 		goto out_free;
 	}
-	for (x = 0; x < PB_NLINKS && !err; x++) {
+	/* a transport that cannot connect is reported; the other still runs */
+	for (x = 0; x < PB_NLINKS && err != -EPIPE; x++) {
 		err = pb_grp_agree(&k->g, k->link[x].ops->open(&k->link[x]));
-		if (err)
+		k->up[x] = !err;
+		if (err) {
 			keep_err(k, res, err, "connecting");
+			k->link[x].ops->close(&k->link[x]);
+			failed = err;
+		}
 	}
+	if (err != -EPIPE)
+		err = k->up[PB_L_PLUGIN] || k->up[PB_L_RAW] ? 0 : failed;
 	if (!err) {
 		err = first_exchange(k, sizes[0], res);
 		if (err)
@@ -303,18 +321,19 @@ static int run_rank(struct pb_crank *k, struct pb_cresult *res)
 		snprintf(res->name[x], sizeof(res->name[x]), "%s", k->link[x].name);
 		snprintf(res->desc[x], sizeof(res->desc[x]), "%s", k->link[x].desc);
 		res->conns[x] = k->link[x].conns;
+		res->up[x] = k->up[x];
 	}
 	snprintf(res->mode, sizeof(res->mode), "%s", k->link[PB_L_PLUGIN].mode);
 	/* closing in step: a rank still in a collective must not see its peer vanish */
 	pb_grp_barrier(&k->g);
 	for (x = 0; x < PB_NLINKS; x++)
-		if (k->link[x].ops)
+		if (k->up[x])
 			k->link[x].ops->close(&k->link[x]);
 out_free:
 	rank_free(k);
 	if (pb_interrupted)
 		return 128 + pb_interrupted;
-	return err ? PB_EXIT_FAIL : PB_EXIT_OK;
+	return err || failed ? PB_EXIT_FAIL : PB_EXIT_OK;
 }
 
 /* ---- the network and the processes -------------------------------------------- */

@@ -123,6 +123,7 @@ struct pb_cseries {
 	double time_us;			/* median of the rounds */
 	double algbw, busbw;		/* GB/s, from the median */
 	uint32_t iters;
+	bool ran;			/* this transport ran this size */
 	bool ok;			/* every rank's every output element right */
 };
 
@@ -141,6 +142,7 @@ struct pb_cresult {
 	struct pb_cpoint pt[PB_MAX_SIZES];
 	char name[PB_NLINKS][16], desc[PB_NLINKS][256], mode[256];
 	unsigned int conns[PB_NLINKS];
+	bool up[PB_NLINKS];		/* connected on every rank */
 	double first_us[PB_NLINKS];	/* untimed first collective: lazy set-up */
 	double loadavg[3], loadavg_end[3];
 	double wall_s;

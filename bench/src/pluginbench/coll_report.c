@@ -16,7 +16,7 @@ static bool all_ok(const struct pb_cresult *res)
 
 static double ratio(const struct pb_cpoint *pt)
 {
-	return pt->ran && pt->s[PB_L_RAW].busbw > 0 ?
+	return pt->s[PB_L_PLUGIN].ran && pt->s[PB_L_RAW].ran && pt->s[PB_L_RAW].busbw > 0 ?
 		pt->s[PB_L_PLUGIN].busbw / pt->s[PB_L_RAW].busbw : NAN;
 }
 
@@ -62,12 +62,16 @@ void pb_coll_report_table(FILE *f, const struct pb_cresult *res)
 		}
 		fprintf(f, " %11llu %11llu |", (unsigned long long)pt->bytes,
 			(unsigned long long)pt->count);
-		for (int x = 0; x < PB_NLINKS; x++)
-			fprintf(f, " %10.1f %8.3f %8.3f |", pt->s[x].time_us, pt->s[x].algbw,
-				pt->s[x].busbw);
+		for (int x = 0; x < PB_NLINKS; x++) {
+			if (pt->s[x].ran)
+				fprintf(f, " %10.1f %8.3f %8.3f |", pt->s[x].time_us,
+					pt->s[x].algbw, pt->s[x].busbw);
+			else
+				fprintf(f, " %10s %8s %8s |", "-", "-", "-");
+		}
 		fprintf(f, " %6.2f |", ratio(pt));
 		for (int x = 0; x < PB_NLINKS; x++) {
-			for (unsigned int r = 0; r < o->rounds; r++)
+			for (unsigned int r = 0; pt->s[x].ran && r < o->rounds; r++)
 				fprintf(f, " %.0f", pt->s[x].round_us[r]);
 			fprintf(f, "%s", x == 0 ? " /" : "");
 		}
@@ -87,7 +91,7 @@ void pb_coll_report_table(FILE *f, const struct pb_cresult *res)
 static void json_series(struct bench_json *j, const char *key, const struct pb_cpoint *pt,
 			const struct pb_cseries *s, unsigned int rounds)
 {
-	if (!pt->ran) {
+	if (!pt->ran || !s->ran) {
 		bench_json_null(j, key);
 		return;
 	}
@@ -152,6 +156,7 @@ void pb_coll_report_json(FILE *f, const struct pb_cresult *res)
 		bench_json_obj_begin(&j, NULL);
 		bench_json_str(&j, "name", res->name[x]);
 		bench_json_u64(&j, "conns", res->conns[x]);
+		bench_json_bool(&j, "ok", res->up[x]);
 		bench_json_str(&j, "desc", res->desc[x]);
 		bench_json_dbl(&j, "first_us", res->first_us[x]);
 		bench_json_obj_end(&j);
