@@ -45,6 +45,9 @@ int bench_netns_enter(int nsfd);
 /* `ip netns add @ns`, its fd in *nsfd, loopback up; 0 or -errno after printing why. */
 int bench_ns_add(const char *tool, const char *ns, int *nsfd);
 
+/* Closes @n namespace fds (-1 skipped, set to -1) and goes back to *orig_nsfd, closing it. */
+void bench_ns_close(int *nsfd, int n, int *orig_nsfd);
+
 /* One end of a link, for bench_wait_running(). */
 struct bench_if {
 	int nsfd;

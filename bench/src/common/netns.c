@@ -221,17 +221,22 @@ int bench_netns_setup(struct bench_netns *n, const char *tool, enum bench_link l
 	return wait_running(n, BENCH_LINK_WAIT_S);
 }
 
+void bench_ns_close(int *nsfd, int n, int *orig_nsfd)
+{
+	for (int s = 0; s < n; s++) {
+		if (nsfd[s] >= 0)
+			close(nsfd[s]);
+		nsfd[s] = -1;
+	}
+	if (*orig_nsfd >= 0) {
+		netns_enter(*orig_nsfd);
+		close(*orig_nsfd);
+		*orig_nsfd = -1;
+	}
+}
+
 void bench_netns_teardown(struct bench_netns *n)
 {
-	for (int s = 0; s < 2; s++) {
-		if (n->nsfd[s] >= 0)
-			close(n->nsfd[s]);
-		n->nsfd[s] = -1;
-	}
-	if (n->orig_nsfd >= 0) {
-		netns_enter(n->orig_nsfd);
-		close(n->orig_nsfd);
-		n->orig_nsfd = -1;
-	}
+	bench_ns_close(n->nsfd, 2, &n->orig_nsfd);
 	netns_guard_stop(&n->guard);
 }

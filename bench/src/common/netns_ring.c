@@ -37,8 +37,8 @@ static int add_link(struct bench_ring *r, int k)
 		      BENCH_RING_RX_IF " netns %s", r->ns[k], r->ns[j]))
 		return -EIO;
 	/* RFC 2544 benchmarking range only */
-	snprintf(r->tx_addr[k], sizeof(r->tx_addr[k]), "198.18.%d.1", 110 + k);
-	snprintf(r->rx_addr[j], sizeof(r->rx_addr[j]), "198.18.%d.2", 110 + k);
+	snprintf(r->tx_addr[k], sizeof(r->tx_addr[k]), "198.18.%u.1", (unsigned char)(110 + k));
+	snprintf(r->rx_addr[j], sizeof(r->rx_addr[j]), "198.18.%u.2", (unsigned char)(110 + k));
 	if (netns_run("ip -n %s addr add %s/24 dev " BENCH_RING_TX_IF " && ip -n %s link set "
 		      BENCH_RING_TX_IF " up", r->ns[k], r->tx_addr[k], r->ns[k]) ||
 	    netns_run("ip -n %s addr add %s/24 dev " BENCH_RING_RX_IF " && ip -n %s link set "
@@ -117,16 +117,7 @@ int bench_ring_setup(struct bench_ring *r, const char *tool, int n)
 
 void bench_ring_teardown(struct bench_ring *r)
 {
-	for (int k = 0; k < BENCH_RING_MAX; k++) {
-		if (r->nsfd[k] >= 0)
-			close(r->nsfd[k]);
-		r->nsfd[k] = -1;
-	}
-	if (r->orig_nsfd >= 0) {
-		netns_enter(r->orig_nsfd);
-		close(r->orig_nsfd);
-		r->orig_nsfd = -1;
-	}
+	bench_ns_close(r->nsfd, BENCH_RING_MAX, &r->orig_nsfd);
 	for (int k = BENCH_RING_MAX - 1; k >= 0; k--)
 		netns_guard_stop(&r->guard[k]);
 }

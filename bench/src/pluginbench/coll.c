@@ -272,10 +272,10 @@ static void keep_err(struct pb_crank *k, struct pb_cresult *res, int err, const 
 {
 	for (int x = 0; x < PB_NLINKS && !res->err[0]; x++)
 		if (k->link[x].err[0])
-			snprintf(res->err, sizeof(res->err), "rank %d %s: %s", k->g.rank,
+			snprintf(res->err, sizeof(res->err), "rank %d %s: %.200s", k->g.rank,
 				 k->link[x].name, k->link[x].err);
 	if (!res->err[0])
-		snprintf(res->err, sizeof(res->err), "rank %d: %s: %s", k->g.rank, what,
+		snprintf(res->err, sizeof(res->err), "rank %d: %.160s: %s", k->g.rank, what,
 			 err == -EBADMSG ? "an output element is wrong" : strerror(-err));
 	fprintf(stderr, PB_TOOL "[rank %d]: %s\n", k->g.rank, res->err);
 }
