@@ -21,8 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Link up to IFF_RUNNING: veth is ms; netdevsim under TCG on a loaded host, more. */
-#define BENCH_LINK_WAIT_S	10.0
 
 bool bench_in_vm(void)
 {
@@ -110,18 +108,21 @@ static double mono_now(void)
  * A plugin that probes its interfaces at init (a libfabric provider, say)
  * skips one that is not running yet, so the ranks start only once both are.
  */
-static int wait_running(struct bench_netns *n, double timeout_s)
+int bench_wait_running(const char *tool, int orig_nsfd, const struct bench_if *ifs, int n,
+		       double timeout_s)
 {
 	double end = mono_now() + timeout_s;
 	short flags = 0;
 	int err;
 
-	for (int s = 0; s < 2; s++) {
+	for (int s = 0; s < n; s++) {
+		const struct bench_if *f = &ifs[s];
+
 		for (;;) {
-			err = link_flags(n->nsfd[s], n->orig_nsfd, n->ifname[s], &flags);
+			err = link_flags(f->nsfd, orig_nsfd, f->ifname, &flags);
 			if (err) {
 				fprintf(stderr, "%s: cannot read the flags of %s in namespace %s: %s\n",
-					n->tool, n->ifname[s], n->ns[s], strerror(-err));
+					tool, f->ifname, f->ns, strerror(-err));
 				return err;
 			}
 			if (flags & IFF_RUNNING)
@@ -130,15 +131,25 @@ static int wait_running(struct bench_netns *n, double timeout_s)
 				fprintf(stderr, "%s: link %s in namespace %s is not running (no "
 					"IFF_RUNNING) %.0f s after it was set up; it is %s: no "
 					"carrier from its peer %s in %s?\n",
-					n->tool, n->ifname[s], n->ns[s], timeout_s,
-					flags & IFF_UP ? "UP" : "not even UP", n->ifname[!s],
-					n->ns[!s]);
+					tool, f->ifname, f->ns, timeout_s,
+					flags & IFF_UP ? "UP" : "not even UP", f->peer_if, f->peer_ns);
 				return -ETIMEDOUT;
 			}
 			usleep(10000);
 		}
 	}
 	return 0;
+}
+
+static int wait_running(struct bench_netns *n, double timeout_s)
+{
+	struct bench_if ifs[2];
+
+	for (int s = 0; s < 2; s++)
+		ifs[s] = (struct bench_if){ .nsfd = n->nsfd[s], .ns = n->ns[s],
+					    .ifname = n->ifname[s], .peer_ns = n->ns[!s],
+					    .peer_if = n->ifname[!s] };
+	return bench_wait_running(n->tool, n->orig_nsfd, ifs, 2, timeout_s);
 }
 
 static int start_guard(struct bench_netns *n)
@@ -152,9 +163,24 @@ static int start_guard(struct bench_netns *n)
 	return netns_guard_start(&n->guard, &gc);
 }
 
-int bench_netns_setup(struct bench_netns *n, const char *tool, enum bench_link link)
+int bench_ns_add(const char *tool, const char *ns, int *nsfd)
 {
 	char path[96];
+
+	if (netns_run("ip netns add %s", ns)) {
+		fprintf(stderr, "%s: ip netns add %s failed\n", tool, ns);
+		return -EIO;
+	}
+	snprintf(path, sizeof(path), "/var/run/netns/%s", ns);
+	*nsfd = open(path, O_RDONLY | O_CLOEXEC);
+	if (*nsfd < 0)
+		return -errno;
+	netns_run("ip -n %s link set lo up", ns);
+	return 0;
+}
+
+int bench_netns_setup(struct bench_netns *n, const char *tool, enum bench_link link)
+{
 	pid_t me = getpid();
 	int err;
 
@@ -175,15 +201,9 @@ int bench_netns_setup(struct bench_netns *n, const char *tool, enum bench_link l
 	if (err)
 		return err;
 	for (int s = 0; s < 2; s++) {
-		if (netns_run("ip netns add %s", n->ns[s])) {
-			fprintf(stderr, "%s: ip netns add %s failed\n", tool, n->ns[s]);
-			return -EIO;
-		}
-		snprintf(path, sizeof(path), "/var/run/netns/%s", n->ns[s]);
-		n->nsfd[s] = open(path, O_RDONLY | O_CLOEXEC);
-		if (n->nsfd[s] < 0)
-			return -errno;
-		netns_run("ip -n %s link set lo up", n->ns[s]);
+		err = bench_ns_add(tool, n->ns[s], &n->nsfd[s]);
+		if (err)
+			return err;
 	}
 	err = link == BENCH_LINK_VETH ? setup_veth(n) : setup_nsim(n);
 	if (err) {
@@ -201,17 +221,22 @@ int bench_netns_setup(struct bench_netns *n, const char *tool, enum bench_link l
 	return wait_running(n, BENCH_LINK_WAIT_S);
 }
 
+void bench_ns_close(int *nsfd, int n, int *orig_nsfd)
+{
+	for (int s = 0; s < n; s++) {
+		if (nsfd[s] >= 0)
+			close(nsfd[s]);
+		nsfd[s] = -1;
+	}
+	if (*orig_nsfd >= 0) {
+		netns_enter(*orig_nsfd);
+		close(*orig_nsfd);
+		*orig_nsfd = -1;
+	}
+}
+
 void bench_netns_teardown(struct bench_netns *n)
 {
-	for (int s = 0; s < 2; s++) {
-		if (n->nsfd[s] >= 0)
-			close(n->nsfd[s]);
-		n->nsfd[s] = -1;
-	}
-	if (n->orig_nsfd >= 0) {
-		netns_enter(n->orig_nsfd);
-		close(n->orig_nsfd);
-		n->orig_nsfd = -1;
-	}
+	bench_ns_close(n->nsfd, 2, &n->orig_nsfd);
 	netns_guard_stop(&n->guard);
 }

@@ -10,6 +10,7 @@
  */
 #include "pluginbench.h"
 #include "bench_netns.h"
+#include "coll.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -207,6 +208,11 @@ int main(int argc, char **argv)
 		return rc;
 	if (!o.plugin_path)
 		o.plugin_path = pb_plugin_default(path, sizeof(path));
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	if (o.op != PB_OP_NONE)
+		return pb_coll_main(&o);
 	res = calloc(1, sizeof(*res));
 	if (!res)
 		return PB_EXIT_FAIL;
@@ -215,9 +221,6 @@ int main(int argc, char **argv)
 	snprintf(res->plugin_path, sizeof(res->plugin_path), "%s", o.plugin_path);
 	if (getloadavg(res->loadavg, 3) < 0)
 		res->loadavg[0] = res->loadavg[1] = res->loadavg[2] = -1;
-	signal(SIGINT, on_signal);
-	signal(SIGTERM, on_signal);
-	signal(SIGPIPE, SIG_IGN);
 	rc = run(&o, res);
 	res->wall_s = pb_now() - t0;
 	res->interrupted = pb_interrupted;

@@ -33,6 +33,14 @@ static void usage(FILE *f)
 		"      --plugin PATH      libnccl-net-devmem.so (default: the build tree next to this\n"
 		"                         binary, else the loader's search path)\n"
 		"      --no-check         do not verify the received bytes\n"
+		"NCCL-shaped collectives (ring algorithm, N ranks, plugin vs the same ring on raw TCP):\n"
+		"      --op OP            allreduce, allgather, reducescatter or sendrecv (128 KiB\n"
+		"                         chunks, rank r -> r+1); default: the sweep above\n"
+		"      --ranks N          2..8 processes, one namespace each (default 2; more than 2:\n"
+		"                         a ring of veth pairs)\n"
+		"      --channels C       comms per peer and direction, 1..8 (default 2)\n"
+		"      --rounds R         alternating plugin/raw rounds per size, medians (default 3)\n"
+		"                         (-e defaults to 16M with --op)\n"
 		"  -j, --json             one JSON object on stdout (schema " PB_SCHEMA ")\n"
 		"  -v, --verbose          the plugin's INFO log on stderr\n"
 		"  -h, --help\n");
@@ -85,12 +93,55 @@ static void defaults(struct pb_opts *o)
 		o->nsocks = 4;
 	o->depth = 8;
 	o->check = true;
+	o->ranks = 2;
+	o->channels = 2;
+	o->rounds = 3;
+}
+
+static int parse_op(const char *s, enum pb_op *op)
+{
+	static const char *const names[] = { [PB_OP_ALLREDUCE] = "allreduce",
+					      [PB_OP_ALLGATHER] = "allgather",
+					      [PB_OP_REDUCESCATTER] = "reducescatter",
+					      [PB_OP_SENDRECV] = "sendrecv" };
+
+	for (int i = PB_OP_ALLREDUCE; i <= PB_OP_SENDRECV; i++) {
+		if (!strcmp(s, names[i])) {
+			*op = (enum pb_op)i;
+			return 0;
+		}
+	}
+	return -EINVAL;
+}
+
+/* What the collectives cannot take, and what only they take; 0 or -EINVAL after saying so. */
+static int check_coll(struct pb_opts *o, bool max_given, bool coll_only)
+{
+	if (o->op == PB_OP_NONE) {
+		if (coll_only)
+			fprintf(stderr, PB_TOOL ": --ranks, --channels and --rounds go with --op "
+					"allreduce|allgather|reducescatter|sendrecv\n");
+		return coll_only ? -EINVAL : 0;
+	}
+	if (o->oneway || o->chunk || o->mem != PB_MEM_HOST) {
+		fprintf(stderr, PB_TOOL ": --op runs NCCL's own slicing over host buffers: drop "
+				"--oneway, --chunk and --mem\n");
+		return -EINVAL;
+	}
+	if (!max_given)
+		o->max_bytes = 16u << 20;
+	if (o->min_bytes > o->max_bytes) {
+		fprintf(stderr, PB_TOOL ": -b is above -e (16M by default with --op)\n");
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* 0, PB_EXIT_USAGE after saying why, or -1 after --help. */
 int pb_parse_args(int argc, char **argv, struct pb_opts *o)
 {
-	enum { O_MAX_ITERS = 256, O_MIN_ITERS, O_CHUNK, O_DEPTH, O_ONEWAY, O_MEM, O_PLUGIN, O_NO_CHECK };
+	enum { O_MAX_ITERS = 256, O_MIN_ITERS, O_CHUNK, O_DEPTH, O_ONEWAY, O_MEM, O_PLUGIN, O_NO_CHECK,
+	       O_OP, O_RANKS, O_CHANNELS, O_ROUNDS };
 	static const struct option lo[] = {
 		{ "min-bytes", required_argument, NULL, 'b' },
 		{ "max-bytes", required_argument, NULL, 'e' },
@@ -106,11 +157,16 @@ int pb_parse_args(int argc, char **argv, struct pb_opts *o)
 		{ "mem", required_argument, NULL, O_MEM },
 		{ "plugin", required_argument, NULL, O_PLUGIN },
 		{ "no-check", no_argument, NULL, O_NO_CHECK },
+		{ "op", required_argument, NULL, O_OP },
+		{ "ranks", required_argument, NULL, O_RANKS },
+		{ "channels", required_argument, NULL, O_CHANNELS },
+		{ "rounds", required_argument, NULL, O_ROUNDS },
 		{ "json", no_argument, NULL, 'j' },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
+	bool max_given = false, coll_only = false;
 	int c, err = 0;
 	char *end;
 
@@ -122,6 +178,7 @@ int pb_parse_args(int argc, char **argv, struct pb_opts *o)
 			break;
 		case 'e':
 			err = parse_size(optarg, &o->max_bytes);
+			max_given = true;
 			break;
 		case 'f':
 			err = parse_uint(optarg, 2, 4, &o->factor);
@@ -160,6 +217,21 @@ int pb_parse_args(int argc, char **argv, struct pb_opts *o)
 		case O_NO_CHECK:
 			o->check = false;
 			break;
+		case O_OP:
+			err = parse_op(optarg, &o->op);
+			break;
+		case O_RANKS:
+			err = parse_uint(optarg, 2, 8, &o->ranks);
+			coll_only = true;
+			break;
+		case O_CHANNELS:
+			err = parse_uint(optarg, 1, 8, &o->channels);
+			coll_only = true;
+			break;
+		case O_ROUNDS:
+			err = parse_uint(optarg, 1, 15, &o->rounds);
+			coll_only = true;
+			break;
 		case 'j':
 			o->json = true;
 			break;
@@ -182,6 +254,8 @@ int pb_parse_args(int argc, char **argv, struct pb_opts *o)
 		fprintf(stderr, PB_TOOL ": need 0 < min-bytes <= max-bytes < 2 GiB, factor 2 or 4, no extra arguments\n");
 		err = -EINVAL;
 	}
+	if (!err)
+		err = check_coll(o, max_given, coll_only);
 	if (err) {
 		usage(stderr);
 		return PB_EXIT_USAGE;

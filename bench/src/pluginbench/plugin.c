@@ -8,7 +8,7 @@
  * with up to --depth in flight per direction, each tested in order.
  */
 #include "pluginbench.h"
-#include "ncclnet/net.h"
+#include "plugin_lib.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -26,9 +26,7 @@ struct pb_dir {
 };
 
 struct pb_plugin {
-	void *so;
-	const ncclNet_v11_t *net;
-	void *ctx;
+	struct pb_plugin_lib lib;
 	void *lcomm;
 	char handle[NCCL_NET_HANDLE_MAXSIZE];
 	struct pb_dir tx, rx;
@@ -83,44 +81,85 @@ const char *pb_plugin_default(char *buf, size_t len)
 	return buf;
 }
 
-static int fail(struct pb_xport *x, int err, const char *fmt, ...)
+int pb_plugin_vwhy(char *buf, size_t len, int err, const char *fmt, va_list ap)
 {
-	va_list ap;
-	int n;
+	int n = vsnprintf(buf, len, fmt, ap);
 
-	va_start(ap, fmt);
-	n = vsnprintf(x->err, sizeof(x->err), fmt, ap);
-	va_end(ap);
 	/* the plugin's own WARN says why; keep as much of it as fits */
-	if (last_warn[0] && n > 0 && (size_t)n + 12 < sizeof(x->err))
-		snprintf(x->err + n, sizeof(x->err) - (size_t)n, " (plugin: %.*s)",
-			 (int)(sizeof(x->err) - (size_t)n - 12), last_warn);
+	if (last_warn[0] && n > 0 && (size_t)n + 12 < len)
+		snprintf(buf + n, len - (size_t)n, " (plugin: %.*s)", (int)(len - (size_t)n - 12),
+			 last_warn);
 	return err;
 }
 
-static int load(struct pb_xport *x, struct pb_plugin *p)
+int pb_plugin_why(char *buf, size_t len, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err = pb_plugin_vwhy(buf, len, err, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static int fail(struct pb_xport *x, int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	err = pb_plugin_vwhy(x->err, sizeof(x->err), err, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+const char *pb_plugin_recv_mode(void)
+{
+	return recv_mode;
+}
+
+int pb_plugin_lib_open(struct pb_plugin_lib *lib, const struct pb_opts *o, const char *ifname,
+		       char *why, size_t wlen)
 {
 	ncclNetCommConfig_v11_t cfg = { .trafficClass = NCCL_NET_TRAFFIC_CLASS_UNDEF };
 	char nsocks[16];
 
+	verbose = o->verbose;
+	memset(lib, 0, sizeof(*lib));
 	/* the plugin reads its settings once, at init */
-	setenv("NCCL_DEVMEM_IFNAME", x->r->ifname, 1);
-	snprintf(nsocks, sizeof(nsocks), "%u", x->o->nsocks);
+	setenv("NCCL_DEVMEM_IFNAME", ifname, 1);
+	snprintf(nsocks, sizeof(nsocks), "%u", o->nsocks);
 	setenv("NCCL_DEVMEM_NSOCKS", nsocks, 1);
-	p->so = dlopen(x->o->plugin_path, RTLD_NOW | RTLD_LOCAL);
-	if (!p->so)
-		return fail(x, -ENOENT, "dlopen %s: %s", x->o->plugin_path, dlerror());
-	p->net = dlsym(p->so, "ncclNetPlugin_v11");
-	if (!p->net)
-		return fail(x, -ENOENT, "%s exports no ncclNetPlugin_v11", x->o->plugin_path);
-	if (p->net->init(&p->ctx, 0x70626e63, &cfg, logger, NULL) != ncclSuccess)
-		return fail(x, -EIO, "init failed");
+	lib->so = dlopen(o->plugin_path, RTLD_NOW | RTLD_LOCAL);
+	if (!lib->so)
+		return pb_plugin_why(why, wlen, -ENOENT, "dlopen %s: %s", o->plugin_path, dlerror());
+	lib->net = dlsym(lib->so, "ncclNetPlugin_v11");
+	if (!lib->net)
+		return pb_plugin_why(why, wlen, -ENOENT, "%s exports no ncclNetPlugin_v11",
+				     o->plugin_path);
+	if (lib->net->init(&lib->ctx, 0x70626e63, &cfg, logger, NULL) != ncclSuccess) {
+		lib->net = NULL;
+		return pb_plugin_why(why, wlen, -EIO, "init failed");
+	}
 	return 0;
+}
+
+void pb_plugin_lib_close(struct pb_plugin_lib *lib)
+{
+	if (lib->net && lib->ctx)
+		lib->net->finalize(lib->ctx);
+	if (lib->so)
+		dlclose(lib->so);
+	memset(lib, 0, sizeof(*lib));
+}
+
+static int load(struct pb_xport *x, struct pb_plugin *p)
+{
+	return pb_plugin_lib_open(&p->lib, x->o, x->r->ifname, x->err, sizeof(x->err));
 }
 
 static int listen_dev0(struct pb_xport *x, struct pb_plugin *p)
 {
-	if (x->r->do_recv && p->net->listen(p->ctx, 0, p->handle, &p->lcomm) != ncclSuccess)
+	if (x->r->do_recv && p->lib.net->listen(p->lib.ctx, 0, p->handle, &p->lcomm) != ncclSuccess)
 		return fail(x, -EIO, "listen on dev 0 failed");
 	return 0;
 }
@@ -152,10 +191,10 @@ static int connect_both(struct pb_xport *x, struct pb_plugin *p, char *peer_hand
 
 	while ((x->r->do_send && !p->tx.comm) || (x->r->do_recv && !p->rx.comm)) {
 		if (x->r->do_send && !p->tx.comm &&
-		    p->net->connect(p->ctx, 0, peer_handle, &p->tx.comm, &dh) != ncclSuccess)
+		    p->lib.net->connect(p->lib.ctx, 0, peer_handle, &p->tx.comm, &dh) != ncclSuccess)
 			return fail(x, -ECONNREFUSED, "connect failed");
 		if (x->r->do_recv && !p->rx.comm &&
-		    p->net->accept(p->lcomm, &p->rx.comm, &dh) != ncclSuccess)
+		    p->lib.net->accept(p->lcomm, &p->rx.comm, &dh) != ncclSuccess)
 			return fail(x, -ECONNREFUSED, "accept failed");
 		if (pb_now() > end)
 			return fail(x, -ETIMEDOUT, "connection not up in %.0f s", PB_TIMEOUT_S);
@@ -172,7 +211,6 @@ static int plugin_open(struct pb_xport *x)
 	struct pb_plugin *p;
 	int err;
 
-	verbose = x->o->verbose;
 	p = calloc(1, sizeof(*p));
 	if (!p)
 		return -ENOMEM;
@@ -188,11 +226,11 @@ static int plugin_open(struct pb_xport *x)
 	if (err)
 		return err;
 	snprintf(x->mode, sizeof(x->mode), "%s", recv_mode);
-	if (p->tx.comm && p->net->regMr(p->tx.comm, x->b->send, x->b->len, type, &p->tx.mh))
+	if (p->tx.comm && p->lib.net->regMr(p->tx.comm, x->b->send, x->b->len, type, &p->tx.mh))
 		return fail(x, -EIO, "regMr of the send buffer failed");
-	if (p->rx.comm && p->net->regMr(p->rx.comm, x->b->recv, x->b->len, type, &p->rx.mh))
+	if (p->rx.comm && p->lib.net->regMr(p->rx.comm, x->b->recv, x->b->len, type, &p->rx.mh))
 		return fail(x, -EIO, "regMr of the receive buffer failed");
-	if (p->net->getProperties(0, &props) == ncclSuccess)
+	if (p->lib.net->getProperties(0, &props) == ncclSuccess)
 		snprintf(x->desc, sizeof(x->desc), "%s v11 on %s, %u data sockets, %s buffers",
 			 x->o->plugin_path, props.name, x->o->nsocks,
 			 type == NCCL_PTR_CUDA ? "CUDA" : "host");
@@ -223,8 +261,8 @@ static int post(struct pb_xport *x, struct pb_plugin *p, struct pb_dir *d, bool 
 		ncclResult_t r;
 
 		*slot = NULL;
-		r = tx ? p->net->isend(d->comm, data, len, tag, d->mh, NULL, slot)
-		       : p->net->irecv(d->comm, 1, &data, &len, &tag, &d->mh, &ph, slot);
+		r = tx ? p->lib.net->isend(d->comm, data, len, tag, d->mh, NULL, slot)
+		       : p->lib.net->irecv(d->comm, 1, &data, &len, &tag, &d->mh, &ph, slot);
 		if (r != ncclSuccess)
 			return fail(x, -EIO, "%s of %zu bytes failed", tx ? "isend" : "irecv", len);
 		if (!*slot)
@@ -241,7 +279,7 @@ static int test(struct pb_xport *x, struct pb_plugin *p, struct pb_dir *d, bool 
 
 	if (d->done == d->posted)
 		return 0;
-	if (p->net->test(d->req[d->done % PB_MAX_DEPTH], &done, &got) != ncclSuccess)
+	if (p->lib.net->test(d->req[d->done % PB_MAX_DEPTH], &done, &got) != ncclSuccess)
 		return fail(x, -EIO, "test of a %s request failed", tx ? "send" : "receive");
 	if (!done)
 		return 0;
@@ -295,22 +333,19 @@ static void plugin_close(struct pb_xport *x)
 
 	if (!p)
 		return;
-	if (p->net) {
+	if (p->lib.net) {
 		if (p->tx.mh)
-			p->net->deregMr(p->tx.comm, p->tx.mh);
+			p->lib.net->deregMr(p->tx.comm, p->tx.mh);
 		if (p->rx.mh)
-			p->net->deregMr(p->rx.comm, p->rx.mh);
+			p->lib.net->deregMr(p->rx.comm, p->rx.mh);
 		if (p->tx.comm)
-			p->net->closeSend(p->tx.comm);
+			p->lib.net->closeSend(p->tx.comm);
 		if (p->rx.comm)
-			p->net->closeRecv(p->rx.comm);
+			p->lib.net->closeRecv(p->rx.comm);
 		if (p->lcomm)
-			p->net->closeListen(p->lcomm);
-		if (p->ctx)
-			p->net->finalize(p->ctx);
+			p->lib.net->closeListen(p->lcomm);
 	}
-	if (p->so)
-		dlclose(p->so);
+	pb_plugin_lib_close(&p->lib);
 	free(p);
 	x->priv = NULL;
 }

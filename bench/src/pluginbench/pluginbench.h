@@ -43,6 +43,15 @@ enum pb_xport_kind {
 	PB_NXPORTS,
 };
 
+/* --op: none is the two-rank sendrecv sweep against raw_1 and raw_N (coll.h for the rest) */
+enum pb_op {
+	PB_OP_NONE,
+	PB_OP_ALLREDUCE,
+	PB_OP_ALLGATHER,
+	PB_OP_REDUCESCATTER,
+	PB_OP_SENDRECV,
+};
+
 struct pb_opts {
 	const char *plugin_path;	/* NULL: next to our build tree, then the loader's path */
 	uint64_t min_bytes, max_bytes;
@@ -60,6 +69,10 @@ struct pb_opts {
 	bool verbose;
 	enum pb_mem mem;
 	int cuda_dev;
+	enum pb_op op;
+	unsigned int ranks;		/* --op: 2..8 processes in a ring */
+	unsigned int channels;		/* --op: comms per peer and direction */
+	unsigned int rounds;		/* --op: alternating plugin/raw rounds per size */
 };
 
 int pb_parse_args(int argc, char **argv, struct pb_opts *o);
@@ -176,12 +189,19 @@ struct pb_result {
 };
 
 int pb_sizes(const struct pb_opts *o, uint64_t *sizes, int max);
+/* Warmup iterations: the option's count, but no more than ~64 MiB of them. */
+unsigned int pb_warmups(const struct pb_opts *o, uint64_t size);
+/* How many timed iterations fill @budget, given a warmup of @tw s each. */
+uint32_t pb_pick_iters(const struct pb_opts *o, double budget, double tw);
 /* Runs every size through @x; both ranks call it. Rank 0 fills @s. */
 int pb_sweep(struct pb_xport *x, const uint64_t *sizes, int nsizes, double budget_per_point,
 	     struct pb_series *s);
 
 void pb_report_table(FILE *f, const struct pb_result *res);
 void pb_report_json(FILE *f, const struct pb_result *res);
+struct bench_json;
+/* The sweep's settings both reports share (sizes, budget, iterations, sockets). */
+void pb_json_sweep_config(struct bench_json *j, const struct pb_opts *o);
 
 double pb_now(void);
 

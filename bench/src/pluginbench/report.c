@@ -150,11 +150,8 @@ static void json_ratio(struct bench_json *j, const char *key, double r)
 		bench_json_null(j, key);
 }
 
-static void json_config(struct bench_json *j, const struct pb_result *res)
+void pb_json_sweep_config(struct bench_json *j, const struct pb_opts *o)
 {
-	const struct pb_opts *o = res->o;
-
-	bench_json_obj_begin(j, "config");
 	bench_json_u64(j, "min_bytes", o->min_bytes);
 	bench_json_u64(j, "max_bytes", o->max_bytes);
 	bench_json_u64(j, "factor", o->factor);
@@ -163,10 +160,18 @@ static void json_config(struct bench_json *j, const struct pb_result *res)
 	bench_json_u64(j, "min_iters", o->min_iters);
 	bench_json_u64(j, "max_iters", o->max_iters);
 	bench_json_u64(j, "nsocks", o->nsocks);
+	bench_json_bool(j, "check", o->check);
+}
+
+static void json_config(struct bench_json *j, const struct pb_result *res)
+{
+	const struct pb_opts *o = res->o;
+
+	bench_json_obj_begin(j, "config");
+	pb_json_sweep_config(j, o);
 	bench_json_u64(j, "chunk", o->chunk);
 	bench_json_u64(j, "depth", o->depth);
 	bench_json_str(j, "mem", o->mem == PB_MEM_CUDA ? "cuda" : "host");
-	bench_json_bool(j, "check", o->check);
 	bench_json_obj_end(j);
 }
 

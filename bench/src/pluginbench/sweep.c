@@ -48,8 +48,7 @@ int pb_sizes(const struct pb_opts *o, uint64_t *sizes, int max)
 	return n;
 }
 
-/* Warmup iterations: the option's count, but no more than ~64 MiB of them. */
-static unsigned int warmups(const struct pb_opts *o, uint64_t size)
+unsigned int pb_warmups(const struct pb_opts *o, uint64_t size)
 {
 	uint64_t w = (64ull << 20) / size;
 
@@ -115,8 +114,7 @@ static void spread_point(const struct pb_opts *o, const struct pb_spread *me,
 	pt->stddev_us = sqrt(var) * 1e6;
 }
 
-/* How many timed iterations fill @budget, given a warmup of @tw s each. */
-static uint32_t pick_iters(const struct pb_opts *o, double budget, double tw)
+uint32_t pb_pick_iters(const struct pb_opts *o, double budget, double tw)
 {
 	double n = tw > 0 ? budget / tw : o->max_iters;
 
@@ -148,7 +146,7 @@ static int one_point(struct pb_xport *x, size_t size, double budget, struct pb_p
 	int err;
 
 	pt->bytes = size;
-	pt->warmup = warmups(x->o, size);
+	pt->warmup = pb_warmups(x->o, size);
 	err = pb_ctl_agree(r->ctl, prepare(x, size));
 	if (err)
 		return err;
@@ -160,7 +158,7 @@ static int one_point(struct pb_xport *x, size_t size, double budget, struct pb_p
 		return err;
 	/* rank 0 decides, rank 1 follows: both must run the same count */
 	if (r->rank == 0) {
-		iters = pick_iters(x->o, budget, tw);
+		iters = pb_pick_iters(x->o, budget, tw);
 		err = pb_ctl_write(r->ctl, &iters, sizeof(iters));
 	} else {
 		err = pb_ctl_read(r->ctl, &iters, sizeof(iters));
