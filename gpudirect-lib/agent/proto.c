@@ -232,6 +232,10 @@ int gpud_proto_check_request(const struct gpud_proto_msg *m, int nfds, char *why
 
 	if (!m->type || m->type > GPUD_MSG_TYPE_MAX)
 		return fail(-EPROTO, why, wl, "unknown request type %u", m->type);
+	/* Refused before anything else: no fd makes addresses acceptable. */
+	if (m->type == GPUD_MSG_FLOW_ADD && gpud_proto_has(m, GPUD_A_ADDR))
+		return fail(-EPERM, why, wl, "flow rules are made only for a connection you "
+			    "prove is yours: pass its connected socket, not addresses");
 	if (nfds > 1)
 		return fail(-EBADF, why, wl, "%s request with %d fds; at most one is taken",
 			    gpud_proto_type_name(m->type), nfds);
@@ -259,9 +263,6 @@ int gpud_proto_check_request(const struct gpud_proto_msg *m, int nfds, char *why
 		err = need(m, GPUD_A_BINDING, why, wl);
 		break;
 	case GPUD_MSG_FLOW_ADD:
-		if (gpud_proto_has(m, GPUD_A_ADDR))
-			return fail(-EPERM, why, wl, "flow rules are made only for a connection "
-				    "you prove is yours: pass its connected socket, not addresses");
 		err = need(m, GPUD_A_IFNAME, why, wl) ?: need(m, GPUD_A_QUEUE, why, wl);
 		if (!err && m->nq != 1)
 			err = fail(-EINVAL, why, wl, "flow-add steers to one queue, got %u",

@@ -230,6 +230,7 @@ static void requests(void)
 	check(GPUD_MSG_FLOW_ADD, f_if_q, 0, -EBADF, "without its fd");
 	/* Addresses alone are never enough, fd or not. */
 	check(GPUD_MSG_FLOW_ADD, f_flow_addr, 1, -EPERM, "connected socket");
+	check(GPUD_MSG_FLOW_ADD, f_flow_addr, 0, -EPERM, "connected socket");
 	check(GPUD_MSG_FLOW_DEL, f_if, 0, -EINVAL, "rule");
 	check(GPUD_MSG_UNBIND, NULL, 0, -EINVAL, "binding");
 	check(GPUD_MSG_STATUS, NULL, 0, 0, NULL);
