@@ -52,7 +52,7 @@ static unsigned long long start_time(pid_t pid)
 	if (!p)
 		return 0;
 	/* After ") " come fields 3..; skip to field 22. */
-	for (int f = 3; p && f < 22; f++)
+	for (int f = 3; p && f <= 22; f++)
 		p = strchr(p + 1, ' ');
 	if (p)
 		v = strtoull(p + 1, NULL, 10);

@@ -541,6 +541,119 @@ static void test_gpudctl(const char *gpudctl)
 		T_FAIL("%s: status %d, output \"%s\"", cmd, st, out);
 }
 
+
+/* ---- the agent killed: clients get an error at once, a new agent serves ---- */
+
+static void test_agent_kill9(void)
+{
+	struct gpud_agent_opts o = { .sz = sizeof(o), .path = sock_path };
+	struct gpud_nic *nic;
+	unsigned int q;
+	double t0;
+	int err;
+
+	T_ASSERT_OK(gpud_nic_open_opts(IFQ, &o, &nic));
+	T_ASSERT_OK(gpud_nic_alloc_queues(nic, 1, -1, &q));
+	kill(agent_pid, SIGKILL);
+	waitpid(agent_pid, NULL, 0);
+	agent_pid = 0;
+	t0 = t_now();
+	err = gpud_nic_alloc_queues(nic, 1, -1, &q);
+	if (err != -ECONNRESET && err != -EPIPE)
+		T_FAIL("request after the agent died: expected -ECONNRESET or -EPIPE, got %d (%s)",
+		       err, gpud_errmsg());
+	if (t_now() - t0 > 2)
+		T_FAIL("the error took %.1f s", t_now() - t0);
+	if (!strstr(gpud_errmsg(), "gpudd"))
+		T_FAIL("the error does not say the agent is gone: %s", gpud_errmsg());
+	t_log("after kill -9 of gpudd: %d \"%s\"", err, gpud_errmsg());
+	gpud_nic_free(nic);
+	/* The socket file is left behind; a new agent takes it over. */
+	agent_start();
+	{
+		struct raw r;
+
+		T_ASSERT_OK(raw_connect(&r));
+		T_ASSERT_EQ(0, raw_hello(&r, 1, 1));
+		T_ASSERT_EQ(0, alloc_queues(&r, IFQ, GPUD_A_NQUEUES, 3));
+		close(r.fd);
+	}
+}
+
+/* ---- without an agent: a killed process's changes, undone by gpudctl cleanup ---- */
+
+static int rx_queues_direct(void)
+{
+	struct gpud_agent_opts off = { .sz = sizeof(off), .mode = GPUD_AGENT_OFF };
+	struct gpud_nic *nic;
+	int n;
+
+	T_ASSERT_OK(gpud_nic_open_opts(IFQ, &off, &nic));
+	T_ASSERT(!gpud_nic_via_agent(nic));
+	n = gpud_nic_rx_queues(nic);
+	gpud_nic_free(nic);
+	return n;
+}
+
+static void cleanup_json(const char *gpudctl, char *out, size_t len)
+{
+	char cmd[300];
+	FILE *f;
+	size_t n;
+
+	snprintf(cmd, sizeof(cmd), "%s -j cleanup " IFQ, gpudctl);
+	f = popen(cmd, "r");
+	T_ASSERT(f);
+	n = fread(out, 1, len - 1, f);
+	out[n] = 0;
+	if (pclose(f))
+		T_FAIL("%s failed: %s", cmd, out);
+}
+
+static void test_cleanup(const char *gpudctl)
+{
+	char out[1024], jpath[200];
+	int before = rx_queues_direct(), pfd[2];
+	pid_t pid;
+	char c;
+
+	T_ASSERT_EQ(4, before);
+	T_ASSERT_OK(pipe(pfd));
+	pid = fork();
+	T_ASSERT(pid >= 0);
+	if (pid == 0) {
+		struct gpud_agent_opts off = { .sz = sizeof(off), .mode = GPUD_AGENT_OFF };
+		struct gpud_nic *nic;
+
+		if (gpud_nic_open_opts(IFQ, &off, &nic) || gpud_nic_set_rx_channels(nic, 2))
+			_exit(3);
+		if (write(pfd[1], "k", 1) != 1)
+			_exit(4);
+		pause();
+		_exit(0);
+	}
+	close(pfd[1]);
+	if (read(pfd[0], &c, 1) != 1)
+		T_FAIL("the child could not set 2 channels on " IFQ);
+	close(pfd[0]);
+	T_ASSERT_EQ(2, rx_queues_direct());
+	snprintf(jpath, sizeof(jpath), "%s/" IFQ ".%d", state, (int)pid);
+	T_ASSERT_OK(access(jpath, F_OK));
+	/* Its owner lives: cleanup leaves it alone. */
+	cleanup_json(gpudctl, out, sizeof(out));
+	if (!strstr(out, "\"journals\":0") || !strstr(out, "\"live_owners\":1"))
+		T_FAIL("cleanup with a live owner: %s", out);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	T_ASSERT_EQ(2, rx_queues_direct());	/* SIGKILL: nothing ran */
+	cleanup_json(gpudctl, out, sizeof(out));
+	if (!strstr(out, "\"journals\":1"))
+		T_FAIL("cleanup after SIGKILL: %s", out);
+	T_ASSERT_EQ(4, rx_queues_direct());
+	T_ASSERT(access(jpath, F_OK) && errno == ENOENT);
+	t_log("gpudctl cleanup after kill -9: %s", out);
+}
+
 int main(int argc, char **argv)
 {
 	struct group *gr;
@@ -566,7 +679,9 @@ int main(int argc, char **argv)
 	test_rules();
 	test_kill9();
 	test_gpudctl(argv[2]);
+	test_agent_kill9();
 	agent_stop();
+	test_cleanup(argv[2]);
 	printf("agent_netns: ok\n");
 	return T_EXIT_PASS;
 }
