@@ -596,6 +596,27 @@ bool gpudd_client_serve(struct gpudd *d, struct gpudd_client *c)
 	return ok && !c->refused[0];
 }
 
+/*
+ * A queue this connection took but another connection of the same process
+ * has bound (a gpud_nic freed before its gpud_binding) goes to that one:
+ * freeing it would put a bound queue back into RSS.
+ */
+static void hand_over_bound(struct gpudd *d, const struct gpudd_client *c, struct gpudd_nic *n)
+{
+	for (unsigned int q = 0; q < n->pool.nrxq; q++) {
+		if (n->pool.conn[q] != c->id)
+			continue;
+		for (int i = 0; i < d->nclients; i++) {
+			const struct gpudd_client *o = d->clients[i];
+
+			if (o != c && o->cred.pid == c->cred.pid && bound_queue(o, n, q)) {
+				n->pool.conn[q] = o->id;
+				break;
+			}
+		}
+	}
+}
+
 void gpudd_client_release(struct gpudd *d, struct gpudd_client *c)
 {
 	unsigned int nb = 0, nr = 0, nq = 0;
@@ -619,8 +640,11 @@ void gpudd_client_release(struct gpudd *d, struct gpudd_client *c)
 		nb++;
 	}
 	for (struct gpudd_nic *n = d->nics; n; n = n->next) {
-		unsigned int k = gpudd_pool_release(&n->pool, c->id);
+		unsigned int k;
 		char why[256];
+
+		hand_over_bound(d, c, n);
+		k = gpudd_pool_release(&n->pool, c->id);
 
 		nq += k;
 		if (k && gpudd_nic_rss_update(n, why, sizeof(why)))
