@@ -380,7 +380,41 @@ static void test_malformed(void)
 		expect_err(derr, send_buf(&r, &b, memfd), &r, direct, "bind of a memfd");
 	}
 	close(memfd);
+	/* Only one's own: another connection's queue, a binding or rule never made. */
+	T_ASSERT_OK(raw_connect(&r2));
+	T_ASSERT_EQ(0, raw_hello(&r2, 1, 1));
+	start(&b, 1, GPUD_MSG_FREE, &r2);
+	gpud_proto_put_str(&b, GPUD_A_IFNAME, IFQ, 16);
+	gpud_proto_put_u32(&b, GPUD_A_QUEUE, 3);
+	expect_err(-ENOENT, send_buf(&r2, &b, -1), &r2, "not held by this connection",
+		   "free of another connection's queue");
+	start(&b, 1, GPUD_MSG_UNBIND, &r2);
+	gpud_proto_put_u32(&b, GPUD_A_BINDING, 12345);
+	expect_err(-ENOENT, send_buf(&r2, &b, -1), &r2, "not made by this connection",
+		   "unbind of a binding not ours");
+	start(&b, 1, GPUD_MSG_FLOW_DEL, &r2);
+	gpud_proto_put_str(&b, GPUD_A_IFNAME, IFQ, 16);
+	gpud_proto_put_u32(&b, GPUD_A_RULE, 1);
+	expect_err(-ENOENT, send_buf(&r2, &b, -1), &r2, "not made by this connection",
+		   "delete of a rule not ours");
+	close(r2.fd);
 	still_serving(&r);
+	close(r.fd);
+}
+
+/* A connection that never says hello is dropped (requests are bounded in time too). */
+static void test_silent(void)
+{
+	struct timeval tv = { .tv_sec = 15 };
+	struct raw r;
+	char c;
+	double t0 = t_now();
+
+	T_ASSERT_OK(raw_connect(&r));
+	setsockopt(r.fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	T_ASSERT_EQ(0, recv(r.fd, &c, 1, 0));
+	t_log("silent connection dropped after %.1f s", t_now() - t0);
+	T_ASSERT(t_now() - t0 >= 4.5);
 	close(r.fd);
 }
 
@@ -679,6 +713,7 @@ int main(int argc, char **argv)
 	agent_start();
 	test_access();
 	test_malformed();
+	test_silent();
 	test_rules();
 	test_kill9();
 	test_gpudctl(argv[2]);
