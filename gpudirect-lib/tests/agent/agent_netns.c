@@ -691,6 +691,54 @@ static void test_cleanup(const char *gpudctl)
 	t_log("gpudctl cleanup after kill -9: %s", out);
 }
 
+/*
+ * Socket activation as gpudd.socket does it: systemd-socket-activate holds
+ * the listening socket and starts gpudd on the first connection, which is
+ * answered without the client waiting for anything but that start.
+ */
+static void test_socket_activation(void)
+{
+	const char *sa = "/usr/bin/systemd-socket-activate";
+	char saved[108];
+	double t0;
+	pid_t pid;
+	struct raw r;
+	int err = -1;
+
+	if (access(sa, X_OK)) {
+		t_log("socket activation: %s not installed, not checked", sa);
+		return;
+	}
+	snprintf(saved, sizeof(saved), "%s", sock_path);
+	snprintf(sock_path, sizeof(sock_path), "%s/act.sock", dir);
+	pid = fork();
+	T_ASSERT(pid >= 0);
+	if (pid == 0) {
+		int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		dup2(fd, 2);
+		dup2(fd, 1);
+		execl(sa, sa, "--seqpacket", "-l", sock_path, getenv("GPUDD"), "-f", "-g", group,
+		      (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 200 && access(sock_path, F_OK); i++)
+		usleep(50000);
+	t0 = t_now();
+	T_ASSERT_OK(raw_connect(&r));
+	err = raw_hello(&r, 1, 1);
+	if (err)
+		T_FAIL("hello to a socket-activated gpudd: %d (log %s)", err, logpath);
+	T_ASSERT_EQ(0, raw_status(&r));
+	if (!strstr(r.rep.text, "\"socket_activated\":true"))
+		T_FAIL("gpudd did not take the passed socket: %s", r.rep.text);
+	t_log("socket activation: first answer %.1f ms after connect", (t_now() - t0) * 1e3);
+	close(r.fd);
+	kill(pid, SIGTERM);
+	waitpid(pid, NULL, 0);
+	snprintf(sock_path, sizeof(sock_path), "%s", saved);
+}
+
 int main(int argc, char **argv)
 {
 	struct group *gr;
@@ -719,6 +767,7 @@ int main(int argc, char **argv)
 	test_gpudctl(argv[2]);
 	test_agent_kill9();
 	agent_stop();
+	test_socket_activation();
 	test_cleanup(argv[2]);
 	printf("agent_netns: ok\n");
 	return T_EXIT_PASS;
