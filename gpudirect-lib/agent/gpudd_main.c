@@ -319,10 +319,11 @@ int main(int argc, char **argv)
 	if (fd >= 0)
 		close(fd);
 	sfd = signal_fd();
+	/* Before listening: a client never sees the NIC a dead agent left. */
+	restore_journals();
 	err = listen_socket(&d);
 	if (err)
 		return 1;
-	restore_journals();
 	gpudd_log("serving %s (group %s), protocol %d..%d", d.socket_activated ?
 		  "the socket systemd passed" : d.cfg.sock_path, d.cfg.group,
 		  GPUD_PROTO_VERSION_MIN, GPUD_PROTO_VERSION_MAX);

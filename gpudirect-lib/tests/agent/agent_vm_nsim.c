@@ -421,8 +421,36 @@ int main(int argc, char **argv)
 	T_ASSERT_EQ(hds0, hds1);
 	T_ASSERT_EQ(size0, size1);
 	T_ASSERT(!memcmp(rss0, rss1, size0 * sizeof(*rss0)));
-	free(rss0);
 	free(rss1);
+
+	/* gpudd killed with SIGKILL holding a queue: the next one restores the NIC. */
+	agent_start(argv[1], gr->gr_name);
+	{
+		struct gpud_agent_opts ao = { .sz = sizeof(ao), .path = sock_path };
+		unsigned int q;
+
+		T_ASSERT_OK(gpud_nic_open_opts(IF_A, &ao, &probe));
+		T_ASSERT_OK(gpud_nic_alloc_queues(probe, 2, -1, &q));
+		read_rss(&rss1, &size1);
+		T_ASSERT(memcmp(rss0, rss1, size0 * sizeof(*rss0)));	/* 7 and 6 left RSS */
+		free(rss1);
+		kill(agent_pid, SIGKILL);
+		waitpid(agent_pid, NULL, 0);
+		agent_pid = 0;
+		T_ASSERT(gpud_nic_alloc_queues(probe, 1, -1, &q) < 0);
+		t_log("client after gpudd's SIGKILL: %s", gpud_errmsg());
+		gpud_nic_free(probe);
+	}
+	unlink(sock_path);
+	agent_start(argv[1], gr->gr_name);
+	read_rss(&rss1, &size1);
+	if (memcmp(rss0, rss1, size0 * sizeof(*rss0)))
+		T_FAIL("the restarted gpudd did not restore the RSS table (log %s)", logpath);
+	free(rss1);
+	kill(agent_pid, SIGTERM);
+	waitpid(agent_pid, &st, 0);
+	agent_pid = 0;
+	free(rss0);
 	t_log("agent_vm_nsim: pass");
 	return T_EXIT_PASS;
 }
