@@ -44,6 +44,7 @@
 static char sock_path[108], dir[64], logpath[96], state[96], nsim[256];
 static pid_t agent_pid;
 static int ns_a, ns_b;
+static int hold[2] = { -1, -1 };	/* receivers stay bound until its write end closes */
 
 static void cleanup(void)
 {
@@ -93,6 +94,7 @@ static pid_t sender(uint16_t port, uint64_t seed, uint64_t total)
 	T_ASSERT(pid >= 0);
 	if (pid)
 		return pid;
+	close(hold[1]);
 	if (setns(ns_b, CLONE_NEWNET))
 		_exit(2);
 	t_pin_cpu(1);
@@ -128,7 +130,8 @@ static pid_t sender(uint16_t port, uint64_t seed, uint64_t total)
  * Receiver of rank @rank: memory made as root (/dev/udmabuf is root's),
  * then uid 65534 for everything else: agent, bind, rule, receive.
  */
-static void __attribute__((noreturn)) receiver(unsigned int rank, int rfd, int progress_fd)
+static void __attribute__((noreturn)) receiver(unsigned int rank, int rfd, int progress_fd,
+					       int hold_fd)
 {
 	struct gpud_agent_opts ao = { .sz = sizeof(ao), .path = sock_path };
 	struct gpud_rx_opts ro = { .sz = sizeof(ro), .mode = GPUD_RX_DEVMEM };
@@ -146,6 +149,7 @@ static void __attribute__((noreturn)) receiver(unsigned int rank, int rfd, int p
 	uint64_t off = 0, next_report = 4u << 20;
 	double t0;
 
+	close(hold[1]);
 	t_pin_cpu(0);
 	rep.err = gpud_mem_create(GPUD_MEM_HOST, MEM_SIZE, &mo, &mem);
 	if (rep.err)
@@ -205,6 +209,9 @@ out:
 		snprintf(rep.msg, sizeof(rep.msg), "%s", gpud_errmsg());
 	if (write(rfd, &rep, sizeof(rep)) != sizeof(rep))
 		_exit(9);
+	/* Bound until the parent's plain TCP check is over (it closes the pipe). */
+	while (read(hold_fd, &rep.queue, 1) > 0)
+		;
 	gpud_rx_free(rx);
 	if (cfd >= 0)
 		close(cfd);
@@ -311,7 +318,7 @@ static bool agent_lists_pid(pid_t pid)
 int main(int argc, char **argv)
 {
 	struct recv_report rep[NRECV + 1];
-	int rfd[NRECV + 1][2], prog[2], failed, st, ifindex;
+	int rfd[NRECV + 1][2], prog[2], failed, st, ifindex, running = 0;
 	pid_t rpid[NRECV + 1], spid[NRECV + 1];
 	uint32_t *rss0, *rss1, size0, size1;
 	enum gpud_hds hds0, hds1;
@@ -359,16 +366,18 @@ int main(int argc, char **argv)
 	agent_start(argv[1], gr->gr_name);
 
 	T_ASSERT_OK(pipe(prog));
+	T_ASSERT_OK(pipe(hold));
 	for (int r = 0; r <= NRECV; r++) {
 		T_ASSERT_OK(pipe(rfd[r]));
 		rpid[r] = fork();
 		T_ASSERT(rpid[r] >= 0);
 		if (rpid[r] == 0)
-			receiver((unsigned int)r, rfd[r][1], r == KILLED ? prog[1] : -1);
+			receiver((unsigned int)r, rfd[r][1], r == KILLED ? prog[1] : -1, hold[0]);
 		close(rfd[r][1]);
 		spid[r] = sender((uint16_t)(PORT0 + r), 0x5eed + (uint64_t)r, TOTAL);
 	}
 	close(prog[1]);
+	close(hold[0]);
 	/* Kill the fifth receiver once it has 4 MiB: mid-transfer. */
 	if (read(prog[0], &c, 1) != 1)
 		T_FAIL("the receiver to be killed never got going (see the agent log %s)", logpath);
@@ -386,8 +395,14 @@ int main(int argc, char **argv)
 	t_log("killed receiver's state gone %.0f ms after SIGKILL", (t_now() - t0) * 1e3);
 
 	failed = plain_tcp();
-	t_log("plain TCP meanwhile: %d of %d connections failed", failed, NPLAIN);
+	for (int r = 0; r < NRECV; r++)
+		running += queue_dmabuf(ifindex, 7u - (unsigned int)r) > 0;
+	t_log("plain TCP meanwhile: %d of %d connections failed; %d of %d queues still bound "
+	      "after it (they all stay bound until this check ends)", failed, NPLAIN, running,
+	      NRECV);
 	T_ASSERT_EQ(0, failed);
+	T_ASSERT_EQ(NRECV, running);
+	close(hold[1]);
 
 	for (int r = 0; r < NRECV; r++) {
 		T_ASSERT_EQ((ssize_t)sizeof(rep[r]), read(rfd[r][0], &rep[r], sizeof(rep[r])));
