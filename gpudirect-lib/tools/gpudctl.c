@@ -6,6 +6,8 @@
  *   gpudctl [-j] [-v] doctor [--no-trial] [IFNAME]
  *   gpudctl [-j] [-v] bind IFNAME QUEUES --mem SPEC SIZE
  *   gpudctl [-j] [-v] status [IFNAME]
+ *   gpudctl [-j] [-v] agent status
+ *   gpudctl [-j] [-v] cleanup IFNAME
  *
  * Library messages reach stderr only through the log callback set here.
  */
@@ -37,6 +39,14 @@ void gpudctl_usage(FILE *f)
 	      "        unbinds and restores the NIC.\n"
 	      "  status [IFNAME]\n"
 	      "        bindings, RX/TX queues and page pools (all devices without IFNAME)\n"
+	      "  agent status\n"
+	      "        what the node agent gpudd holds: clients, their queues, bindings\n"
+	      "        and flow rules; per NIC the pool and the queues RSS spreads over\n"
+	      "        (socket: GPUD_AGENT, else /run/gpudirect/gpudd.sock)\n"
+	      "  cleanup IFNAME\n"
+	      "        undoes what processes killed without an agent left on IFNAME\n"
+	      "        (their flow rules, RSS table, header split), from the journals\n"
+	      "        under /run/gpudirect/nic; running processes are left alone\n"
 	      "options: -j/--json JSON output, -v/--verbose library debug messages on stderr,\n"
 	      "         -h/--help this text\n"
 	      "exit: 0 ok, 1 failure, 2 usage error\n", f);
@@ -217,6 +227,10 @@ int main(int argc, char **argv)
 		return gpudctl_bind(&o, argc, argv);
 	if (!strcmp(cmd, "status"))
 		return gpudctl_status(&o, argc, argv);
+	if (!strcmp(cmd, "agent"))
+		return gpudctl_agent(&o, argc, argv);
+	if (!strcmp(cmd, "cleanup"))
+		return gpudctl_cleanup(&o, argc, argv);
 	if (!strcmp(cmd, "help"))
 		return gpudctl_usage(stdout), GPUDCTL_EXIT_OK;
 	return usage_error("unknown command \"%s\"", cmd);

@@ -36,6 +36,8 @@ void gpudctl_json_str(FILE *f, const char *s);
 int gpudctl_doctor(const struct gpudctl_opts *o, int argc, char **argv);
 int gpudctl_bind(const struct gpudctl_opts *o, int argc, char **argv);
 int gpudctl_status(const struct gpudctl_opts *o, int argc, char **argv);
+int gpudctl_agent(const struct gpudctl_opts *o, int argc, char **argv);
+int gpudctl_cleanup(const struct gpudctl_opts *o, int argc, char **argv);
 void gpudctl_usage(FILE *f);
 
 #endif /* GPUDCTL_H */

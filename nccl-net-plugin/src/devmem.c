@@ -89,6 +89,32 @@ static int pool_view(struct dm_devmem_dev *d)
 	return d->pool_host ? 0 : -EFAULT;
 }
 
+/*
+ * With gpudd the ranks of a node get distinct queues: the queue of our local
+ * rank as NCCL's launchers publish it, else any free one the agent picks.
+ * Returns the queue count (1) or -errno with the agent's message in d->why.
+ */
+static int agent_queue(struct dm_devmem_dev *d, const char *ifname)
+{
+	static const char *const vars[] = { "LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK",
+					    "SLURM_LOCALID", "MPI_LOCALRANKID" };
+	int rank = -1, err;
+
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]) && rank < 0; i++) {
+		const char *v = getenv(vars[i]);
+
+		if (v && *v)
+			rank = atoi(v);
+	}
+	err = gpud_nic_alloc_queues(d->nic, 1, rank, d->queues);
+	if (err) {
+		snprintf(d->why, sizeof(d->why), "%s", gpud_errmsg());
+		return err;
+	}
+	DM_INFO("%s: gpudd gave local rank %d queue %u", ifname, rank, d->queues[0]);
+	return 1;
+}
+
 static int dev_setup(int dev, struct dm_devmem_dev *d)
 {
 	const struct dm_dev *nd = dm_dev_get(dev);
@@ -109,7 +135,10 @@ static int dev_setup(int dev, struct dm_devmem_dev *d)
 	if (err)
 		goto err_msg;
 	nrx = gpud_nic_rx_queues(d->nic);
-	err = nrx < 0 ? nrx : parse_queues(dm_cfg.queues, nrx, d->queues, DM_MAX_QUEUES);
+	if (gpud_nic_via_agent(d->nic) && !dm_cfg.queues[0])
+		err = agent_queue(d, nd->name);	/* gpudd: this rank's own queue */
+	else
+		err = nrx < 0 ? nrx : parse_queues(dm_cfg.queues, nrx, d->queues, DM_MAX_QUEUES);
 	if (err < 0) {
 		snprintf(d->why, sizeof(d->why), "NCCL_DEVMEM_QUEUES=%s does not fit %s's %d RX queues",
 			 dm_cfg.queues[0] ? dm_cfg.queues : "(default: last)", nd->name, nrx);
@@ -196,24 +225,19 @@ static int sock_setup(struct dm_devmem_dev *d, struct dm_sock *s, char *why, siz
 	struct gpud_rx_opts ro = { .sz = sizeof(ro), .binding = d->binding,
 				   .mode = dm_cfg.mode == DM_MODE_DEVMEM ? GPUD_RX_DEVMEM
 									 : GPUD_RX_AUTO };
-	struct gpud_flow fl = { .sz = sizeof(fl), .family = AF_INET };
-	struct sockaddr_in me, peer;
-	socklen_t sl = sizeof(me);
 	struct dm_devmem_rx *r;
 	int err;
 
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	getsockname(s->fd, (struct sockaddr *)&me, &sl);
-	sl = sizeof(peer);
-	getpeername(s->fd, (struct sockaddr *)&peer, &sl);
-	memcpy(fl.dst_addr, &me.sin_addr, 4);
-	memcpy(fl.src_addr, &peer.sin_addr, 4);
-	fl.dst_port = me.sin_port;
-	fl.src_port = peer.sin_port;
-	/* steer before the handshake reply: no payload can arrive earlier */
-	err = gpud_nic_add_flow(d->nic, &fl, d->queues[d->next_queue++ % d->nqueues], &r->rule);
+	/*
+	 * Steer before the handshake reply: no payload can arrive earlier. By
+	 * the socket, not its addresses: gpudd steers only connections a
+	 * process proves it holds.
+	 */
+	err = gpud_nic_add_flow_sock(d->nic, s->fd, d->queues[d->next_queue++ % d->nqueues],
+				     &r->rule);
 	if (err)
 		goto err_msg;
 	r->has_rule = true;

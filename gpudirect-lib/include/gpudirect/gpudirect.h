@@ -357,6 +357,90 @@ struct gpud_nic;
 GPUD_API int gpud_nic_open(const char *ifname, struct gpud_nic **out);
 
 /*
+ * Many processes per node: the agent (gpudd, see docs/setup.md). When one is
+ * reachable, gpud_nic_open_opts() and gpud_bind_rx_opts() go through it: it
+ * owns header split, the RSS table and flow rules for every local process,
+ * hands out distinct queues, needs no CAP_NET_ADMIN from the caller (only
+ * membership of its group), and undoes what a process got when it exits,
+ * SIGKILL included. Without one they work directly, as gpud_nic_open() and
+ * gpud_bind_rx() always did, with the same errors.
+ *
+ * GPUD_AGENT_AUTO: the socket in GPUD_AGENT ("none" = no agent; a path = that
+ * agent, an error when unreachable), else the default socket
+ * /run/gpudirect/gpudd.sock when an agent listens there, else directly.
+ * gpud_nic_open() and gpud_bind_rx() are the AUTO case.
+ */
+enum gpud_agent_mode {
+	GPUD_AGENT_AUTO = 0,
+	GPUD_AGENT_OFF = 1,	/* never: configure the NIC in this process */
+	GPUD_AGENT_REQUIRE = 2,	/* fail (naming the fix) when no agent answers */
+};
+
+struct gpud_agent_opts {
+	size_t sz;		/* sizeof(struct gpud_agent_opts) */
+	enum gpud_agent_mode mode;
+	const char *path;	/* socket; NULL: GPUD_AGENT or the default. Implies REQUIRE */
+};
+
+/*
+ * gpud_nic_open() with a choice of agent (@opts NULL: AUTO). Through an
+ * agent: header split on is asked of the agent (off: -EPERM, the agent keeps
+ * it until it stops), the RSS table is the agent's (gpud_nic_rss_limit() is
+ * a no-op that succeeds: the agent keeps RSS off every held queue), channel
+ * counts are the agent's (-EPERM), flow rules exist only for sockets
+ * (gpud_nic_add_flow_sock(); gpud_nic_add_flow() by addresses: -EPERM).
+ * Errors of the connection: -EACCES (not in the agent's group; the message
+ * names it), -EPROTONOSUPPORT (no common protocol version), -ECONNREFUSED /
+ * -ENOENT (a required agent does not answer), -ETIMEDOUT.
+ */
+GPUD_API int gpud_nic_open_opts(const char *ifname, const struct gpud_agent_opts *opts,
+				struct gpud_nic **out);
+/* Whether @nic works through gpudd. */
+GPUD_API bool gpud_nic_via_agent(const struct gpud_nic *nic);
+/*
+ * Queues for this process: @rank >= 0 asks for the queue of local rank
+ * @rank (@n must be 1), @rank < 0 for any @n queues. Through the agent they
+ * are this process's alone until gpud_nic_free() or its exit; -EEXIST when
+ * another process holds the rank's queue, -EBUSY when too few are free.
+ * Directly (no agent) nothing is reserved: the highest queues are returned
+ * (rank k: the last queue minus k), as a single process would pick them.
+ * Writes @n queues to @out.
+ */
+GPUD_API int gpud_nic_alloc_queues(struct gpud_nic *nic, unsigned int n, int rank,
+				   unsigned int *out);
+/*
+ * Steers the connection of the connected TCP socket @sockfd to @queue; the
+ * 4-tuple is read from the socket (getsockname/getpeername), so a process
+ * can only steer connections it holds. Through the agent the socket is
+ * passed to it (SCM_RIGHTS) and it checks the socket is connected and in
+ * its network namespace (-ENOTCONN, -EXDEV), and that @queue is this
+ * process's (-EPERM). Removed by gpud_nic_del_flow() or gpud_nic_free().
+ */
+GPUD_API int gpud_nic_add_flow_sock(struct gpud_nic *nic, int sockfd, unsigned int queue,
+				    uint32_t *rule_id);
+
+/*
+ * Undoes what processes that died without gpud_nic_free() (SIGKILL, a
+ * crash, a killed gpudd) left on @ifname (NULL: every interface): each
+ * gpud_nic that changed a NIC journals the originals and its rules under
+ * $GPUD_STATE_DIR (default /run/gpudirect/nic); journals of owners that are
+ * gone are restored (rules removed, RSS table, channels, header split) and
+ * removed. Journals of live processes, and of other network namespaces,
+ * are left alone and counted. What is undone is in *st (may be NULL).
+ * Needs CAP_NET_ADMIN for the changes. `gpudctl cleanup IFNAME` calls it.
+ */
+struct gpud_cleanup_stats {
+	size_t sz;		/* sizeof(struct gpud_cleanup_stats) */
+	unsigned int journals;	/* dead owners whose changes were undone */
+	unsigned int rules;	/* n-tuple rules removed */
+	unsigned int rss;	/* RSS tables restored */
+	unsigned int hds;	/* header-split settings restored */
+	unsigned int live;	/* journals of running processes, left alone */
+	unsigned int other_netns;	/* journals of another namespace, left alone */
+};
+GPUD_API int gpud_nic_cleanup(const char *ifname, struct gpud_cleanup_stats *st);
+
+/*
  * Restores every setting this object changed (flow rules removed, RSS table,
  * channel counts, header split, in that order) and frees it. Restoration
  * failures are logged at WARN and do not stop the rest. NULL ok.
@@ -483,6 +567,24 @@ struct gpud_binding;
  */
 GPUD_API int gpud_bind_rx(int ifindex, struct gpud_mem *mem, const unsigned int *queues,
 			  size_t nqueues, struct gpud_binding **out);
+/*
+ * gpud_bind_rx() with a choice of agent (@opts NULL: AUTO). Through gpudd
+ * the dma-buf fd is passed to the agent, which binds it (the binding is then
+ * owned by the agent's netlink socket for this object's connection); queues
+ * not yet held by this process are taken for it, -EEXIST when another
+ * process holds one. The kernel's extack arrives in the message unchanged.
+ * Receiving (MSG_SOCK_DEVMEM) and returning tokens need no privilege, so the
+ * caller receives on its own sockets as with a binding of its own.
+ */
+GPUD_API int gpud_bind_rx_opts(int ifindex, struct gpud_mem *mem, const unsigned int *queues,
+			       size_t nqueues, const struct gpud_agent_opts *opts,
+			       struct gpud_binding **out);
+/*
+ * The agent's state as a JSON document (clients, their queues, bindings and
+ * rules; per interface the pool, held queues and RSS spread), malloc()ed
+ * into *json. @opts NULL: AUTO, but an agent is required.
+ */
+GPUD_API int gpud_agent_status(const struct gpud_agent_opts *opts, char **json);
 /* Unbinds (closes the binding's netlink socket) and frees. NULL ok. */
 GPUD_API void gpud_binding_free(struct gpud_binding *b);
 /* The dma-buf id the kernel assigned (> 0); it tags received fragments. */

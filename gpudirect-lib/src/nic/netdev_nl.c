@@ -11,6 +11,8 @@
 #include "nic/nic_internal.h"
 #include "uapi_compat.h"
 
+#include "agent/client.h"
+
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +22,8 @@
 #include <linux/ethtool_netlink.h>
 
 struct gpud_binding {
-	struct gpud_nl *nl;	/* closing it unbinds */
+	struct gpud_nl *nl;	/* closing it unbinds; NULL through the agent */
+	struct gpud_agent_conn *agent;	/* closing it makes the agent unbind */
 	uint32_t id;
 	int ifindex;
 };
@@ -559,10 +562,58 @@ err_free:
 	return err;
 }
 
-int gpud_bind_rx(int ifindex, struct gpud_mem *mem, const unsigned int *queues,
-		 size_t nqueues, struct gpud_binding **out)
+/* Through gpudd: the agent binds the fd we pass and owns the netlink socket. */
+static int bind_via_agent(struct gpud_agent_conn *c, int ifindex, int fd,
+			  const unsigned int *queues, size_t nqueues, struct gpud_binding **out)
 {
-	int fd;
+	char ifname[IF_NAMESIZE];
+	uint8_t req[GPUD_PROTO_REQ_MAX];
+	struct gpud_proto_msg rep;
+	struct gpud_proto_buf b;
+	struct gpud_binding *bd;
+	void *rbuf;
+	int err;
+
+	if (!if_indextoname((unsigned int)ifindex, ifname))
+		return gpud_err(-ENODEV, "bind: no interface with ifindex %d here", ifindex);
+	if (nqueues > GPUD_PROTO_MAX_QUEUES)
+		return gpud_err(-E2BIG, "bind: at most %d queues per binding through gpudd",
+				GPUD_PROTO_MAX_QUEUES);
+	bd = calloc(1, sizeof(*bd));
+	rbuf = malloc(GPUD_PROTO_REPLY_MAX);
+	if (!bd || !rbuf) {
+		err = gpud_err(-ENOMEM, "bind: out of memory");
+		goto err_free;
+	}
+	gpud_agent_req(c, &b, req, GPUD_MSG_BIND);
+	gpud_proto_put_str(&b, GPUD_A_IFNAME, ifname, GPUD_PROTO_IFNAME_MAX);
+	gpud_proto_put_u32(&b, GPUD_A_IFINDEX, (uint32_t)ifindex);
+	for (size_t i = 0; i < nqueues; i++)
+		gpud_proto_put_u32(&b, GPUD_A_QUEUE, queues[i]);
+	err = gpud_agent_call(c, &b, fd, &rep, rbuf, "bind");
+	if (err)
+		goto err_free;
+	bd->agent = c;
+	bd->id = rep.binding;
+	bd->ifindex = ifindex;
+	free(rbuf);
+	gpud_log(GPUD_LOG_INFO, "gpudd bound dma-buf fd %d to %zu queue(s) of %s: id %u", fd,
+		 nqueues, ifname, bd->id);
+	*out = bd;
+	return 0;
+
+err_free:
+	free(rbuf);
+	free(bd);
+	return err;
+}
+
+int gpud_bind_rx_opts(int ifindex, struct gpud_mem *mem, const unsigned int *queues,
+		      size_t nqueues, const struct gpud_agent_opts *opts,
+		      struct gpud_binding **out)
+{
+	struct gpud_agent_conn *c;
+	int fd, err;
 
 	if (!mem)
 		return gpud_err(-EINVAL, "bind: no memory given");
@@ -570,7 +621,24 @@ int gpud_bind_rx(int ifindex, struct gpud_mem *mem, const unsigned int *queues,
 	if (fd < 0)
 		return gpud_err(fd, "bind: the memory was not exported as a dma-buf "
 				"(created with GPUD_MEM_F_NO_DMABUF?)");
-	return gpud_bind_rx_fd(ifindex, fd, queues, nqueues, out);
+	if (ifindex <= 0 || !queues || !nqueues || !out)
+		return gpud_err(-EINVAL, "bind: needs an ifindex, a dma-buf fd and at least "
+				"one queue");
+	err = gpud_agent_conn_open(opts, &c);
+	if (err)
+		return err;
+	if (!c)
+		return gpud_bind_rx_fd(ifindex, fd, queues, nqueues, out);
+	err = bind_via_agent(c, ifindex, fd, queues, nqueues, out);
+	if (err)
+		gpud_agent_conn_close(c);
+	return err;
+}
+
+int gpud_bind_rx(int ifindex, struct gpud_mem *mem, const unsigned int *queues,
+		 size_t nqueues, struct gpud_binding **out)
+{
+	return gpud_bind_rx_opts(ifindex, mem, queues, nqueues, NULL, out);
 }
 
 void gpud_binding_free(struct gpud_binding *b)
@@ -579,6 +647,8 @@ void gpud_binding_free(struct gpud_binding *b)
 		return;
 	/* Closing the socket is the unbind: the kernel releases the binding. */
 	gpud_nl_close(b->nl);
+	/* Through the agent: closing our connection makes it close its socket. */
+	gpud_agent_conn_close(b->agent);
 	free(b);
 }
 

@@ -103,4 +103,41 @@ int gpud_rss_get(int fd, const char *ifname, uint32_t **table, uint32_t *size);
 /* @size 0 restores the driver's default spread. */
 int gpud_rss_set(int fd, const char *ifname, const uint32_t *table, uint32_t size);
 
+/* ---- for gpudd (nic_state.c) ---- */
+
+/*
+ * Sets the whole RSS indirection table (@size must be the device's), the
+ * original recorded for gpud_nic_free() as gpud_nic_rss_limit() does.
+ */
+int gpud_nic_rss_set_table(struct gpud_nic *nic, const uint32_t *table, uint32_t size);
+/* The device's RSS table size. */
+int gpud_nic_rss_size(struct gpud_nic *nic, uint32_t *size);
+
+/* ---- through gpudd (nic_agent.c) ---- */
+
+struct gpud_agent_conn;
+/* The agent connection of @nic, NULL when it works directly. */
+struct gpud_agent_conn *gpud_nic_agent(const struct gpud_nic *nic);
+int gpud_nic_agent_hds(struct gpud_nic *nic, bool on);
+int gpud_nic_agent_del_flow(struct gpud_nic *nic, uint32_t rule_id);
+
+/* ---- the NIC journal (journal.c) ---- */
+
+struct gpud_journal_rec {
+	const char *ifname;
+	int ifindex;
+	bool hds_saved;
+	uint8_t hds_orig;
+	unsigned int ch_saved;
+	struct gpud_channels ch_orig;
+	const uint32_t *rss_orig;	/* NULL: RSS untouched */
+	uint32_t rss_size;
+	bool rss_was_default;
+	const uint32_t *flows;
+	size_t nflows;
+};
+/* (Re)writes the journal; @path is chosen on the first call ("" before). */
+int gpud_journal_write(const struct gpud_journal_rec *r, char *path, size_t plen);
+void gpud_journal_remove(const char *path);
+
 #endif /* GPUD_NIC_INTERNAL_H */

@@ -13,6 +13,8 @@
  */
 #include "nic/nic_internal.h"
 
+#include "agent/client.h"
+
 #include <fcntl.h>
 #include <net/if.h>
 #include <pthread.h>
@@ -32,6 +34,7 @@ struct gpud_nic {
 	struct gpud_nl *nd;	/* netdev family, same netns; NULL before 6.3 */
 	int ioctl_fd;		/* SIOCETHTOOL socket, same netns */
 	pthread_mutex_t lock;
+	struct gpud_agent_conn *agent;	/* NULL: we configure the NIC ourselves */
 	struct gpud_nic *next;	/* registry, under reg_lock */
 
 	bool hds_saved;
@@ -43,6 +46,7 @@ struct gpud_nic {
 	bool rss_was_default;	/* restore with size 0, as the driver spreads */
 	uint32_t *flows;	/* locations of rules we added */
 	size_t nflows;
+	char journal[300];	/* "": none written yet */
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -67,7 +71,38 @@ static void reg_del(struct gpud_nic *nic)
 	}
 }
 
+/* After every change: what gpudctl cleanup needs if we die. Caller holds nic->lock. */
+static void journal_sync(struct gpud_nic *nic)
+{
+	struct gpud_journal_rec r = {
+		.ifname = nic->name, .ifindex = nic->ifindex,
+		.hds_saved = nic->hds_saved, .hds_orig = nic->hds_orig,
+		.ch_saved = nic->ch_saved, .ch_orig = nic->ch_orig,
+		.rss_orig = nic->rss_orig, .rss_size = nic->rss_size,
+		.rss_was_default = nic->rss_was_default,
+		.flows = nic->flows, .nflows = nic->nflows,
+	};
+
+	gpud_journal_write(&r, nic->journal, sizeof(nic->journal));
+}
+
 int gpud_nic_open(const char *ifname, struct gpud_nic **out)
+{
+	return gpud_nic_open_opts(ifname, NULL, out);
+}
+
+struct gpud_agent_conn *gpud_nic_agent(const struct gpud_nic *nic)
+{
+	return nic ? nic->agent : NULL;
+}
+
+bool gpud_nic_via_agent(const struct gpud_nic *nic)
+{
+	return nic && nic->agent;
+}
+
+int gpud_nic_open_opts(const char *ifname, const struct gpud_agent_opts *opts,
+		       struct gpud_nic **out)
 {
 	struct gpud_nic *nic;
 	int err;
@@ -94,11 +129,17 @@ int gpud_nic_open(const char *ifname, struct gpud_nic **out)
 	/* Only for counting queues; older kernels fall back to channels. */
 	if (gpud_nl_open("netdev", &nic->nd))
 		nic->nd = NULL;
+	err = gpud_agent_conn_open(opts, &nic->agent);
+	if (err)
+		goto err_close_nl;
 	pthread_mutex_init(&nic->lock, NULL);
 	reg_add(nic);
 	*out = nic;
 	return 0;
 
+err_close_nl:
+	gpud_nl_close(nic->nd);
+	gpud_nl_close(nic->eth);
 err_close_fd:
 	close(nic->ioctl_fd);
 err_free:
@@ -179,6 +220,8 @@ int gpud_nic_set_header_split(struct gpud_nic *nic, bool on)
 
 	if (!nic)
 		return gpud_err(-EINVAL, "header split set: no nic");
+	if (nic->agent)
+		return gpud_nic_agent_hds(nic, on);
 	pthread_mutex_lock(&nic->lock);
 	err = gpud_ethtool_get_hds(nic->eth, nic->ifindex, &cur);
 	if (err == -EOPNOTSUPP) {
@@ -196,6 +239,7 @@ int gpud_nic_set_header_split(struct gpud_nic *nic, bool on)
 	if (!nic->hds_saved) {
 		nic->hds_saved = true;
 		nic->hds_orig = cur;
+		journal_sync(nic);
 	}
 	gpud_log(GPUD_LOG_INFO, "%s: tcp-data-split %s (was %u)", nic->name,
 		 on ? "on" : "off", cur);
@@ -212,6 +256,9 @@ int gpud_nic_set_rx_channels(struct gpud_nic *nic, unsigned int count)
 
 	if (!nic || !count)
 		return gpud_err(-EINVAL, "set rx channels: needs a nic and a count > 0");
+	if (nic->agent)
+		return gpud_err(-EPERM, "set rx channels %s: gpudd owns the channel counts of "
+				"this node's NICs (set them before starting it)", nic->name);
 	pthread_mutex_lock(&nic->lock);
 	err = gpud_ethtool_get_channels(nic->eth, nic->ifindex, &cur);
 	if (err)
@@ -238,6 +285,7 @@ int gpud_nic_set_rx_channels(struct gpud_nic *nic, unsigned int count)
 		else
 			nic->ch_orig.rx = cur.rx;
 		nic->ch_saved |= which;
+		journal_sync(nic);
 	}
 	gpud_log(GPUD_LOG_INFO, "%s: %u RX channels", nic->name, count);
 out:
@@ -302,6 +350,10 @@ int gpud_nic_add_flow(struct gpud_nic *nic, const struct gpud_flow *flow, unsign
 		return err;
 	if (f.family != AF_INET && f.family != AF_INET6)
 		return gpud_err(-EAFNOSUPPORT, "add flow: family must be AF_INET or AF_INET6");
+	if (nic->agent)
+		return gpud_err(-EPERM, "add flow %s: gpudd steers only connections a process "
+				"proves are its own: use gpud_nic_add_flow_sock() with the "
+				"connected socket", nic->name);
 	pthread_mutex_lock(&nic->lock);
 	grown = realloc(nic->flows, (nic->nflows + 1) * sizeof(*grown));
 	if (!grown) {
@@ -315,6 +367,7 @@ int gpud_nic_add_flow(struct gpud_nic *nic, const struct gpud_flow *flow, unsign
 		goto out;
 	}
 	nic->flows[nic->nflows++] = loc;
+	journal_sync(nic);
 	gpud_log(GPUD_LOG_INFO, "%s: n-tuple rule %u steers to queue %u", nic->name, loc, queue);
 	*rule_id = loc;
 out:
@@ -329,6 +382,8 @@ int gpud_nic_del_flow(struct gpud_nic *nic, uint32_t rule_id)
 
 	if (!nic)
 		return gpud_err(-EINVAL, "del flow: no nic");
+	if (nic->agent)
+		return gpud_nic_agent_del_flow(nic, rule_id);
 	pthread_mutex_lock(&nic->lock);
 	for (i = 0; i < nic->nflows && nic->flows[i] != rule_id; i++)
 		;
@@ -343,6 +398,7 @@ int gpud_nic_del_flow(struct gpud_nic *nic, uint32_t rule_id)
 		goto out;
 	}
 	nic->flows[i] = nic->flows[--nic->nflows];
+	journal_sync(nic);
 out:
 	pthread_mutex_unlock(&nic->lock);
 	return err;
@@ -365,6 +421,7 @@ static int rss_save(struct gpud_nic *nic, uint32_t rings)
 	nic->rss_orig = t;
 	nic->rss_size = size;
 	nic->rss_was_default = dflt;
+	journal_sync(nic);
 	return 0;
 }
 
@@ -375,6 +432,11 @@ int gpud_nic_rss_limit(struct gpud_nic *nic, unsigned int first_excluded)
 
 	if (!nic)
 		return gpud_err(-EINVAL, "rss limit: no nic");
+	if (nic->agent) {
+		/* The agent recomputes RSS over the queues nobody holds. */
+		gpud_log(GPUD_LOG_INFO, "%s: RSS is gpudd's: it keeps held queues out", nic->name);
+		return 0;
+	}
 	pthread_mutex_lock(&nic->lock);
 	err = gpud_rss_rings(nic->ioctl_fd, nic->name, &rings);
 	if (!err)
@@ -405,6 +467,48 @@ out:
 	free(t);
 	pthread_mutex_unlock(&nic->lock);
 	return err;
+}
+
+int gpud_nic_rss_set_table(struct gpud_nic *nic, const uint32_t *table, uint32_t size)
+{
+	uint32_t rings;
+	int err;
+
+	if (!nic || !table || !size)
+		return gpud_err(-EINVAL, "rss set: bad arguments");
+	pthread_mutex_lock(&nic->lock);
+	err = gpud_rss_rings(nic->ioctl_fd, nic->name, &rings);
+	if (!err)
+		err = rss_save(nic, rings);
+	if (err) {
+		err = nic_ioctl_fail(nic, err, "reading the RSS table of");
+		goto out;
+	}
+	if (size != nic->rss_size) {
+		err = gpud_err(-EINVAL, "rss set: %s has a %u-entry table, not %u", nic->name,
+			       nic->rss_size, size);
+		goto out;
+	}
+	err = gpud_rss_set(nic->ioctl_fd, nic->name, table, size);
+	if (err)
+		err = nic_ioctl_fail(nic, err, "setting the RSS table of");
+out:
+	pthread_mutex_unlock(&nic->lock);
+	return err;
+}
+
+int gpud_nic_rss_size(struct gpud_nic *nic, uint32_t *size)
+{
+	uint32_t *t;
+	int err;
+
+	pthread_mutex_lock(&nic->lock);
+	err = gpud_rss_get(nic->ioctl_fd, nic->name, &t, size);
+	pthread_mutex_unlock(&nic->lock);
+	if (err)
+		return nic_ioctl_fail(nic, err, "reading the RSS table of");
+	free(t);
+	return 0;
 }
 
 /*
@@ -461,9 +565,11 @@ void gpud_nic_free(struct gpud_nic *nic)
 	reg_del(nic);
 	pthread_mutex_lock(&nic->lock);
 	nic_restore(nic);
+	gpud_journal_remove(nic->journal);
 	pthread_mutex_unlock(&nic->lock);
 	pthread_mutex_unlock(&reg_lock);
 	pthread_mutex_destroy(&nic->lock);
+	gpud_agent_conn_close(nic->agent);	/* the agent undoes what we got */
 	gpud_nl_close(nic->eth);
 	gpud_nl_close(nic->nd);
 	close(nic->ioctl_fd);

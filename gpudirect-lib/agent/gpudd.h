@@ -1,0 +1,126 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * gpudd internals: the agent's state (interfaces, clients and what each
+ * client holds) shared by its source files. Not installed.
+ *
+ *   gpudd_main.c    options, the listening socket, the event loop, stop
+ *   gpudd_client.c  one connection: credentials, hello, requests, release
+ *   gpudd_nic.c     one interface: the gpud_nic that remembers and restores
+ *                   it, the queue pool, RSS recomputation, header split
+ *   gpudd_status.c  the status document
+ *   gpudd_pool.c    pure queue allocator and RSS table
+ */
+#ifndef GPUDD_H
+#define GPUDD_H
+
+#include "gpudd_pool.h"
+#include "proto.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+
+struct gpud_nic;
+struct gpud_binding;
+
+#define GPUDD_MAX_CLIENTS 256
+#define GPUDD_MAX_POOLS 16
+/* A connection must say hello within this, or it is dropped. */
+#define GPUDD_HELLO_TIMEOUT_S 5.0
+
+struct gpudd_pool_cfg {
+	char ifname[GPUD_PROTO_IFNAME_MAX];
+	unsigned int first, last;	/* last 0: up to the last queue */
+};
+
+struct gpudd_cfg {
+	const char *sock_path;
+	const char *group;		/* besides root */
+	gid_t gid;
+	bool have_gid;
+	struct gpudd_pool_cfg pools[GPUDD_MAX_POOLS];
+	int npools;
+};
+
+struct gpudd_nic {
+	char ifname[GPUD_PROTO_IFNAME_MAX];
+	int ifindex;
+	struct gpud_nic *nic;		/* remembers and restores what we changed */
+	struct gpudd_pool pool;
+	uint32_t rss_size;		/* 0: no RSS table to manage */
+	bool rss_touched;
+	bool hds_on;
+	struct gpudd_nic *next;
+};
+
+struct gpudd_bind {
+	struct gpud_binding *b;		/* owns its netlink socket: closing it unbinds */
+	struct gpudd_nic *nic;
+	uint32_t id;
+	unsigned int queues[GPUD_PROTO_MAX_QUEUES];
+	unsigned int nq;
+	struct gpudd_bind *next;
+};
+
+struct gpudd_rule {
+	struct gpudd_nic *nic;
+	uint32_t loc;
+	unsigned int queue;
+	char flow[128];			/* "tcp4 198.18.0.2:5000 <- 198.18.0.1:40000" */
+	struct gpudd_rule *next;
+};
+
+struct gpudd_client {
+	int fd;
+	uint64_t id;			/* never 0, never reused */
+	struct ucred cred;
+	bool hello;
+	bool same_netns;
+	uint32_t version;
+	uint64_t features;
+	double since;
+	char refused[384];		/* why it may not talk to us; "" = allowed */
+	struct gpudd_bind *binds;
+	struct gpudd_rule *rules;
+};
+
+struct gpudd {
+	struct gpudd_cfg cfg;
+	int listen_fd;
+	bool socket_activated;
+	struct gpudd_nic *nics;
+	struct gpudd_client *clients[GPUDD_MAX_CLIENTS];
+	int nclients;
+	uint64_t next_id;
+	uint64_t netns_cookie;		/* of the agent's own namespace */
+};
+
+double gpudd_now(void);
+void gpudd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* gpudd_client.c */
+int gpudd_client_accept(struct gpudd *d);
+/* Reads and answers one message; false when the client is gone. */
+bool gpudd_client_serve(struct gpudd *d, struct gpudd_client *c);
+/* Undoes everything the client got and frees it. */
+void gpudd_client_release(struct gpudd *d, struct gpudd_client *c);
+/* Whether @c may talk to us; @why names the group when not. */
+bool gpudd_client_allowed(const struct gpudd *d, int fd, const struct ucred *cred,
+			  char *why, size_t len);
+
+/* gpudd_nic.c */
+/* The interface, opened (and its pool made) on first use. -errno + @why. */
+int gpudd_nic_get(struct gpudd *d, const char *ifname, struct gpudd_nic **out, char *why,
+		  size_t len);
+/* Puts RSS over the queues nobody holds. */
+int gpudd_nic_rss_update(struct gpudd_nic *n, char *why, size_t len);
+int gpudd_nic_hds_on(struct gpudd_nic *n, char *why, size_t len);
+/* Restores and frees every interface (the NIC as it was found). */
+void gpudd_nics_free(struct gpudd *d);
+
+/* gpudd_status.c */
+/* The status JSON into @buf; its length (cut at @len - 1). */
+size_t gpudd_status_json(const struct gpudd *d, char *buf, size_t len);
+
+#endif /* GPUDD_H */

@@ -1,0 +1,471 @@
+// SPDX-License-Identifier: MIT
+/*
+ * vm: gpudd on a patched-netdevsim port with 8 queues. Four unprivileged
+ * receivers (uid 65534, in the agent's group) each bind their own udmabuf
+ * through the agent to the queue of their local rank and receive a pattern
+ * stream byte-exact in devmem mode, concurrently; meanwhile 200 plain TCP
+ * connections to the same port's address must all succeed (RSS never sends
+ * them to a bound queue). One more receiver is killed with SIGKILL
+ * mid-transfer: its binding, queue and rule disappear from the agent and the
+ * NIC, the others are not disturbed. When gpudd stops, header split and the
+ * RSS table are as they were before it started.
+ *
+ * argv[1] = gpudd, argv[2] = kernel-patches/scripts/nsim-pair.sh.
+ * Outside the VM: skip.
+ */
+#define _GNU_SOURCE
+#include "gpud_devmem_test.h"
+#include "nic/nic_internal.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PREFIX "gpagt"
+#define IF_A "nsim0"
+#define ADDR_A "198.18.0.1"
+#define NRECV 4
+#define KILLED NRECV	/* the fifth receiver, rank 4, is killed */
+#define PORT0 6100
+#define PLAIN_PORT 6200
+#define NPLAIN 200
+#define TOTAL (48ull << 20)
+#define MEM_SIZE (16u << 20)
+
+static char sock_path[108], dir[64], logpath[96], state[96], nsim[256];
+static pid_t agent_pid;
+static int ns_a, ns_b;
+static int hold[2] = { -1, -1 };	/* receivers stay bound until its write end closes */
+
+static void cleanup(void)
+{
+	char cmd[400];
+
+	if (agent_pid > 0)
+		kill(agent_pid, SIGKILL);
+	snprintf(cmd, sizeof(cmd), "%s down " PREFIX " >/dev/null 2>&1; rm -rf %s", nsim, dir);
+	if (system(cmd))
+		fprintf(stderr, "cleanup: %s failed\n", cmd);
+}
+
+static void agent_start(const char *gpudd, const char *group)
+{
+	agent_pid = fork();
+	T_ASSERT(agent_pid >= 0);
+	if (agent_pid == 0) {
+		int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(fd, 2);
+		execl(gpudd, "gpudd", "-f", "-s", sock_path, "-g", group, (char *)NULL);
+		_exit(127);
+	}
+	for (int i = 0; i < 400 && access(sock_path, F_OK); i++)
+		usleep(50000);
+	T_ASSERT_OK(access(sock_path, F_OK));
+}
+
+struct recv_report {
+	uint64_t bytes, devmem;
+	double setup_ms;	/* connect + hello + queue + header split + bind, through gpudd */
+	unsigned int queue;
+	int err;
+	char msg[400];
+};
+
+/* Sender in namespace b: connects, waits for the receiver's go byte (its flow rule is in), sends. */
+static pid_t sender(uint16_t port, uint64_t seed, uint64_t total)
+{
+	static char buf[128 << 10];
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	pid_t pid = fork();
+	uint64_t off = 0;
+	char go;
+	int fd;
+
+	T_ASSERT(pid >= 0);
+	if (pid)
+		return pid;
+	close(hold[1]);
+	if (setns(ns_b, CLONE_NEWNET))
+		_exit(2);
+	t_pin_cpu(1);
+	inet_pton(AF_INET, ADDR_A, &a.sin_addr);
+	fd = socket(AF_INET, SOCK_STREAM, 0);
+	for (int t = 0; connect(fd, (struct sockaddr *)&a, sizeof(a)); t++) {
+		if (t > 1000)
+			_exit(3);
+		close(fd);
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		usleep(10000);
+	}
+	if (recv(fd, &go, 1, MSG_WAITALL) != 1)
+		_exit(5);
+	while (off < total) {
+		size_t len = sizeof(buf) < total - off ? sizeof(buf) : (size_t)(total - off);
+
+		t_pattern_fill(seed, off, buf, len);
+		for (size_t done = 0; done < len;) {
+			ssize_t w = send(fd, buf + done, len - done, MSG_NOSIGNAL);
+
+			if (w <= 0)
+				_exit(4);
+			done += (size_t)w;
+		}
+		off += len;
+	}
+	close(fd);
+	_exit(0);
+}
+
+/*
+ * Receiver of rank @rank: memory made as root (/dev/udmabuf is root's),
+ * then uid 65534 for everything else: agent, bind, rule, receive.
+ */
+static void __attribute__((noreturn)) receiver(unsigned int rank, int rfd, int progress_fd,
+					       int hold_fd)
+{
+	struct gpud_agent_opts ao = { .sz = sizeof(ao), .path = sock_path };
+	struct gpud_rx_opts ro = { .sz = sizeof(ro), .mode = GPUD_RX_DEVMEM };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PORT0 + rank) };
+	struct recv_report rep = { 0 };
+	struct gpud_mem_opts mo = { .sz = sizeof(mo) };
+	static struct gpud_frag f[256];
+	struct gpud_binding *b = NULL;
+	struct gpud_nic *nic = NULL;
+	struct gpud_rx *rx = NULL;
+	struct gpud_mem *mem = NULL;
+	struct gpud_rx_stats st;
+	uint32_t rule;
+	int lfd, cfd = -1, one = 1, n;
+	uint64_t off = 0, next_report = 4u << 20;
+	double t0;
+
+	close(hold[1]);
+	t_pin_cpu(0);
+	rep.err = gpud_mem_create(GPUD_MEM_HOST, MEM_SIZE, &mo, &mem);
+	if (rep.err)
+		goto out;
+	if (setgroups(0, NULL) || setgid(65534) || setuid(65534)) {
+		rep.err = -EPERM;
+		goto out;
+	}
+	t0 = t_now();
+	rep.err = gpud_nic_open_opts(IF_A, &ao, &nic);
+	if (!rep.err && !gpud_nic_via_agent(nic))
+		rep.err = -ENOTCONN;
+	if (!rep.err)
+		rep.err = gpud_nic_alloc_queues(nic, 1, (int)rank, &rep.queue);
+	if (!rep.err)
+		rep.err = gpud_nic_set_header_split(nic, true);
+	if (!rep.err)
+		rep.err = gpud_bind_rx_opts(gpud_nic_ifindex(nic), mem, &rep.queue, 1, &ao, &b);
+	if (rep.err)
+		goto out;
+	rep.setup_ms = (t_now() - t0) * 1e3;
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	inet_pton(AF_INET, ADDR_A, &a.sin_addr);
+	if (bind(lfd, (struct sockaddr *)&a, sizeof(a)) || listen(lfd, 1)) {
+		rep.err = -errno;
+		goto out;
+	}
+	cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	close(lfd);
+	rep.err = cfd < 0 ? -errno : gpud_nic_add_flow_sock(nic, cfd, rep.queue, &rule);
+	if (rep.err)
+		goto out;
+	if (send(cfd, "g", 1, MSG_NOSIGNAL) != 1) {
+		rep.err = -errno;
+		goto out;
+	}
+	ro.binding = b;
+	rep.err = gpud_rx_open(cfd, &ro, &rx);
+	if (rep.err)
+		goto out;
+	while ((n = t_devmem_recv(rx, mem, f, 256, 0, 0x5eed + rank, &off)) > 0) {
+		gpud_rx_release(rx, f, (size_t)n);
+		if (progress_fd >= 0 && off >= next_report) {
+			if (write(progress_fd, "p", 1) != 1)
+				break;
+			next_report = UINT64_MAX;	/* once */
+		}
+	}
+	if (n < 0)
+		rep.err = n;
+	gpud_rx_get_stats(rx, &st);
+	rep.bytes = st.bytes;
+	rep.devmem = st.bytes_devmem;
+out:
+	if (rep.err)
+		snprintf(rep.msg, sizeof(rep.msg), "%s", gpud_errmsg());
+	if (write(rfd, &rep, sizeof(rep)) != sizeof(rep))
+		_exit(9);
+	/* Bound until the parent's plain TCP check is over (it closes the pipe). */
+	while (read(hold_fd, &rep.queue, 1) > 0)
+		;
+	gpud_rx_free(rx);
+	if (cfd >= 0)
+		close(cfd);
+	gpud_binding_free(b);
+	gpud_nic_free(nic);
+	gpud_mem_free(mem);
+	_exit(rep.err ? 1 : 0);
+}
+
+/* Plain TCP meanwhile: a listener in a, NPLAIN connections from b, 16 KiB each, checked. */
+static int plain_tcp(void)
+{
+	static char buf[16 << 10];
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PLAIN_PORT) };
+	int lfd, one = 1, failed = 0;
+	pid_t pid;
+
+	inet_pton(AF_INET, ADDR_A, &a.sin_addr);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	T_ASSERT_OK(bind(lfd, (struct sockaddr *)&a, sizeof(a)) ? -errno : 0);
+	T_ASSERT_OK(listen(lfd, 64) ? -errno : 0);
+	pid = fork();
+	T_ASSERT(pid >= 0);
+	if (pid == 0) {
+		if (setns(ns_b, CLONE_NEWNET))
+			_exit(2);
+		for (int i = 0; i < NPLAIN; i++) {
+			int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+			t_pattern_fill(1000 + (uint64_t)i, 0, buf, sizeof(buf));
+			if (connect(fd, (struct sockaddr *)&a, sizeof(a)) ||
+			    send(fd, buf, sizeof(buf), MSG_NOSIGNAL) != (ssize_t)sizeof(buf))
+				_exit(3);
+			close(fd);
+		}
+		_exit(0);
+	}
+	for (int i = 0; i < NPLAIN; i++) {
+		struct timeval tv = { .tv_sec = 30 };
+		int cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		ssize_t got = 0, r = 0;
+
+		if (cfd < 0) {
+			failed++;
+			continue;
+		}
+		setsockopt(cfd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		while (got < (ssize_t)sizeof(buf) &&
+		       (r = recv(cfd, buf + got, sizeof(buf) - (size_t)got, 0)) > 0)
+			got += r;
+		/* recv on a bound queue's data fails with EFAULT: that is the failure counted. */
+		if (got != (ssize_t)sizeof(buf) || t_pattern_check(1000 + (uint64_t)i, 0, buf,
+								   sizeof(buf)) >= 0) {
+			t_log("plain connection %d: %zd of %zu bytes (%s)", i, got, sizeof(buf),
+			      r < 0 ? strerror(errno) : "pattern");
+			failed++;
+		}
+		close(cfd);
+	}
+	close(lfd);
+	{
+		int st;
+
+		waitpid(pid, &st, 0);
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			T_FAIL("the plain TCP client ended with 0x%x", st);
+	}
+	return failed;
+}
+
+static void read_rss(uint32_t **t, uint32_t *size)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+	T_ASSERT_OK(gpud_rss_get(fd, IF_A, t, size));
+	close(fd);
+}
+
+static int queue_dmabuf(int ifindex, unsigned int q)
+{
+	struct gpud_queue_info qi[64];
+	int n = gpud_queues_get(ifindex, qi, 64);
+
+	for (int i = 0; i < n && i < 64; i++)
+		if (qi[i].type == 0 && qi[i].id == q)
+			return (int)qi[i].dmabuf_id;
+	return -1;
+}
+
+static bool agent_lists_pid(pid_t pid)
+{
+	struct gpud_agent_opts o = { .sz = sizeof(o), .path = sock_path };
+	char needle[32], *json = NULL;
+	bool has;
+
+	T_ASSERT_OK(gpud_agent_status(&o, &json));
+	snprintf(needle, sizeof(needle), "\"pid\":%d", (int)pid);
+	has = strstr(json, needle) != NULL;
+	free(json);
+	return has;
+}
+
+int main(int argc, char **argv)
+{
+	struct recv_report rep[NRECV + 1];
+	int rfd[NRECV + 1][2], prog[2], failed, st, ifindex, running = 0;
+	pid_t rpid[NRECV + 1], spid[NRECV + 1];
+	uint32_t *rss0, *rss1, size0, size1;
+	enum gpud_hds hds0, hds1;
+	struct gpud_nic *probe;
+	struct group *gr;
+	char cmd[400], c;
+	double t0;
+
+	if (argc < 3)
+		T_FAIL("usage: agent_vm_nsim GPUDD NSIM_PAIR_SH");
+	t_require_vm();
+	t_require_root();
+	t_require_file("/dev/udmabuf", "host memory as a dma-buf (CONFIG_UDMABUF)");
+	gr = getgrgid(65534);
+	if (!gr)
+		t_skip("no group with gid 65534 to stand in for the gpudirect group");
+	snprintf(nsim, sizeof(nsim), "%s", argv[2]);
+	snprintf(dir, sizeof(dir), "/tmp/gpudd-vm-%d", (int)getpid());
+	snprintf(sock_path, sizeof(sock_path), "%s/run/gpudd.sock", dir);
+	snprintf(logpath, sizeof(logpath), "%s/gpudd.log", dir);
+	snprintf(state, sizeof(state), "%s/state", dir);
+	mkdir(dir, 0755);
+	chmod(dir, 0755);
+	setenv("GPUD_STATE_DIR", state, 1);
+	atexit(cleanup);
+	snprintf(cmd, sizeof(cmd), "%s up " PREFIX " --queues 8 >/dev/null", nsim);
+	if (system(cmd))
+		T_FAIL("%s failed", cmd);
+	ns_a = open("/var/run/netns/" PREFIX "a", O_RDONLY | O_CLOEXEC);
+	ns_b = open("/var/run/netns/" PREFIX "b", O_RDONLY | O_CLOEXEC);
+	T_ASSERT(ns_a >= 0 && ns_b >= 0);
+	T_ASSERT_OK(setns(ns_a, CLONE_NEWNET) ? -errno : 0);
+	ifindex = (int)if_nametoindex(IF_A);
+
+	/* What the NIC looked like before the agent. */
+	{
+		struct gpud_agent_opts off = { .sz = sizeof(off), .mode = GPUD_AGENT_OFF };
+
+		T_ASSERT_OK(gpud_nic_open_opts(IF_A, &off, &probe));
+		T_ASSERT_EQ(8, gpud_nic_rx_queues(probe));
+		T_ASSERT_OK(gpud_nic_get_header_split(probe, &hds0));
+		gpud_nic_free(probe);
+	}
+	read_rss(&rss0, &size0);
+	agent_start(argv[1], gr->gr_name);
+
+	T_ASSERT_OK(pipe(prog));
+	T_ASSERT_OK(pipe(hold));
+	for (int r = 0; r <= NRECV; r++) {
+		T_ASSERT_OK(pipe(rfd[r]));
+		rpid[r] = fork();
+		T_ASSERT(rpid[r] >= 0);
+		if (rpid[r] == 0)
+			receiver((unsigned int)r, rfd[r][1], r == KILLED ? prog[1] : -1, hold[0]);
+		close(rfd[r][1]);
+		spid[r] = sender((uint16_t)(PORT0 + r), 0x5eed + (uint64_t)r, TOTAL);
+	}
+	close(prog[1]);
+	close(hold[0]);
+	/* Kill the fifth receiver once it has 4 MiB: mid-transfer. */
+	if (read(prog[0], &c, 1) != 1)
+		T_FAIL("the receiver to be killed never got going (see the agent log %s)", logpath);
+	T_ASSERT(agent_lists_pid(rpid[KILLED]));
+	kill(rpid[KILLED], SIGKILL);
+	waitpid(rpid[KILLED], NULL, 0);
+	t0 = t_now();
+	while (agent_lists_pid(rpid[KILLED]) || queue_dmabuf(ifindex, 8 - 1 - KILLED) > 0) {
+		if (t_now() - t0 > 20)
+			T_FAIL("20 s after SIGKILL: agent still lists pid %d, or queue %d still bound "
+			       "(dma-buf %d)", (int)rpid[KILLED], 8 - 1 - KILLED,
+			       queue_dmabuf(ifindex, 8 - 1 - KILLED));
+		usleep(50000);
+	}
+	t_log("killed receiver's state gone %.0f ms after SIGKILL", (t_now() - t0) * 1e3);
+
+	failed = plain_tcp();
+	for (int r = 0; r < NRECV; r++)
+		running += queue_dmabuf(ifindex, 7u - (unsigned int)r) > 0;
+	t_log("plain TCP meanwhile: %d of %d connections failed; %d of %d queues still bound "
+	      "after it (they all stay bound until this check ends)", failed, NPLAIN, running,
+	      NRECV);
+	T_ASSERT_EQ(0, failed);
+	T_ASSERT_EQ(NRECV, running);
+	close(hold[1]);
+
+	for (int r = 0; r < NRECV; r++) {
+		T_ASSERT_EQ((ssize_t)sizeof(rep[r]), read(rfd[r][0], &rep[r], sizeof(rep[r])));
+		waitpid(rpid[r], &st, 0);
+		if (rep[r].err)
+			T_FAIL("receiver %d: %d: %s", r, rep[r].err, rep[r].msg);
+		t_log("receiver %d (uid 65534): queue %u, %llu bytes, %llu by devmem; connect + "
+		      "bind through gpudd %.1f ms", r, rep[r].queue,
+		      (unsigned long long)rep[r].bytes, (unsigned long long)rep[r].devmem,
+		      rep[r].setup_ms);
+		T_ASSERT_EQ(7 - r, rep[r].queue);
+		T_ASSERT_EQ(TOTAL, rep[r].bytes);
+		T_ASSERT(rep[r].devmem >= TOTAL / 100 * 99);
+		waitpid(spid[r], &st, 0);
+		T_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	}
+	waitpid(spid[KILLED], NULL, 0);
+
+	kill(agent_pid, SIGTERM);
+	waitpid(agent_pid, &st, 0);
+	agent_pid = 0;
+	T_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	{
+		struct gpud_agent_opts off = { .sz = sizeof(off), .mode = GPUD_AGENT_OFF };
+
+		T_ASSERT_OK(gpud_nic_open_opts(IF_A, &off, &probe));
+		T_ASSERT_OK(gpud_nic_get_header_split(probe, &hds1));
+		gpud_nic_free(probe);
+	}
+	read_rss(&rss1, &size1);
+	T_ASSERT_EQ(hds0, hds1);
+	T_ASSERT_EQ(size0, size1);
+	T_ASSERT(!memcmp(rss0, rss1, size0 * sizeof(*rss0)));
+	free(rss1);
+
+	/* gpudd killed with SIGKILL holding a queue: the next one restores the NIC. */
+	agent_start(argv[1], gr->gr_name);
+	{
+		struct gpud_agent_opts ao = { .sz = sizeof(ao), .path = sock_path };
+		unsigned int q;
+
+		T_ASSERT_OK(gpud_nic_open_opts(IF_A, &ao, &probe));
+		T_ASSERT_OK(gpud_nic_alloc_queues(probe, 2, -1, &q));
+		read_rss(&rss1, &size1);
+		T_ASSERT(memcmp(rss0, rss1, size0 * sizeof(*rss0)));	/* 7 and 6 left RSS */
+		free(rss1);
+		kill(agent_pid, SIGKILL);
+		waitpid(agent_pid, NULL, 0);
+		agent_pid = 0;
+		T_ASSERT(gpud_nic_alloc_queues(probe, 1, -1, &q) < 0);
+		t_log("client after gpudd's SIGKILL: %s", gpud_errmsg());
+		gpud_nic_free(probe);
+	}
+	unlink(sock_path);
+	agent_start(argv[1], gr->gr_name);
+	read_rss(&rss1, &size1);
+	if (memcmp(rss0, rss1, size0 * sizeof(*rss0)))
+		T_FAIL("the restarted gpudd did not restore the RSS table (log %s)", logpath);
+	free(rss1);
+	kill(agent_pid, SIGTERM);
+	waitpid(agent_pid, &st, 0);
+	agent_pid = 0;
+	free(rss0);
+	t_log("agent_vm_nsim: pass");
+	return T_EXIT_PASS;
+}
