@@ -305,6 +305,21 @@ static void fused(bool v6)
 		T_ASSERT_EQ(3, ndevs());
 		h_warns = 0;	/* those WARNs were asked for */
 	}
+	/* NCCL 2.28/2.29 (v11): the same fused device, at most 4 per NIC */
+	{
+		const ncclNet_v11_t *v11 = dlsym(P.so, "ncclNetPlugin_v11");
+		ncclNetVDeviceProps_v11_t v = { .ndevs = 2, .devs = { 0, 1 } };
+		ncclNetProperties_v11_t p11;
+
+		T_ASSERT(v11 != NULL);
+		T_ASSERT_EQ(ncclSuccess, v11->makeVDevice(&d2, &v));
+		T_ASSERT_EQ(d, d2);
+		T_ASSERT_EQ(ncclSuccess, v11->getProperties(d, &p11));
+		T_ASSERT_EQ(2, p11.vProps.ndevs);
+		v.ndevs = 5;
+		T_ASSERT_EQ(ncclInvalidArgument, v11->makeVDevice(&d2, &v));
+		h_warns = 0;
+	}
 	for (int i = 0; i < 2; i++)
 		before[i] = if_bytes(mine[i], !rx);
 	connect_dev(d, &c, (64 << 20) + SLACK);
