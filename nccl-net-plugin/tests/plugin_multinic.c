@@ -14,6 +14,10 @@
  *                            traffic class is IPV6_TCLASS on every socket
  *   plugin_multinic ipv6-fused  both links IPv6-only, fused: the member
  *                            addresses travel in the handshake as 16 bytes
+ *   plugin_multinic family-mismatch  a dual-stack link, the receiver on IPv6
+ *                            (NCCL_DEVMEM_FAMILY=AF_INET6), the sender on
+ *                            IPv4: connect fails at once naming the variable,
+ *                            and the listener's accept keeps answering (no comm)
  *
  * Addresses: IPv4 in 198.18.0.0/15 as everywhere in the tests. IPv6 needs
  * an address that is neither link-local (the plugin skips those: a peer
@@ -450,6 +454,37 @@ static void ipv6(void)
 	close_conn(&c);
 }
 
+static void family_mismatch(void)
+{
+	char handle[NCCL_NET_HANDLE_MAXSIZE] = { 0 };
+	void *lc = NULL, *comm = NULL;
+
+	if (rx)
+		addr_link("gpud0", "gpud1", 0, false, true);	/* IPv6 next to the IPv4 address */
+	links_ready();
+	setenv("NCCL_DEVMEM_FAMILY", rx ? "AF_INET6" : "AF_INET", 1);
+	h_load(&P, 12);
+	check_names(rx ? "gpud0" : "gpud1");
+	if (rx) {
+		T_ASSERT_EQ(ncclSuccess, h_listen(&P, 0, handle, &lc));
+		T_ASSERT_EQ(AF_INET6, ((struct dm_handle *)handle)->addr.sa.sa_family);
+		h_send_handle(&HP, handle);
+		/* nothing arrives; the sender reports back through its exit status */
+		for (double end = t_now() + 2; t_now() < end; usleep(1000))
+			T_ASSERT_EQ(ncclSuccess, h_accept(&P, lc, &comm));
+		T_ASSERT(comm == NULL);
+		T_ASSERT_EQ(ncclSuccess, h_close_listen(&P, lc));
+		return;
+	}
+	h_recv_handle(&HP, handle);
+	if (h_connect(&P, 0, handle, &comm) == ncclSuccess)
+		T_FAIL("connect from IPv4 to an IPv6 listener did not fail (comm %p)", comm);
+	if (!strstr(h_last_warn, "NCCL_DEVMEM_FAMILY"))
+		T_FAIL("the WARN does not name NCCL_DEVMEM_FAMILY: %s", h_last_warn);
+	t_log("refused as expected: %s", h_last_warn);
+	h_warns = 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *what = argc > 1 ? argv[1] : "fused";
@@ -465,6 +500,8 @@ int main(int argc, char **argv)
 		selection();
 	else if (!strcmp(what, "ipv6"))
 		ipv6();
+	else if (!strcmp(what, "family-mismatch"))
+		family_mismatch();
 	else
 		T_FAIL("unknown scenario %s", what);
 	if (P.so)
