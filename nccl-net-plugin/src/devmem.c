@@ -23,7 +23,8 @@
 #include <sys/socket.h>
 
 pthread_mutex_t dm_devmem_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct dm_devmem_dev ddev[DM_MAX_DEVS];
+/* by device number; fused devices (numbered after the interfaces) use none yet */
+static struct dm_devmem_dev ddev[DM_MAX_DEVS + DM_MAX_VDEVS];
 
 struct dm_devmem_dev *dm_devmem_dev(int dev)
 {
