@@ -14,6 +14,9 @@
  *                            traffic class is IPV6_TCLASS on every socket
  *   plugin_multinic ipv6-fused  both links IPv6-only, fused: the member
  *                            addresses travel in the handshake as 16 bytes
+ *   plugin_multinic fused-unpack  the fused test with NCCL_DEVMEM_UNPACK=nccl:
+ *                            the device handle NCCL gives accept is filled,
+ *                            every receive consumed (copy mode: 0 entries)
  *   plugin_multinic family-mismatch  a dual-stack link, the receiver on IPv6
  *                            (NCCL_DEVMEM_FAMILY=AF_INET6), the sender on
  *                            IPv4: connect fails at once naming the variable,
@@ -44,6 +47,7 @@
 static struct h_plugin P;
 static struct h_pair HP;
 static bool rx;
+static ncclNetDeviceHandle_v11_t *dh;	/* fused-unpack: NCCL's device handle */
 static int want_family;	/* the listen handle's family, 0 = any */
 
 /* ---- links ---- */
@@ -175,7 +179,17 @@ static void connect_dev(int dev, struct conn *c, size_t len)
 		if (want_family && h->addr.sa.sa_family != want_family)
 			T_FAIL("the handle's address %s is not of family %d", a, want_family);
 		h_send_handle(&HP, handle);
-		c->comm = h_accept_wait(&P, c->listen, TO);
+		if (getenv("NCCL_DEVMEM_UNPACK")) {
+			/* as NCCL does for a plugin that offers its device unpack */
+			dh = calloc(1, sizeof(*dh));
+			T_ASSERT(dh != NULL);
+			dh->netDeviceType = NCCL_NET_DEVICE_UNPACK;
+			dh->netDeviceVersion = NCCL_NET_DEVICE_UNPACK_VERSION;
+			c->comm = h_accept_wait_dev(&P, c->listen, &dh, TO);
+			T_ASSERT(dh->handle != NULL);
+		} else {
+			c->comm = h_accept_wait(&P, c->listen, TO);
+		}
 	} else {
 		h_recv_handle(&HP, handle);
 		c->comm = h_connect_wait(&P, dev, handle, TO);
@@ -219,6 +233,8 @@ static void xfer(struct conn *c, size_t size, uint64_t seed)
 		for (size_t i = size; i < max; i++)
 			if ((unsigned char)c->buf[i] != 0xee)
 				T_FAIL("byte %zu past a %zu-byte message was written", i, size);
+		if (dh)	/* NCCL's kernel is done with it: the slot goes back */
+			T_ASSERT_EQ(ncclSuccess, h_irecv_consumed(&P, c->comm, 1, req));
 	} else {
 		t_pattern_fill(seed, 0, c->buf, size);
 		req = h_isend_wait(&P, c->comm, c->buf, size, 7, c->mh);
@@ -494,6 +510,8 @@ int main(int argc, char **argv)
 	rx = h_pair_start(&HP) == 0;
 	if (!strcmp(what, "fused"))
 		fused(false);
+	else if (!strcmp(what, "fused-unpack") && setenv("NCCL_DEVMEM_UNPACK", "nccl", 1) == 0)
+		fused(false);
 	else if (!strcmp(what, "ipv6-fused"))
 		fused(true);
 	else if (!strcmp(what, "select"))
@@ -509,6 +527,7 @@ int main(int argc, char **argv)
 	if (!rx)
 		_exit(0);
 	h_pair_join(&HP, TO);
+	free(dh);	/* NCCL frees the handle it allocated, after closeRecv */
 	T_ASSERT_EQ(0, h_warns);
 	t_log("PASS %s in %.2f s", what, t_now() - t0);
 	return T_EXIT_PASS;
