@@ -82,15 +82,17 @@ static void sock_tune(int fd)
  */
 static void peer_name(struct dm_comm *c)
 {
-	struct sockaddr_in sa;
+	union dm_addr sa;
 	socklen_t sl = sizeof(sa);
-	char a[INET_ADDRSTRLEN];
+	char a[64];
 
-	if (getpeername(c->ctrl_fd, (struct sockaddr *)&sa, &sl) || sa.sin_family != AF_INET ||
-	    !inet_ntop(AF_INET, &sa.sin_addr, a, sizeof(a)))
+	if (getpeername(c->ctrl_fd, &sa.sa, &sl) ||
+	    (sa.sa.sa_family != AF_INET && sa.sa.sa_family != AF_INET6)) {
 		snprintf(c->peer, sizeof(c->peer), "the peer");
-	else
-		snprintf(c->peer, sizeof(c->peer), "peer %s:%u", a, ntohs(sa.sin_port));
+		return;
+	}
+	dm_addr_str(&sa, a, sizeof(a));
+	snprintf(c->peer, sizeof(c->peer), "peer %s", a);
 }
 
 int dm_comm_create(bool is_recv, int dev, int ctrl_fd, const int *data_fds, int nsocks,
@@ -673,17 +675,27 @@ void dm_comm_quiesce_mr(struct dm_comm *c, struct dm_mr *mr)
 
 void dm_comm_set_tclass(struct dm_comm *c, int tclass)
 {
-	int tos = tclass & 0xff;
+	union dm_addr sa = { 0 };
+	socklen_t sl = sizeof(sa);
+	int tos = tclass & 0xff, level = IPPROTO_IP, opt = IP_TOS;
 
 	if (tclass == NCCL_NET_TRAFFIC_CLASS_UNDEF)
 		return;
+	/* an IPv6 socket's class is its own option: IP_TOS would set nothing on the wire */
+	getsockname(c->ctrl_fd, &sa.sa, &sl);
+	if (sa.sa.sa_family == AF_INET6) {
+		level = IPPROTO_IPV6;
+		opt = IPV6_TCLASS;
+	}
 	/* control and data alike: NCCL's class is for the whole connection */
-	if (setsockopt(c->ctrl_fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos)))
-		DM_WARN("traffic class %d: setsockopt(IP_TOS) failed: %s", tclass, strerror(errno));
+	if (setsockopt(c->ctrl_fd, level, opt, &tos, sizeof(tos)))
+		DM_WARN("traffic class %d: setsockopt(%s) failed: %s", tclass,
+			opt == IP_TOS ? "IP_TOS" : "IPV6_TCLASS", strerror(errno));
 	for (int i = 0; i < c->nsocks; i++)
-		setsockopt(c->socks[i].fd, IPPROTO_IP, IP_TOS, &tos, sizeof(tos));
-	DM_INFO("%s comm %p: traffic class %d (IP_TOS 0x%02x) on its %d sockets",
-		c->is_recv ? "recv" : "send", (void *)c, tclass, tos, c->nsocks + 1);
+		setsockopt(c->socks[i].fd, level, opt, &tos, sizeof(tos));
+	DM_INFO("%s comm %p: traffic class %d (%s 0x%02x) on its %d sockets",
+		c->is_recv ? "recv" : "send", (void *)c, tclass,
+		opt == IP_TOS ? "IP_TOS" : "IPV6_TCLASS", tos, c->nsocks + 1);
 }
 
 /* ---- GPU engine ---- */

@@ -23,7 +23,8 @@
 #include <sys/socket.h>
 
 pthread_mutex_t dm_devmem_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct dm_devmem_dev ddev[DM_MAX_DEVS];
+/* by device number; fused devices (numbered after the interfaces) use none yet */
+static struct dm_devmem_dev ddev[DM_MAX_DEVS + DM_MAX_VDEVS];
 
 struct dm_devmem_dev *dm_devmem_dev(int dev)
 {
@@ -196,22 +197,25 @@ static int sock_setup(struct dm_devmem_dev *d, struct dm_sock *s, char *why, siz
 	struct gpud_rx_opts ro = { .sz = sizeof(ro), .binding = d->binding,
 				   .mode = dm_cfg.mode == DM_MODE_DEVMEM ? GPUD_RX_DEVMEM
 									 : GPUD_RX_AUTO };
-	struct gpud_flow fl = { .sz = sizeof(fl), .family = AF_INET };
-	struct sockaddr_in me, peer;
+	struct gpud_flow fl = { .sz = sizeof(fl) };
+	union dm_addr me, peer;
 	socklen_t sl = sizeof(me);
 	struct dm_devmem_rx *r;
+	size_t alen;
 	int err;
 
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
-	getsockname(s->fd, (struct sockaddr *)&me, &sl);
+	getsockname(s->fd, &me.sa, &sl);
 	sl = sizeof(peer);
-	getpeername(s->fd, (struct sockaddr *)&peer, &sl);
-	memcpy(fl.dst_addr, &me.sin_addr, 4);
-	memcpy(fl.src_addr, &peer.sin_addr, 4);
-	fl.dst_port = me.sin_port;
-	fl.src_port = peer.sin_port;
+	getpeername(s->fd, &peer.sa, &sl);
+	/* tcp4 or tcp6 n-tuple rule: the library writes either */
+	fl.family = me.sa.sa_family;
+	memcpy(fl.dst_addr, dm_addr_bytes(&me, &alen), alen);
+	memcpy(fl.src_addr, dm_addr_bytes(&peer, &alen), alen);
+	fl.dst_port = htons(dm_addr_port(&me));
+	fl.src_port = htons(dm_addr_port(&peer));
 	/* steer before the handshake reply: no payload can arrive earlier */
 	err = gpud_nic_add_flow(d->nic, &fl, d->queues[d->next_queue++ % d->nqueues], &r->rule);
 	if (err)
@@ -253,10 +257,11 @@ static void socks_teardown(struct dm_devmem_dev *d, struct dm_comm *c)
 
 void dm_devmem_teardown_comm(struct dm_comm *c)
 {
-	struct dm_devmem_dev *d = &ddev[c->dev];
+	struct dm_devmem_dev *d;
 
 	if (c->mode != DM_MODE_DEVMEM)
 		return;
+	d = &ddev[c->dev];
 	pthread_mutex_lock(&dm_devmem_lock);
 	socks_teardown(d, c);
 	if (--d->users == 0)
@@ -268,7 +273,7 @@ void dm_devmem_teardown_comm(struct dm_comm *c)
 int dm_devmem_setup_comm(struct dm_comm *c)
 {
 	const char *ifname = dm_dev_get(c->dev)->name;
-	struct dm_devmem_dev *d = &ddev[c->dev];
+	struct dm_devmem_dev *d;
 	char why[320] = "";
 	int err = 0;
 
@@ -277,6 +282,19 @@ int dm_devmem_setup_comm(struct dm_comm *c)
 		snprintf(c->mode_reason, sizeof(c->mode_reason), "NCCL_DEVMEM_MODE=copy");
 		goto out;
 	}
+	/* fused device (#18): one pool and binding per NIC is not built yet */
+	if (dm_dev_get(c->dev)->nmembers > 1) {
+		if (dm_cfg.mode == DM_MODE_DEVMEM) {
+			DM_WARN("recv comm on %s: NCCL_DEVMEM_MODE=devmem is not supported on a fused device yet (set NCCL_NET_MERGE_LEVEL=LOC for one device per NIC, or NCCL_DEVMEM_MODE=auto to copy)",
+				ifname);
+			return -EOPNOTSUPP;
+		}
+		c->mode = DM_MODE_COPY;
+		snprintf(c->mode_reason, sizeof(c->mode_reason),
+			 "NCCL_DEVMEM_MODE=auto on a fused device: devmem there is not supported yet");
+		goto out;
+	}
+	d = &ddev[c->dev];
 	pthread_mutex_lock(&dm_devmem_lock);
 	if (!d->failed && !d->nic) {
 		d->err = dev_setup(c->dev, d);
