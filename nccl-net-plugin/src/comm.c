@@ -291,8 +291,14 @@ static void plan_tasks(struct dm_comm *c, struct dm_req *r, int sub)
 	}
 	c->stripe_start = (start + nchunks) % c->nsocks;
 	for (uint64_t k = 0; k < ntasks; k++) {
+		/*
+		 * No kick for what the first try leaves: test() moves the rest,
+		 * and a worker woken for it would fight this thread for the
+		 * socket. Its 20 ms pass still backs up a caller that stops
+		 * testing.
+		 */
 		if (s->size <= DM_INLINE_MAX)
-			dm_progress_inline(&c->socks[(start + k) % c->nsocks], true);
+			dm_progress_inline(&c->socks[(start + k) % c->nsocks], false);
 		else
 			dm_progress_kick(&c->socks[(start + k) % c->nsocks]);
 	}
@@ -380,8 +386,9 @@ int dm_comm_isend(struct dm_comm *c, void *data, uint64_t size, int tag, struct 
 				     .matched = true, .mr = mr };
 	ctrl_queue(c, f, dm_frame_encode_msg(f, c->msg_seq++, size, tag));
 	r->hdr_end = c->ctx_queued;
-	plan_tasks(c, r, 0);
+	/* header first: the receiver cannot place a byte of the payload before it */
 	ctrl_flush(c);
+	plan_tasks(c, r, 0);
 out:
 	pthread_mutex_unlock(&c->api_lock);
 	*out = r;

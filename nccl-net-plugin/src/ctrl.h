@@ -11,8 +11,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* 2: the listener answers a control hello with its members' addresses */
-#define DM_PROTO_VERSION 2
+/*
+ * 2: the listener answers a control hello with its members' addresses;
+ * 3: messages up to DM_ONE_SOCK_MAX go whole on one socket (stripe.c): both
+ * ends must cut alike, so an older peer is refused at the handshake.
+ */
+#define DM_PROTO_VERSION 3
 
 /* ---- handshake: first bytes on every socket of a connection ---- */
 #define DM_HELLO_MAGIC 0x4f4c4548u	/* "HELO" */

@@ -32,13 +32,15 @@
 #define DM_MAX_RECVS 8			/* maxRecvs: subs in one multi-receive */
 #define DM_MAX_REQS NCCL_NET_MAX_REQUESTS
 #define DM_MIN_CHUNK (64u << 10)	/* below this striping costs more than it gains */
+/* Messages up to this size are not striped: one chunk on one socket (stripe.c). */
+#define DM_ONE_SOCK_MAX (2 * DM_MIN_CHUNK)
 /*
- * Messages up to this size (one chunk, one socket) are moved by the API
- * thread itself: handing them to a progress thread costs a wake-up and two
+ * Messages up to this size (one chunk on one socket, unless
+ * NCCL_DEVMEM_CHUNK_SIZE is smaller) are moved by the API thread itself: handing them to a progress thread costs a wake-up and two
  * context switches per message, several times the copy, and far more on a
  * loaded machine where the worker waits for a core.
  */
-#define DM_INLINE_MAX DM_MIN_CHUNK
+#define DM_INLINE_MAX DM_ONE_SOCK_MAX
 
 #define DM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define DM_DIV_ROUND_UP(a, b) (((a) + (b) - 1) / (b))
@@ -291,21 +293,24 @@ void dm_sock_io_unlock(struct dm_sock *s);
 /*
  * API thread, api_lock held: moves the socket's small host-memory tasks
  * itself if no worker is busy with the socket; @kick: wake the worker for
- * what it could not finish (a task's first attempt). Retries from test() do
- * not kick: the worker was woken when the task was queued, and it (epoll
- * edge) or the next test() moves the bytes when they come.
+ * what it could not finish. isend/irecv and test() do not kick: the next
+ * test() moves the bytes when they come (a worker woken for them would only
+ * contend for the socket), and the worker's 20 ms pass backs up a caller
+ * that stops testing. A large task queued behind is always kicked.
  */
 void dm_progress_inline(struct dm_sock *s, bool kick);
 void dm_sock_enqueue(struct dm_sock *s, struct dm_task *t);
 uint64_t dm_now_ms(void);
 /*
  * Worker steps: 1 = task finished, 2 = progressed, 3 = waiting for the GPU
- * (poll again soon: no socket event will come for it), 0 = would block on
- * the socket, <0 = -errno (comm failed).
+ * (poll again soon: no socket event will come for it), 4 = progressed and
+ * the socket has no more for now (a short read or write: the next call
+ * would block), 0 = would block on the socket, <0 = -errno (comm failed).
  */
 #define DM_STEP_DONE 1
 #define DM_STEP_MORE 2
 #define DM_STEP_GPU 3
+#define DM_STEP_DRAINED 4
 int dm_copy_step(struct dm_sock *s, struct dm_task *t);
 
 /* ---- connections (conn.c) ---- */

@@ -131,6 +131,12 @@ static void stripe(void)
 		}
 	}
 	T_ASSERT_EQ(256 << 10, dm_stripe_chunk(1 << 20, 4, 512 << 10));	/* all 4 sockets */
+	/* NCCL's 128 KiB P2P chunk: whole, on one socket; one byte more: striped */
+	T_ASSERT_EQ(1, dm_stripe_nchunks(128 << 10, dm_stripe_chunk(128 << 10, 4, 512 << 10)));
+	T_ASSERT_EQ(1, dm_stripe_nchunks(65537, dm_stripe_chunk(65537, 4, 512 << 10)));
+	T_ASSERT(dm_stripe_nchunks((128 << 10) + 1, dm_stripe_chunk((128 << 10) + 1, 4, 512 << 10)) > 1);
+	/* a 64 KiB NCCL_DEVMEM_CHUNK_SIZE still caps it */
+	T_ASSERT_EQ(2, dm_stripe_nchunks(128 << 10, dm_stripe_chunk(128 << 10, 4, 64 << 10)));
 	T_ASSERT_EQ(0, dm_stripe_nchunks(0, dm_stripe_chunk(0, 4, 512 << 10)));
 }
 
