@@ -293,10 +293,9 @@ void dm_sock_io_unlock(struct dm_sock *s);
 /*
  * API thread, api_lock held: moves the socket's small host-memory tasks
  * itself if no worker is busy with the socket; @kick: wake the worker for
- * what it could not finish. isend/irecv and test() do not kick: the next
- * test() moves the bytes when they come (a worker woken for them would only
- * contend for the socket), and the worker's 20 ms pass backs up a caller
- * that stops testing. A large task queued behind is always kicked.
+ * what it could not finish (a task's first attempt). Retries from test() do
+ * not kick: the worker was woken when the task was queued, and it (epoll
+ * edge) or the next test() moves the bytes when they come.
  */
 void dm_progress_inline(struct dm_sock *s, bool kick);
 void dm_sock_enqueue(struct dm_sock *s, struct dm_task *t);
