@@ -54,6 +54,11 @@ ncclResult_t dm_net_make_vdevice_v11(int *d, ncclNetVDeviceProps_v11_t *props)
 {
 	ncclNetVDeviceProps_v12_t p;
 
+	if (props->ndevs > NCCL_NET_MAX_DEVS_PER_NIC) {
+		DM_WARN("makeVDevice: %d devices, more than this NCCL's %d per NIC", props->ndevs,
+			NCCL_NET_MAX_DEVS_PER_NIC);
+		return ncclInvalidArgument;
+	}
 	dm_vprops_from_v11(props, &p);
 	return dm_net_make_vdevice(d, &p);
 }

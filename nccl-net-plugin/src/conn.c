@@ -5,6 +5,12 @@
  * ready. A connection is one control socket plus nsocks data sockets; each
  * starts with a hello carrying the listener's secret from the handle, so a
  * stray or stale connection is refused before it becomes a comm.
+ *
+ * Fused devices: the listener listens on every member NIC's address and
+ * answers the control hello with those addresses (struct dm_addrs); the
+ * connector then opens data socket i from its member i % n to the
+ * listener's member i % m, each bound to the member's address so it leaves
+ * through that NIC. IPv4 and IPv6 alike (union dm_addr).
  */
 #include "plugin.h"
 
@@ -36,7 +42,7 @@ struct dm_pending {
 	size_t got;
 	uint64_t since_ms;
 	uint64_t seq;		/* accept order: eviction takes the longest waiter */
-	struct in_addr src;
+	union dm_addr src;
 	uint8_t buf[DM_HELLO_LEN];
 };
 
@@ -49,7 +55,9 @@ struct dm_group {
 };
 
 struct dm_listen {
-	int fd;
+	int fd[DM_MAX_MEMBERS];	/* one per member NIC; [0] is the handle's */
+	int nfd;
+	uint8_t addrs[DM_ADDRS_LEN];	/* encoded struct dm_addrs: the reply to a control hello */
 	int dev;
 	uint64_t secret;
 	int nsocks;
@@ -77,30 +85,59 @@ struct dm_connect_state {
 	int fd[1 + DM_MAX_SOCKS];	/* [0] = control */
 	size_t sent[1 + DM_MAX_SOCKS];
 	uint8_t hello[1 + DM_MAX_SOCKS][DM_HELLO_LEN];
+	uint8_t addrs[DM_ADDRS_LEN];	/* the listener's members, before any data socket */
+	size_t addrs_got;
 	uint8_t ack[DM_ACK_LEN];
 	size_t ack_got;
-	int nfd;
+	int nfd;		/* sockets opened so far: 1 until the addresses came */
+	int nsocks;		/* data sockets to open */
+	int dev;
+	struct dm_hello tmpl;
 	uint64_t since_ms;
 	char peer[64];
 };
 
-static void addr_str(const struct sockaddr_in *sa, char *buf, size_t len)
-{
-	char ip[INET_ADDRSTRLEN] = "?";
-
-	inet_ntop(AF_INET, &sa->sin_addr, ip, sizeof(ip));
-	snprintf(buf, len, "%s:%u", ip, ntohs(sa->sin_port));
-}
-
 static void peer_str(int fd, char *buf, size_t len)
 {
-	struct sockaddr_in sa;
+	union dm_addr sa;
 	socklen_t sl = sizeof(sa);
 
-	if (getpeername(fd, (struct sockaddr *)&sa, &sl))
+	if (getpeername(fd, &sa.sa, &sl))
 		snprintf(buf, len, "?");
 	else
-		addr_str(&sa, buf, len);
+		dm_addr_str(&sa, buf, len);
+}
+
+/* Data sockets per comm: a multiple of the members, so each link carries as many. */
+static int fused_nsocks(int want, int members)
+{
+	int n = want < members ? members : want;
+
+	n = DM_DIV_ROUND_UP(n, members) * members;
+	while (n > DM_MAX_SOCKS)
+		n -= members;
+	return n;
+}
+
+static int listen_one(const struct dm_dev *m, union dm_addr *bound)
+{
+	union dm_addr sa = m->addr;
+	socklen_t sl = sizeof(*bound);
+	int one = 1, fd, err;
+
+	fd = socket(sa.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	dm_addr_set_port(&sa, 0);
+	if (bind(fd, &sa.sa, dm_addr_len(&sa)) || listen(fd, 128) ||
+	    getsockname(fd, &bound->sa, &sl)) {
+		err = -errno;
+		DM_WARN("listen on %s failed: %s", m->name, strerror(errno));
+		close(fd);
+		return err;
+	}
+	return fd;
 }
 
 static int random64(uint64_t *v)
@@ -113,46 +150,51 @@ static int random64(uint64_t *v)
 int dm_listen(int dev, struct dm_handle *h, struct dm_listen **out)
 {
 	const struct dm_dev *d = dm_dev_get(dev);
-	struct sockaddr_in sa = d->addr;
-	socklen_t sl = sizeof(sa);
+	struct dm_addrs as = { .count = (uint8_t)d->nmembers };
+	union dm_addr first;
 	struct dm_listen *l;
-	int one = 1, err;
+	int err, i;
 
 	l = calloc(1, sizeof(*l));
 	if (!l)
 		return -ENOMEM;
 	l->dev = dev;
 	l->tclass = NCCL_NET_TRAFFIC_CLASS_UNDEF;
-	l->nsocks = dm_cfg.nsocks;
+	l->nsocks = fused_nsocks(dm_cfg.nsocks, d->nmembers);
 	l->max_chunk = dm_cfg.chunk;
 	err = random64(&l->secret);
 	if (err)
 		goto err_free;
-	l->fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (l->fd < 0) {
-		err = -errno;
-		goto err_free;
+	as.family = d->addr.sa.sa_family == AF_INET6 ? 6 : 4;
+	for (i = 0; i < d->nmembers; i++) {
+		union dm_addr bound;
+		const void *b;
+		size_t bl;
+
+		err = listen_one(dm_dev_member(dev, i), &bound);
+		if (err < 0)
+			goto err_close;
+		l->fd[l->nfd++] = err;
+		if (!i)
+			first = bound;
+		b = dm_addr_bytes(&bound, &bl);
+		memcpy(as.m[i].addr, b, bl);
+		as.m[i].port = dm_addr_port(&bound);
 	}
-	setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	sa.sin_port = 0;
-	if (bind(l->fd, (struct sockaddr *)&sa, sizeof(sa)) || listen(l->fd, 128) ||
-	    getsockname(l->fd, (struct sockaddr *)&sa, &sl)) {
-		err = -errno;
-		DM_WARN("listen on %s failed: %s", d->name, strerror(errno));
-		goto err_close;
-	}
+	dm_addrs_encode(&as, l->addrs);
 	memset(h, 0, sizeof(*h));
 	h->magic = DM_HANDLE_MAGIC;
 	h->version = DM_PROTO_VERSION;
 	h->nsocks = (uint16_t)l->nsocks;
-	h->addr = sa;
+	h->addr = first;
 	h->max_chunk = l->max_chunk;
 	h->secret = l->secret;
 	*out = l;
 	return 0;
 
 err_close:
-	close(l->fd);
+	while (l->nfd)
+		close(l->fd[--l->nfd]);
 err_free:
 	free(l);
 	return err;
@@ -178,7 +220,8 @@ void dm_listen_close(struct dm_listen *l)
 		close(l->pend[i].fd);
 	for (int i = 0; i < l->ngrp; i++)
 		group_close(&l->grp[i]);
-	close(l->fd);
+	for (int i = 0; i < l->nfd; i++)
+		close(l->fd[i]);
 	free(l);
 }
 
@@ -237,6 +280,14 @@ static void hello_done(struct dm_listen *l, int fd, const uint8_t *buf)
 		close(fd);
 		return;
 	}
+	/* where the data sockets go; DM_ADDRS_LEN into a fresh socket's empty buffer cannot block */
+	if (h.kind == DM_SOCK_CTRL &&
+	    send(fd, l->addrs, DM_ADDRS_LEN, MSG_DONTWAIT | MSG_NOSIGNAL) != DM_ADDRS_LEN) {
+		DM_WARN("connection from %s: cannot send the member addresses: %s", peer,
+			strerror(errno));
+		close(fd);
+		return;
+	}
 	if (h.kind == DM_SOCK_CTRL)
 		g->ctrl_fd = fd;
 	else
@@ -258,13 +309,13 @@ static void idle_dropped(struct dm_listen *l, const char *peer, const char *why)
 }
 
 /* Closes the longest-waiting handshake (of @src only, when given). */
-static void pending_evict(struct dm_listen *l, const struct in_addr *src)
+static void pending_evict(struct dm_listen *l, const union dm_addr *src)
 {
 	int oldest = -1;
 	char peer[64];
 
 	for (int i = 0; i < l->npend; i++)
-		if ((!src || l->pend[i].src.s_addr == src->s_addr) &&
+		if ((!src || dm_addr_same_host(&l->pend[i].src, src)) &&
 		    (oldest < 0 || l->pend[i].seq < l->pend[oldest].seq))
 			oldest = i;
 	if (oldest < 0)
@@ -278,7 +329,7 @@ static void pending_evict(struct dm_listen *l, const struct in_addr *src)
 
 static void pending_add(struct dm_listen *l, int fd, uint64_t now)
 {
-	struct sockaddr_in sa = { 0 };
+	union dm_addr sa = { 0 };
 	socklen_t sl = sizeof(sa);
 	uint8_t hello[DM_HELLO_LEN];
 	int from_src = 0;
@@ -289,15 +340,15 @@ static void pending_add(struct dm_listen *l, int fd, uint64_t now)
 		hello_done(l, fd, hello);
 		return;
 	}
-	getpeername(fd, (struct sockaddr *)&sa, &sl);
+	getpeername(fd, &sa.sa, &sl);
 	for (int i = 0; i < l->npend; i++)
-		from_src += l->pend[i].src.s_addr == sa.sin_addr.s_addr;
+		from_src += dm_addr_same_host(&l->pend[i].src, &sa);
 	if (from_src >= DM_MAX_PENDING_PER_SRC)
-		pending_evict(l, &sa.sin_addr);
+		pending_evict(l, &sa);
 	if (l->npend == DM_MAX_PENDING)
 		pending_evict(l, NULL);
 	l->pend[l->npend++] = (struct dm_pending){ .fd = fd, .since_ms = now,
-						   .seq = l->accepted++, .src = sa.sin_addr };
+						   .seq = l->accepted++, .src = sa };
 }
 
 static void pending_progress(struct dm_listen *l, uint64_t now)
@@ -342,11 +393,14 @@ int dm_accept(struct dm_listen *l, struct dm_comm **out)
 	int fd, err;
 
 	*out = NULL;
-	while ((fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
-		pending_add(l, fd, now);
-	if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED && errno != EINTR) {
-		DM_WARN("accept failed: %s", strerror(errno));
-		return -errno;
+	for (int k = 0; k < l->nfd; k++) {
+		while ((fd = accept4(l->fd[k], NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC)) >= 0)
+			pending_add(l, fd, now);
+		if (errno != EAGAIN && errno != EWOULDBLOCK && errno != ECONNABORTED &&
+		    errno != EINTR) {
+			DM_WARN("accept failed: %s", strerror(errno));
+			return -errno;
+		}
 	}
 	pending_progress(l, now);
 	for (int i = 0; i < l->ngrp; i++) {
@@ -399,13 +453,46 @@ static void stage_free(struct dm_connect_state *st)
 	free(st);
 }
 
+/* Socket @i of the connection, from @src to @dst, hello ready to send. */
+static int stage_open(struct dm_connect_state *st, int i, const struct dm_dev *src_dev,
+		      const union dm_addr *dst)
+{
+	union dm_addr src = src_dev->addr;
+	struct dm_hello hello = st->tmpl;
+	char to[64];
+	int fd;
+
+	dm_addr_str(dst, to, sizeof(to));
+	if (src.sa.sa_family != dst->sa.sa_family) {
+		DM_WARN("connect to %s: %s is %s, the peer listens on %s (set NCCL_DEVMEM_FAMILY alike on every rank)",
+			to, src_dev->name, dm_family_name(src.sa.sa_family),
+			dm_family_name(dst->sa.sa_family));
+		return -EAFNOSUPPORT;
+	}
+	fd = socket(src.sa.sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	st->fd[i] = fd;
+	st->nfd = i + 1;
+	dm_addr_set_port(&src, 0);
+	/* leave through the NIC NCCL picked (a fused device: this member), not what the route says */
+	if (bind(fd, &src.sa, dm_addr_len(&src)) ||
+	    (connect(fd, &dst->sa, dm_addr_len(dst)) && errno != EINPROGRESS)) {
+		int err = -errno;
+
+		DM_WARN("connect from %s to %s failed: %s", src_dev->name, to, strerror(errno));
+		return err;
+	}
+	hello.kind = i == 0 ? DM_SOCK_CTRL : DM_SOCK_DATA;
+	hello.index = (uint8_t)(i == 0 ? 0 : i - 1);
+	dm_hello_encode(&hello, st->hello[i]);
+	return 0;
+}
+
 static int stage_start(int dev, struct dm_handle *h, struct dm_connect_state **out)
 {
-	struct sockaddr_in src = dm_dev_get(dev)->addr;
-	struct dm_hello hello = { .version = DM_PROTO_VERSION, .nsocks = h->nsocks,
-				  .max_chunk = h->max_chunk, .secret = h->secret };
 	struct dm_connect_state *st;
-	int err, i;
+	int err;
 
 	if (h->magic != DM_HANDLE_MAGIC || h->version != DM_PROTO_VERSION) {
 		DM_WARN("connect: handle is not from this plugin version (magic %08x version %u, expected %08x %u)",
@@ -413,47 +500,63 @@ static int stage_start(int dev, struct dm_handle *h, struct dm_connect_state **o
 		return -EINVAL;
 	}
 	if (h->nsocks < 1 || h->nsocks > DM_MAX_SOCKS || h->max_chunk < 4096 ||
-	    h->max_chunk > (64u << 20) || h->max_chunk % 4096) {
-		DM_WARN("connect: handle has invalid parameters (nsocks %u, chunk %u)", h->nsocks,
-			h->max_chunk);
+	    h->max_chunk > (64u << 20) || h->max_chunk % 4096 ||
+	    (h->addr.sa.sa_family != AF_INET && h->addr.sa.sa_family != AF_INET6)) {
+		DM_WARN("connect: handle has invalid parameters (nsocks %u, chunk %u, family %d)",
+			h->nsocks, h->max_chunk, h->addr.sa.sa_family);
 		return -EINVAL;
 	}
 	st = calloc(1, sizeof(*st));
 	if (!st)
 		return -ENOMEM;
-	err = random64(&hello.conn_id);
+	st->tmpl = (struct dm_hello){ .version = DM_PROTO_VERSION, .nsocks = h->nsocks,
+				      .max_chunk = h->max_chunk, .secret = h->secret };
+	err = random64(&st->tmpl.conn_id);
 	if (err)
 		goto err_free;
-	st->nfd = 1 + h->nsocks;
+	st->dev = dev;
+	st->nsocks = h->nsocks;
 	st->since_ms = dm_now_ms();
-	addr_str(&h->addr, st->peer, sizeof(st->peer));
-	for (i = 0; i < st->nfd; i++)
+	dm_addr_str(&h->addr, st->peer, sizeof(st->peer));
+	for (int i = 0; i < 1 + DM_MAX_SOCKS; i++)
 		st->fd[i] = -1;
-	src.sin_port = 0;
-	for (i = 0; i < st->nfd; i++) {
-		st->fd[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (st->fd[i] < 0) {
-			err = -errno;
-			goto err_free;
-		}
-		/* leave through the NIC NCCL picked, not whatever the route says */
-		if (bind(st->fd[i], (struct sockaddr *)&src, sizeof(src)) ||
-		    (connect(st->fd[i], (struct sockaddr *)&h->addr, sizeof(h->addr)) &&
-		     errno != EINPROGRESS)) {
-			err = -errno;
-			DM_WARN("connect to %s failed: %s", st->peer, strerror(errno));
-			goto err_free;
-		}
-		hello.kind = i == 0 ? DM_SOCK_CTRL : DM_SOCK_DATA;
-		hello.index = (uint8_t)(i == 0 ? 0 : i - 1);
-		dm_hello_encode(&hello, st->hello[i]);
-	}
+	/* the control socket first: its reply says where the data sockets go */
+	err = stage_open(st, 0, dm_dev_member(dev, 0), &h->addr);
+	if (err)
+		goto err_free;
 	*out = st;
 	return 0;
 
 err_free:
 	stage_free(st);
 	return err;
+}
+
+/* The member addresses came: data socket i from our member i % n to theirs i % m. */
+static int stage_data(struct dm_connect_state *st, const struct dm_handle *h)
+{
+	const struct dm_dev *d = dm_dev_get(st->dev);
+	struct dm_addrs as;
+	int err;
+
+	if (dm_addrs_decode(st->addrs, &as) ||
+	    as.family != (h->addr.sa.sa_family == AF_INET6 ? 6 : 4)) {
+		DM_WARN("%s answered the handshake with garbage instead of its addresses", st->peer);
+		return -EPROTO;
+	}
+	for (int i = 0; i < st->nsocks; i++) {
+		union dm_addr dst;
+		int m = i % as.count;
+
+		dm_addr_set(&dst, as.family == 6 ? AF_INET6 : AF_INET, as.m[m].addr, as.m[m].port);
+		err = stage_open(st, 1 + i, dm_dev_member(st->dev, i % d->nmembers), &dst);
+		if (err)
+			return err;
+	}
+	if (d->nmembers > 1 || as.count > 1)
+		DM_INFO("connect to %s: %d data sockets over our %d and the peer's %d links",
+			st->peer, st->nsocks, d->nmembers, as.count);
+	return 0;
 }
 
 /* 1 = all hellos written, 0 = not yet, <0 = failed */
@@ -489,12 +592,73 @@ static int stage_send(struct dm_connect_state *st)
 	return all;
 }
 
+/* Reads into @buf up to @want bytes on the control socket: 1 = complete, 0 = not yet, <0 = failed. */
+static int stage_read(struct dm_connect_state *st, uint8_t *buf, size_t *got, size_t want)
+{
+	ssize_t n = recv(st->fd[0], buf + *got, want - *got, MSG_DONTWAIT);
+
+	if (n == 0) {
+		DM_WARN("%s closed the connection during the handshake", st->peer);
+		return -ECONNRESET;
+	}
+	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+		int err = -errno;
+
+		DM_WARN("handshake with %s failed: %s%s%s", st->peer, strerror(errno),
+			errno == EFAULT ? ": " : "",
+			errno == EFAULT ? DM_EFAULT_WHY("the control connection") : "");
+		return err;
+	}
+	if (n > 0)
+		*got += n;
+	return *got == want;
+}
+
+/* The listener's answer: 0 when it accepted, else why not. */
+static int stage_ack(struct dm_connect_state *st, const uint8_t *b, enum dm_mode *mode)
+{
+	struct dm_ack a;
+
+	if (dm_ack_decode(b, &a)) {
+		DM_WARN("%s answered the handshake with garbage", st->peer);
+		return -EPROTO;
+	}
+	if (a.status != DM_ACK_OK) {
+		DM_WARN("%s refused the connection: %s", st->peer, dm_ack_status_str(a.status));
+		return -DM_EREMOTE;
+	}
+	*mode = (enum dm_mode)a.mode;
+	return 0;
+}
+
+/* Until the member addresses are in: 1 = data sockets opened, 0 = not yet, <0 = failed. */
+static int stage_addrs(struct dm_connect_state *st, const struct dm_handle *h)
+{
+	enum dm_mode mode;
+	int err;
+
+	if (st->nfd > 1)
+		return 1;
+	/* a refusal (an ack) comes instead of the addresses: read only its length first */
+	err = stage_read(st, st->addrs, &st->addrs_got,
+			 st->addrs_got < DM_ACK_LEN ? DM_ACK_LEN : DM_ADDRS_LEN);
+	if (err < 0 || st->addrs_got < DM_ACK_LEN)
+		return err;
+	if (!dm_ack_decode(st->addrs, &(struct dm_ack){ 0 })) {
+		err = stage_ack(st, st->addrs, &mode);
+		return err ? err : -EPROTO;	/* an OK before the addresses is not our protocol */
+	}
+	if (st->addrs_got < DM_ADDRS_LEN)
+		return 0;
+	err = stage_data(st, h);
+	return err ? err : 1;
+}
+
 int dm_connect(int dev, struct dm_handle *h, struct dm_comm **out)
 {
 	struct dm_connect_state *st = h->stage;
 	int data_fd[DM_MAX_SOCKS];
-	struct dm_ack a;
-	ssize_t n;
+	enum dm_mode mode;
 	int err;
 
 	*out = NULL;
@@ -505,44 +669,27 @@ int dm_connect(int dev, struct dm_handle *h, struct dm_comm **out)
 		h->stage = st;
 	}
 	err = stage_send(st);
+	if (err < 0)
+		goto err_free;
+	err = stage_addrs(st, h);
 	if (err <= 0)
 		goto check;
-	n = recv(st->fd[0], st->ack + st->ack_got, DM_ACK_LEN - st->ack_got, MSG_DONTWAIT);
-	if (n == 0) {
-		DM_WARN("%s closed the connection during the handshake", st->peer);
-		err = -ECONNRESET;
-		goto err_free;
-	}
-	if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-		err = -errno;
-		DM_WARN("handshake with %s failed: %s%s%s", st->peer, strerror(errno),
-			errno == EFAULT ? ": " : "",
-			errno == EFAULT ? DM_EFAULT_WHY("the control connection") : "");
-		goto err_free;
-	}
-	if (n > 0)
-		st->ack_got += n;
-	if (st->ack_got < DM_ACK_LEN) {
-		err = 0;
+	err = stage_send(st);
+	if (err <= 0)
 		goto check;
-	}
-	if (dm_ack_decode(st->ack, &a)) {
-		DM_WARN("%s answered the handshake with garbage", st->peer);
-		err = -EPROTO;
+	err = stage_read(st, st->ack, &st->ack_got, DM_ACK_LEN);
+	if (err <= 0)
+		goto check;
+	err = stage_ack(st, st->ack, &mode);
+	if (err)
 		goto err_free;
-	}
-	if (a.status != DM_ACK_OK) {
-		DM_WARN("%s refused the connection: %s", st->peer, dm_ack_status_str(a.status));
-		err = -DM_EREMOTE;
-		goto err_free;
-	}
 	for (int i = 1; i < st->nfd; i++)
 		data_fd[i - 1] = st->fd[i];
 	err = dm_comm_create(false, dev, st->fd[0], data_fd, st->nfd - 1, h->max_chunk, out);
 	if (err)
 		goto err_free;
 	DM_INFO("send comm %p to %s: %d data sockets, receiver uses %s mode", (void *)*out,
-		st->peer, st->nfd - 1, dm_mode_name((enum dm_mode)a.mode));
+		st->peer, st->nfd - 1, dm_mode_name(mode));
 	st->nfd = 0;	/* fds now belong to the comm */
 	stage_free(st);
 	h->stage = NULL;

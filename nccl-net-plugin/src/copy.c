@@ -59,7 +59,12 @@ static int host_step(struct dm_sock *s, struct dm_task *t, uint64_t off, uint64_
 	if (n <= 0)
 		return io_fail(s, n, s->comm->is_recv);
 	t->pos += n;
-	return t->pos < len ? DM_STEP_MORE : next_chunk(t);
+	/*
+	 * Short: the receive queue was empty (or the send buffer full) when the
+	 * call returned, so another try now would only fetch EAGAIN; the epoll
+	 * re-arm or the next test() picks the socket up again.
+	 */
+	return t->pos < len ? DM_STEP_DRAINED : next_chunk(t);
 }
 
 static int lane_fail(struct dm_sock *s, int err, const char *what)

@@ -88,6 +88,41 @@ int dm_ack_decode(const uint8_t in[DM_ACK_LEN], struct dm_ack *a)
 	return 0;
 }
 
+/* magic u32, version u16, family u8, count u8; per member: addr[16], port u16, 0 u16 */
+void dm_addrs_encode(const struct dm_addrs *a, uint8_t out[DM_ADDRS_LEN])
+{
+	memset(out, 0, DM_ADDRS_LEN);
+	put32(out, DM_ADDRS_MAGIC);
+	put16(out + 4, DM_PROTO_VERSION);
+	out[6] = a->family;
+	out[7] = a->count;
+	for (int i = 0; i < a->count && i < DM_ADDRS_MAX; i++) {
+		memcpy(out + 8 + i * 20, a->m[i].addr, 16);
+		put16(out + 8 + i * 20 + 16, a->m[i].port);
+	}
+}
+
+int dm_addrs_decode(const uint8_t in[DM_ADDRS_LEN], struct dm_addrs *a)
+{
+	if (get32(in) != DM_ADDRS_MAGIC || get16(in + 4) != DM_PROTO_VERSION ||
+	    (in[6] != 4 && in[6] != 6) || in[7] < 1 || in[7] > DM_ADDRS_MAX)
+		return -EPROTO;
+	memset(a, 0, sizeof(*a));
+	a->family = in[6];
+	a->count = in[7];
+	for (int i = 0; i < DM_ADDRS_MAX; i++) {
+		static const uint8_t zero[20];
+		const uint8_t *m = in + 8 + i * 20;
+
+		/* padding, and every unused member, is zero */
+		if (get16(m + 18) || (i >= a->count && memcmp(m, zero, sizeof(zero))))
+			return -EPROTO;
+		memcpy(a->m[i].addr, m, 16);
+		a->m[i].port = get16(m + 16);
+	}
+	return 0;
+}
+
 const char *dm_ack_status_str(unsigned status)
 {
 	switch (status) {

@@ -11,13 +11,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DM_PROTO_VERSION 1
+/*
+ * 2: the listener answers a control hello with its members' addresses;
+ * 3: messages up to DM_ONE_SOCK_MAX go whole on one socket (stripe.c): both
+ * ends must cut alike, so an older peer is refused at the handshake.
+ */
+#define DM_PROTO_VERSION 3
 
 /* ---- handshake: first bytes on every socket of a connection ---- */
 #define DM_HELLO_MAGIC 0x4f4c4548u	/* "HELO" */
 #define DM_ACK_MAGIC 0x4b434144u	/* "DACK" */
 #define DM_HELLO_LEN 32
 #define DM_ACK_LEN 12
+#define DM_ADDRS_MAGIC 0x52444144u	/* "DADR" */
+#define DM_ADDRS_MAX 8			/* members of a fused device */
+#define DM_ADDRS_LEN (8 + DM_ADDRS_MAX * 20)
 
 enum dm_sock_kind { DM_SOCK_CTRL = 0, DM_SOCK_DATA = 1 };
 
@@ -44,12 +52,30 @@ struct dm_ack {
 	uint32_t mode;		/* receiver's data path, for the sender's log */
 };
 
+/*
+ * The listener's reply to a control hello: where each member NIC of its
+ * device listens, so the connector can open data socket i from its member
+ * i % (its count) to the listener's member i % count. The handle carries
+ * only the control address: 8 IPv6 members would not fit its 128 bytes.
+ */
+struct dm_addrs {
+	uint8_t family;		/* 4 or 6 */
+	uint8_t count;		/* 1..DM_ADDRS_MAX */
+	struct {
+		uint8_t addr[16];	/* IPv4: first 4 bytes, network order */
+		uint16_t port;		/* host order */
+	} m[DM_ADDRS_MAX];
+};
+
 void dm_hello_encode(const struct dm_hello *h, uint8_t out[DM_HELLO_LEN]);
 /* 0, or -EPROTO (bad magic) */
 int dm_hello_decode(const uint8_t in[DM_HELLO_LEN], struct dm_hello *h);
 void dm_ack_encode(const struct dm_ack *a, uint8_t out[DM_ACK_LEN]);
 int dm_ack_decode(const uint8_t in[DM_ACK_LEN], struct dm_ack *a);
 const char *dm_ack_status_str(unsigned status);
+void dm_addrs_encode(const struct dm_addrs *a, uint8_t out[DM_ADDRS_LEN]);
+/* 0, or -EPROTO: bad magic or version, count or family out of range, nonzero padding */
+int dm_addrs_decode(const uint8_t in[DM_ADDRS_LEN], struct dm_addrs *a);
 
 /* ---- control frames ---- */
 #define DM_FRAME_MAGIC 0xd7e5u

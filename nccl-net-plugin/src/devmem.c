@@ -23,7 +23,8 @@
 #include <sys/socket.h>
 
 pthread_mutex_t dm_devmem_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct dm_devmem_dev ddev[DM_MAX_DEVS];
+/* by device number; fused devices (numbered after the interfaces) use none yet */
+static struct dm_devmem_dev ddev[DM_MAX_DEVS + DM_MAX_VDEVS];
 
 struct dm_devmem_dev *dm_devmem_dev(int dev)
 {
@@ -277,10 +278,11 @@ static void socks_teardown(struct dm_devmem_dev *d, struct dm_comm *c)
 
 void dm_devmem_teardown_comm(struct dm_comm *c)
 {
-	struct dm_devmem_dev *d = &ddev[c->dev];
+	struct dm_devmem_dev *d;
 
 	if (c->mode != DM_MODE_DEVMEM)
 		return;
+	d = &ddev[c->dev];
 	pthread_mutex_lock(&dm_devmem_lock);
 	socks_teardown(d, c);
 	if (--d->users == 0)
@@ -292,7 +294,7 @@ void dm_devmem_teardown_comm(struct dm_comm *c)
 int dm_devmem_setup_comm(struct dm_comm *c)
 {
 	const char *ifname = dm_dev_get(c->dev)->name;
-	struct dm_devmem_dev *d = &ddev[c->dev];
+	struct dm_devmem_dev *d;
 	char why[320] = "";
 	int err = 0;
 
@@ -301,6 +303,19 @@ int dm_devmem_setup_comm(struct dm_comm *c)
 		snprintf(c->mode_reason, sizeof(c->mode_reason), "NCCL_DEVMEM_MODE=copy");
 		goto out;
 	}
+	/* fused device (#18): one pool and binding per NIC is not built yet */
+	if (dm_dev_get(c->dev)->nmembers > 1) {
+		if (dm_cfg.mode == DM_MODE_DEVMEM) {
+			DM_WARN("recv comm on %s: NCCL_DEVMEM_MODE=devmem is not supported on a fused device yet (set NCCL_NET_MERGE_LEVEL=LOC for one device per NIC, or NCCL_DEVMEM_MODE=auto to copy)",
+				ifname);
+			return -EOPNOTSUPP;
+		}
+		c->mode = DM_MODE_COPY;
+		snprintf(c->mode_reason, sizeof(c->mode_reason),
+			 "NCCL_DEVMEM_MODE=auto on a fused device: devmem there is not supported yet");
+		goto out;
+	}
+	d = &ddev[c->dev];
 	pthread_mutex_lock(&dm_devmem_lock);
 	if (!d->failed && !d->nic) {
 		d->err = dev_setup(c->dev, d);

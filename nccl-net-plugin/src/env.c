@@ -140,12 +140,37 @@ static void env_pool_mem(struct dm_config *cfg)
 		snprintf(cfg->pool_mem, sizeof(cfg->pool_mem), "auto");
 }
 
+/*
+ * NCCL_DEVMEM_FAMILY, else NCCL_SOCKET_FAMILY (NCCL's own, same values):
+ * AF_INET or AF_INET6 makes every device use that family; unset, each
+ * interface uses its IPv4 address, or IPv6 where it has no IPv4 one.
+ */
+static int env_family(void)
+{
+	const char *name = "NCCL_DEVMEM_FAMILY", *s = getenv(name);
+
+	if (!s || !*s) {
+		name = "NCCL_SOCKET_FAMILY";
+		s = getenv(name);
+	}
+	if (!s || !*s)
+		return AF_UNSPEC;
+	if (!strcmp(s, "AF_INET") || !strcmp(s, "4"))
+		return AF_INET;
+	if (!strcmp(s, "AF_INET6") || !strcmp(s, "6"))
+		return AF_INET6;
+	DM_WARN("%s=%s: expected AF_INET or AF_INET6; using each interface's IPv4 address, else IPv6",
+		name, s);
+	return AF_UNSPEC;
+}
+
 void dm_config_load(struct dm_config *cfg)
 {
 	char mode[16];
 
 	memset(cfg, 0, sizeof(*cfg));
 	env_str("NCCL_DEVMEM_IFNAME", cfg->ifname, sizeof(cfg->ifname));
+	cfg->family = env_family();
 	env_str("NCCL_DEVMEM_QUEUES", cfg->queues, sizeof(cfg->queues));
 	cfg->nsocks = env_int("NCCL_DEVMEM_NSOCKS", 4, 1, DM_MAX_SOCKS);
 	cfg->nthreads = env_int("NCCL_DEVMEM_NTHREADS", 2, 1, 16);

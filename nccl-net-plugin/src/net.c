@@ -6,6 +6,7 @@
 #include "netimpl.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,8 +14,10 @@
 
 static pthread_mutex_t init_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool inited;
-static struct dm_dev devs[DM_MAX_DEVS];
-static int ndevs;
+/* interfaces first (dm_devs_scan), then the fused devices makeVDevice adds */
+static struct dm_dev devs[DM_MAX_DEVS + DM_MAX_VDEVS];
+static int ndevs;	/* all of them: NCCL asks devices() again after makeVDevice */
+static int nphys;	/* interfaces */
 
 /* v11/v12's per-communicator context: what NCCL told us at init. */
 struct dm_ctx {
@@ -30,6 +33,13 @@ int dm_ndevs(void)
 const struct dm_dev *dm_dev_get(int dev)
 {
 	return &devs[dev];
+}
+
+const struct dm_dev *dm_dev_member(int dev, int i)
+{
+	const struct dm_dev *d = &devs[dev];
+
+	return &devs[d->members[i % d->nmembers]];
 }
 
 static void lib_log(enum gpud_log_level level, const char *msg, void *ctx)
@@ -51,25 +61,30 @@ int dm_global_init(ncclDebugLogger_t logger)
 		goto out;
 	dm_config_load(&dm_cfg);
 	gpud_set_log(lib_log, NULL, GPUD_LOG_INFO);
-	err = dm_devs_scan(dm_cfg.ifname, devs, DM_MAX_DEVS);
+	err = dm_devs_scan(dm_cfg.ifname, dm_cfg.family, devs, DM_MAX_DEVS);
 	if (err < 0) {
 		DM_WARN("cannot list network interfaces: %s", strerror(-err));
 		goto out;
 	}
-	ndevs = err;
+	ndevs = nphys = err;
 	err = 0;
 	if (!ndevs) {
-		DM_WARN("no usable interface (%s); set NCCL_DEVMEM_IFNAME",
-			dm_cfg.ifname[0] ? "none of NCCL_DEVMEM_IFNAME is up with an IPv4 address"
-					 : "no non-loopback interface is up with an IPv4 address");
+		DM_WARN("no usable interface (%s); set NCCL_DEVMEM_IFNAME%s",
+			dm_cfg.ifname[0] ? "none of NCCL_DEVMEM_IFNAME is up with a usable address"
+					 : "no non-loopback interface is up with a usable address",
+			dm_cfg.family != AF_UNSPEC ? " or NCCL_DEVMEM_FAMILY" : "");
 		err = -ENODEV;
 		goto out;
 	}
-	for (int i = 0; i < ndevs; i++)
-		DM_INFO("dev %d: %s %s speed %d Mbit/s, mode %s, %d data socket(s), %d thread(s), unpack %s, pool %s",
-			i, devs[i].name, devs[i].pci_path, devs[i].speed_mbps,
+	for (int i = 0; i < ndevs; i++) {
+		char a[64];
+
+		dm_addr_str(&devs[i].addr, a, sizeof(a));
+		DM_INFO("dev %d: %s %s %s, speed %d Mbit/s, mode %s, %d data socket(s), %d thread(s), unpack %s, pool %s",
+			i, devs[i].name, a, devs[i].pci_path, devs[i].speed_mbps,
 			dm_mode_name(dm_cfg.mode), dm_cfg.nsocks, dm_cfg.nthreads,
 			dm_unpack_name(dm_cfg.unpack), dm_cfg.pool_mem);
+	}
 	if (dm_cfg.unpack == DM_UNPACK_NCCL)
 		DM_INFO("NCCL_DEVMEM_UNPACK=nccl: offering NCCL's device unpack (netDeviceType UNPACK, version 0x%x, maxRecvs 1); NCCL's kernels copy devmem fragments, the plugin returns tokens on irecvConsumed",
 			NCCL_NET_DEVICE_UNPACK_VERSION);
@@ -299,15 +314,89 @@ ncclResult_t dm_net_irecv_consumed(void *recvComm, int n, void *request)
 	return dm_result(dm_comm_irecv_consumed(recvComm, n, request));
 }
 
+/* 0 when @props names 1..DM_MAX_MEMBERS distinct interfaces of one address family. */
+static int vdev_check(const ncclNetVDeviceProps_v12_t *props)
+{
+	if (props->ndevs < 1 || props->ndevs > DM_MAX_MEMBERS) {
+		DM_WARN("makeVDevice: %d devices; a fused NIC has 1..%d", props->ndevs,
+			DM_MAX_MEMBERS);
+		return -EINVAL;
+	}
+	for (int i = 0; i < props->ndevs; i++) {
+		int m = props->devs[i];
+
+		if (m < 0 || m >= nphys) {
+			DM_WARN("makeVDevice: device %d is not an interface (have %d; fused devices cannot be fused again)",
+				m, nphys);
+			return -EINVAL;
+		}
+		for (int k = 0; k < i; k++)
+			if (props->devs[k] == m) {
+				DM_WARN("makeVDevice: device %d (%s) listed twice", m, devs[m].name);
+				return -EINVAL;
+			}
+		if (devs[m].addr.sa.sa_family != devs[props->devs[0]].addr.sa.sa_family) {
+			DM_WARN("makeVDevice: %s is %s, %s is %s: a fused NIC uses one address family (NCCL_DEVMEM_FAMILY)",
+				devs[m].name, dm_family_name(devs[m].addr.sa.sa_family),
+				devs[props->devs[0]].name,
+				dm_family_name(devs[props->devs[0]].addr.sa.sa_family));
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/*
+ * A fused device: what NCCL shows as one NIC. Named "a+b", placed at its
+ * first member's PCI path, as fast as its members together; a comm on it
+ * stripes its data sockets over the members (conn.c). The same set asked
+ * again gets the same device.
+ */
 ncclResult_t dm_net_make_vdevice(int *d, ncclNetVDeviceProps_v12_t *props)
 {
-	if (props->ndevs == 1 && dev_ok(props->devs[0])) {
+	struct dm_dev *v;
+	int err = 0;
+
+	if (vdev_check(props))
+		return ncclInvalidArgument;
+	if (props->ndevs == 1) {
 		*d = props->devs[0];
 		return ncclSuccess;
 	}
-	DM_WARN("virtual NICs over %d devices are not supported (set NCCL_NET_MERGE_LEVEL=LOC)",
-		props->ndevs);
-	return ncclInvalidArgument;
+	pthread_mutex_lock(&init_lock);
+	for (int k = nphys; k < ndevs; k++)
+		if (devs[k].nmembers == props->ndevs &&
+		    !memcmp(devs[k].members, props->devs, sizeof(int) * (size_t)props->ndevs)) {
+			*d = k;
+			goto out;
+		}
+	if (ndevs == nphys + DM_MAX_VDEVS) {
+		DM_WARN("makeVDevice: already %d fused devices", DM_MAX_VDEVS);
+		err = -ENOSPC;
+		goto out;
+	}
+	v = &devs[ndevs];
+	*v = devs[props->devs[0]];
+	v->nmembers = props->ndevs;
+	v->speed_mbps = 0;
+	for (int i = 0, at = 0; i < props->ndevs; i++) {
+		const struct dm_dev *m = &devs[props->devs[i]];
+		size_t l = strnlen(m->name, IF_NAMESIZE);
+
+		v->members[i] = props->devs[i];
+		v->speed_mbps += m->speed_mbps;
+		if (i)
+			v->name[at++] = '+';
+		memcpy(v->name + at, m->name, l);	/* name[] holds DM_MAX_MEMBERS of them */
+		at += (int)l;
+		v->name[at] = '\0';
+	}
+	DM_INFO("dev %d: %s fuses %d NICs, %d Mbit/s; a comm stripes its data sockets over them",
+		ndevs, v->name, v->nmembers, v->speed_mbps);
+	*d = ndevs++;
+out:
+	pthread_mutex_unlock(&init_lock);
+	return dm_result(err);
 }
 
 ncclResult_t dm_net_finalize(void *ctx)

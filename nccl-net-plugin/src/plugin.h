@@ -24,18 +24,23 @@
 #include "ctrl.h"
 
 #define DM_NAME "devmem"
-#define DM_MAX_DEVS 16
+#define DM_MAX_DEVS 16			/* interfaces (physical devices) */
+#define DM_MAX_VDEVS 16			/* fused devices makeVDevice may add */
+/* devices one fused NIC may hold: v12's NCCL_NET_MAX_DEVS_PER_NIC (v9..v11 have 4) */
+#define DM_MAX_MEMBERS NCCL_NET_MAX_DEVS_PER_NIC_V12
 #define DM_MAX_SOCKS 16
 #define DM_MAX_RECVS 8			/* maxRecvs: subs in one multi-receive */
 #define DM_MAX_REQS NCCL_NET_MAX_REQUESTS
 #define DM_MIN_CHUNK (64u << 10)	/* below this striping costs more than it gains */
+/* Messages up to this size are not striped: one chunk on one socket (stripe.c). */
+#define DM_ONE_SOCK_MAX (2 * DM_MIN_CHUNK)
 /*
- * Messages up to this size (one chunk, one socket) are moved by the API
- * thread itself: handing them to a progress thread costs a wake-up and two
+ * Messages up to this size (one chunk on one socket, unless
+ * NCCL_DEVMEM_CHUNK_SIZE is smaller) are moved by the API thread itself: handing them to a progress thread costs a wake-up and two
  * context switches per message, several times the copy, and far more on a
  * loaded machine where the worker waits for a core.
  */
-#define DM_INLINE_MAX DM_MIN_CHUNK
+#define DM_INLINE_MAX DM_ONE_SOCK_MAX
 
 #define DM_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 #define DM_DIV_ROUND_UP(a, b) (((a) + (b) - 1) / (b))
@@ -53,6 +58,22 @@ ncclResult_t dm_result(int err);
 #define DM_EREMOTE 100000
 double dm_now(void);
 
+/* ---- addresses (addr.c): IPv4 and IPv6 alike ---- */
+union dm_addr {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+socklen_t dm_addr_len(const union dm_addr *a);
+uint16_t dm_addr_port(const union dm_addr *a);
+void dm_addr_set_port(union dm_addr *a, uint16_t port);
+/* @family's address from @bytes (4 or 16, network order) and @port (host order). */
+void dm_addr_set(union dm_addr *a, int family, const uint8_t *bytes, uint16_t port);
+const void *dm_addr_bytes(const union dm_addr *a, size_t *len);
+bool dm_addr_same_host(const union dm_addr *a, const union dm_addr *b);
+void dm_addr_str(const union dm_addr *a, char *buf, size_t len);
+const char *dm_family_name(int family);
+
 /* ---- configuration (env.c) ---- */
 enum dm_mode { DM_MODE_AUTO = 0, DM_MODE_DEVMEM = 1, DM_MODE_COPY = 2 };
 /* Who copies devmem fragments into NCCL's buffer (NCCL_DEVMEM_UNPACK). */
@@ -63,6 +84,7 @@ enum dm_unpack {
 
 struct dm_config {
 	char ifname[256];	/* NCCL_DEVMEM_IFNAME, comma list, "" = auto */
+	int family;		/* NCCL_DEVMEM_FAMILY: AF_INET, AF_INET6, AF_UNSPEC = per interface */
 	char queues[64];	/* NCCL_DEVMEM_QUEUES, e.g. "15" or "12-15" */
 	int nsocks;		/* NCCL_DEVMEM_NSOCKS */
 	int nthreads;		/* NCCL_DEVMEM_NTHREADS */
@@ -82,17 +104,25 @@ const char *dm_unpack_name(enum dm_unpack u);
 int dm_parse_size(const char *s, uint64_t *out);
 
 /* ---- devices (props.c) ---- */
+/*
+ * An interface, or a fused device (makeVDevice) over up to DM_MAX_MEMBERS of
+ * them: a comm on it stripes its data sockets over the members' links.
+ */
 struct dm_dev {
-	char name[IF_NAMESIZE];
+	char name[DM_MAX_MEMBERS * (IF_NAMESIZE + 1)];	/* "eth0", fused "eth0+eth1" */
 	char pci_path[256];
 	uint64_t guid;
 	int speed_mbps;
 	int ifindex;
-	struct sockaddr_in addr;	/* IPv4 address we listen on / bind to */
+	union dm_addr addr;		/* address we listen on / bind to (port 0) */
+	int nmembers;			/* 1 for an interface */
+	int members[DM_MAX_MEMBERS];	/* interface devices; [0] = itself for an interface */
 };
-int dm_devs_scan(const char *iflist, struct dm_dev *devs, int max);
+int dm_devs_scan(const char *iflist, int family, struct dm_dev *devs, int max);
 int dm_ndevs(void);
 const struct dm_dev *dm_dev_get(int dev);
+/* Member @i's interface of @dev (a fused device's members in turn, an interface itself). */
+const struct dm_dev *dm_dev_member(int dev, int i);
 void dm_props_fill(int dev, ncclNetProperties_v12_t *props);
 
 /* ---- CUDA: the driver and the data path's GPU engine (gpu.h) ---- */
@@ -206,7 +236,7 @@ struct dm_comm {
 	uint64_t msg_seq;		/* messages announced (send) / matched (recv) */
 	unsigned stripe_start;		/* socket of the next message's first chunk */
 	bool peer_closed;
-	char peer[48];			/* "peer ADDR:PORT" of the control connection */
+	char peer[80];			/* "peer ADDR:PORT" of the control connection */
 	/* control socket buffers (caller thread only) */
 	uint8_t crx[4096];
 	size_t crx_len;
@@ -272,12 +302,14 @@ void dm_sock_enqueue(struct dm_sock *s, struct dm_task *t);
 uint64_t dm_now_ms(void);
 /*
  * Worker steps: 1 = task finished, 2 = progressed, 3 = waiting for the GPU
- * (poll again soon: no socket event will come for it), 0 = would block on
- * the socket, <0 = -errno (comm failed).
+ * (poll again soon: no socket event will come for it), 4 = progressed and
+ * the socket has no more for now (a short read or write: the next call
+ * would block), 0 = would block on the socket, <0 = -errno (comm failed).
  */
 #define DM_STEP_DONE 1
 #define DM_STEP_MORE 2
 #define DM_STEP_GPU 3
+#define DM_STEP_DRAINED 4
 int dm_copy_step(struct dm_sock *s, struct dm_task *t);
 
 /* ---- connections (conn.c) ---- */
@@ -287,13 +319,13 @@ struct dm_handle {
 	uint32_t magic;
 	uint16_t version;		/* DM_PROTO_VERSION */
 	uint16_t nsocks;		/* data sockets the listener expects */
-	struct sockaddr_in addr;	/* listener address, network byte order */
+	union dm_addr addr;		/* control listener (member 0), network byte order */
 	uint32_t max_chunk;		/* striping chunk the listener uses */
 	uint32_t flags;
 	uint64_t secret;		/* from getrandom(); proves the peer got the handle */
 	/* connector-local: NCCL hands the same handle to every connect() call */
 	struct dm_connect_state *stage;
-	uint8_t reserved[64];
+	uint8_t reserved[32];
 };
 _Static_assert(sizeof(struct dm_handle) <= NCCL_NET_HANDLE_MAXSIZE,
 	       "listen handle must fit in NCCL_NET_HANDLE_MAXSIZE");
@@ -305,7 +337,7 @@ void dm_listen_close(struct dm_listen *l);
 /* NCCL's traffic class (NCCL_NET_TRAFFIC_CLASS_UNDEF: leave the default). */
 void dm_listen_set_tclass(struct dm_listen *l, int tclass);
 int dm_listen_tclass(const struct dm_listen *l);
-/* Applies @tclass (IP_TOS) to every socket of @c; UNDEF does nothing. */
+/* Applies @tclass (IP_TOS, IPV6_TCLASS) to every socket of @c; UNDEF does nothing. */
 void dm_comm_set_tclass(struct dm_comm *c, int tclass);
 int dm_connect(int dev, struct dm_handle *h, struct dm_comm **out);
 

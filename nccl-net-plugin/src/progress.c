@@ -131,6 +131,8 @@ static bool sock_steps(struct dm_sock *s, uint64_t now, bool inl)
 			return false;
 		}
 		atomic_store(&s->last_ms, now);
+		if (r == DM_STEP_DRAINED)
+			return false;
 		if (r == DM_STEP_DONE) {
 			pthread_mutex_lock(&s->lock);
 			s->head = t->next;

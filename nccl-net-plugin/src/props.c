@@ -50,15 +50,16 @@ static uint64_t fnv1a(const char *s)
 	return h;
 }
 
-static void fill_dev(struct dm_dev *d, const char *name, const struct sockaddr_in *sin)
+static void fill_dev(struct dm_dev *d, const char *name, const struct sockaddr *sa)
 {
 	char path[128], real[PATH_MAX];
 
 	memset(d, 0, sizeof(*d));
 	snprintf(d->name, sizeof(d->name), "%s", name);
-	d->addr = *sin;
-	d->addr.sin_port = 0;
+	memcpy(&d->addr, sa, sa->sa_family == AF_INET6 ? sizeof(d->addr.in6) : sizeof(d->addr.in));
+	dm_addr_set_port(&d->addr, 0);
 	d->ifindex = (int)if_nametoindex(name);
+	d->nmembers = 1;	/* members[0] is set once the device has its number */
 	/* A PCI NIC's device link; a virtual one (veth) has none: use its own node. */
 	snprintf(path, sizeof(path), "/sys/class/net/%s/device", name);
 	if (!realpath(path, real)) {
@@ -80,12 +81,32 @@ static int by_pci_path(const void *a, const void *b)
 }
 
 /*
- * Every interface that is up, has an IPv4 address and is selected: by
+ * An address a peer can reach without a scope: IPv4, or IPv6 that is not
+ * link-local (it would need the interface index on the other host too) and
+ * not IPv4-mapped.
+ */
+static bool usable_addr(const struct sockaddr *sa, int family)
+{
+	const struct in6_addr *a6;
+
+	if (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)
+		return false;
+	if (family != AF_UNSPEC && sa->sa_family != family)
+		return false;
+	if (sa->sa_family == AF_INET)
+		return true;
+	a6 = &((const struct sockaddr_in6 *)sa)->sin6_addr;
+	return !IN6_IS_ADDR_LINKLOCAL(a6) && !IN6_IS_ADDR_V4MAPPED(a6);
+}
+
+/*
+ * Every interface that is up, has a usable address of NCCL_DEVMEM_FAMILY
+ * (unset: IPv4 where it has one, else IPv6) and is selected: by
  * NCCL_DEVMEM_IFNAME's list (NCCL_SOCKET_IFNAME's rules, iflist.c), else
  * every one but loopback, which only a list that names it brings in. Sorted
  * by PCI path, so device numbers follow the topology NCCL pairs GPUs with.
  */
-int dm_devs_scan(const char *iflist, struct dm_dev *devs, int max)
+int dm_devs_scan(const char *iflist, int family, struct dm_dev *devs, int max)
 {
 	bool listed = iflist && *iflist;
 	struct ifaddrs *ifa, *i;
@@ -96,14 +117,20 @@ int dm_devs_scan(const char *iflist, struct dm_dev *devs, int max)
 	for (i = ifa; i && n < max; i = i->ifa_next) {
 		bool dup = false;
 
-		if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET)
+		if (!i->ifa_addr || !usable_addr(i->ifa_addr, family))
 			continue;
 		if (listed && !dm_iflist_match(iflist, i->ifa_name))
 			continue;
 		if ((i->ifa_flags & IFF_LOOPBACK) && !(listed && dm_iflist_names(iflist, i->ifa_name)))
 			continue;
-		for (int k = 0; k < n; k++)
-			dup |= !strcmp(devs[k].name, i->ifa_name);	/* one per interface */
+		for (int k = 0; k < n; k++) {
+			if (strcmp(devs[k].name, i->ifa_name))
+				continue;
+			/* one per interface: its IPv4 address before an IPv6 one */
+			dup = true;
+			if (devs[k].addr.sa.sa_family == AF_INET6 && i->ifa_addr->sa_family == AF_INET)
+				fill_dev(&devs[k], i->ifa_name, i->ifa_addr);
+		}
 		if (dup)
 			continue;
 		if (!(i->ifa_flags & IFF_UP)) {
@@ -112,13 +139,16 @@ int dm_devs_scan(const char *iflist, struct dm_dev *devs, int max)
 					i->ifa_name);
 			continue;
 		}
-		fill_dev(&devs[n++], i->ifa_name, (struct sockaddr_in *)i->ifa_addr);
+		fill_dev(&devs[n++], i->ifa_name, i->ifa_addr);
 	}
 	freeifaddrs(ifa);
 	if (listed && !n)
-		DM_WARN("NCCL_DEVMEM_IFNAME=%s selects no interface that is up with an IPv4 address (prefixes; ^ excludes, = exact, as NCCL_SOCKET_IFNAME)",
-			iflist);
+		DM_WARN("NCCL_DEVMEM_IFNAME=%s selects no interface that is up with %s address (prefixes; ^ excludes, = exact, as NCCL_SOCKET_IFNAME)",
+			iflist, family == AF_INET6 ? "a non-link-local IPv6" :
+				family == AF_INET ? "an IPv4" : "an IPv4 or non-link-local IPv6");
 	qsort(devs, (size_t)n, sizeof(devs[0]), by_pci_path);
+	for (int k = 0; k < n; k++)
+		devs[k].members[0] = k;
 	return n;
 }
 
@@ -194,13 +224,15 @@ void dm_props_fill(int dev, ncclNetProperties_v12_t *props)
 	props->maxRecvs = DM_MAX_RECVS;
 	props->netDeviceType = NCCL_NET_DEVICE_HOST;
 	props->netDeviceVersion = NCCL_NET_DEVICE_INVALID_VERSION;
-	props->vProps.ndevs = 1;
-	props->vProps.devs[0] = dev;
+	props->vProps.ndevs = d->nmembers;
+	for (int i = 0; i < d->nmembers; i++)
+		props->vProps.devs[i] = d->members[i];
 	/* test() reports sizes as int: keep every transfer representable. */
 	props->maxP2pBytes = 0x7fffffffull & ~4095ull;
 	props->maxCollBytes = props->maxP2pBytes;
 	props->maxMultiRequestSize = 1;
-	rail_of(d->name, &props->railId, &props->planeId);
+	/* a fused device sits on its first member's rail (NCCL fuses NICs of one rail) */
+	rail_of(dm_dev_member(dev, 0)->name, &props->railId, &props->planeId);
 	if (dm_cfg.unpack == DM_UNPACK_NCCL) {
 		/*
 		 * NCCL's kernels unpack: it asks for a device handle on each

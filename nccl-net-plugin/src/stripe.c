@@ -18,7 +18,12 @@ uint64_t dm_stripe_chunk(uint64_t size, unsigned nsocks, uint32_t max_chunk)
 
 	if (nsocks == 0)
 		nsocks = 1;
-	c = DM_DIV_ROUND_UP(size, nsocks);
+	/*
+	 * Up to two minimum chunks (NCCL's 128 KiB P2P chunk) go whole on one
+	 * socket: cut in two they would need two sockets' worth of syscalls
+	 * and the progress threads, for no gain on the wire.
+	 */
+	c = size <= DM_ONE_SOCK_MAX ? size : DM_DIV_ROUND_UP(size, nsocks);
 	c = (c + 4095) & ~4095ull;
 	if (c < DM_MIN_CHUNK)
 		c = DM_MIN_CHUNK;

@@ -80,6 +80,42 @@ static void handshake(void)
 	T_ASSERT(strstr(dm_ack_status_str(a2.status), "secret"));
 }
 
+/* The listener's member addresses: round trip, and what the decoder refuses. */
+static void addrs(void)
+{
+	struct dm_addrs a = { .family = 6, .count = 8 }, a2;
+	uint8_t b[DM_ADDRS_LEN];
+
+	for (int i = 0; i < 8; i++) {
+		memset(a.m[i].addr, 0xf0 + i, 16);
+		a.m[i].port = (uint16_t)(40000 + i);
+	}
+	dm_addrs_encode(&a, b);
+	T_ASSERT_OK(dm_addrs_decode(b, &a2));
+	T_ASSERT(!memcmp(&a, &a2, sizeof(a)));
+	b[7] = 9;	/* more members than a fused NIC has */
+	T_ASSERT_EQ(-EPROTO, dm_addrs_decode(b, &a2));
+	b[7] = 0;
+	T_ASSERT_EQ(-EPROTO, dm_addrs_decode(b, &a2));
+	b[7] = 8;
+	b[6] = 5;	/* family neither 4 nor 6 */
+	T_ASSERT_EQ(-EPROTO, dm_addrs_decode(b, &a2));
+	/* one IPv4 member: the unused ones must be zero, padding too */
+	a = (struct dm_addrs){ .family = 4, .count = 1, .m[0] = { .addr = { 198, 18, 0, 1 },
+								 .port = 5000 } };
+	dm_addrs_encode(&a, b);
+	T_ASSERT_OK(dm_addrs_decode(b, &a2));
+	T_ASSERT_EQ(5000, a2.m[0].port);
+	b[8 + 20 + 3] = 1;	/* a stray byte in member 1 */
+	T_ASSERT_EQ(-EPROTO, dm_addrs_decode(b, &a2));
+	b[8 + 20 + 3] = 0;
+	b[8 + 18] = 1;		/* member 0's padding */
+	T_ASSERT_EQ(-EPROTO, dm_addrs_decode(b, &a2));
+	b[8 + 18] = 0;
+	b[0] ^= 1;
+	T_ASSERT_EQ(-EPROTO, dm_addrs_decode(b, &a2));
+}
+
 static void stripe(void)
 {
 	/* chunks: page multiples, at least 64 KiB, at most the max; cover the message */
@@ -95,6 +131,12 @@ static void stripe(void)
 		}
 	}
 	T_ASSERT_EQ(256 << 10, dm_stripe_chunk(1 << 20, 4, 512 << 10));	/* all 4 sockets */
+	/* NCCL's 128 KiB P2P chunk: whole, on one socket; one byte more: striped */
+	T_ASSERT_EQ(1, dm_stripe_nchunks(128 << 10, dm_stripe_chunk(128 << 10, 4, 512 << 10)));
+	T_ASSERT_EQ(1, dm_stripe_nchunks(65537, dm_stripe_chunk(65537, 4, 512 << 10)));
+	T_ASSERT(dm_stripe_nchunks((128 << 10) + 1, dm_stripe_chunk((128 << 10) + 1, 4, 512 << 10)) > 1);
+	/* a 64 KiB NCCL_DEVMEM_CHUNK_SIZE still caps it */
+	T_ASSERT_EQ(2, dm_stripe_nchunks(128 << 10, dm_stripe_chunk(128 << 10, 4, 64 << 10)));
 	T_ASSERT_EQ(0, dm_stripe_nchunks(0, dm_stripe_chunk(0, 4, 512 << 10)));
 }
 
@@ -137,6 +179,7 @@ int main(int argc, char **argv)
 {
 	frames();
 	handshake();
+	addrs();
 	stripe();
 	if (argc > 1)
 		corpus(argv[1]);

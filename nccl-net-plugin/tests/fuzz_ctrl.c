@@ -20,6 +20,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size >= DM_HELLO_LEN)
 		dm_hello_decode(data, &h);
+	if (size >= DM_ADDRS_LEN) {
+		struct dm_addrs a;
+		uint8_t back[DM_ADDRS_LEN];
+
+		/* what decodes re-encodes to the same bytes: no field is lost */
+		if (!dm_addrs_decode(data, &a)) {
+			dm_addrs_encode(&a, back);
+			if (memcmp(back, data, DM_ADDRS_LEN))
+				abort();
+		}
+	}
 	r = dm_frame_parse(data, size, &f);
 	if (r < 0 || r == 0)
 		return 0;

@@ -72,27 +72,50 @@ static void raw_hello(int fd, const struct dm_handle *h, uint64_t secret, int ki
 	T_ASSERT_EQ(sizeof(b), write(fd, b, sizeof(b)));
 }
 
-/* Full connection; returns the ack status the listener answered. */
-static int raw_connect(struct raw *r, const struct dm_handle *h, uint64_t secret)
+static int raw_read(int fd, uint8_t *b, size_t len)
 {
-	uint8_t b[DM_ACK_LEN];
-	struct dm_ack a;
 	size_t got = 0;
 
-	r->n = h->nsocks;
-	r->ctrl = raw_sock(h);
-	raw_hello(r->ctrl, h, secret, DM_SOCK_CTRL, 0);
-	for (int i = 0; i < r->n; i++) {
-		r->data[i] = raw_sock(h);
-		raw_hello(r->data[i], h, secret, DM_SOCK_DATA, i);
-	}
-	while (got < sizeof(b)) {
-		ssize_t n = read(r->ctrl, b + got, sizeof(b) - got);
+	while (got < len) {
+		ssize_t n = read(fd, b + got, len - got);
 
 		if (n <= 0)
 			return -1;
 		got += n;
 	}
+	return 0;
+}
+
+/*
+ * Full connection; returns the ack status the listener answered. An
+ * accepted control hello is answered first with the listener's member
+ * addresses (one here, the handle's), a refused one with the ack alone.
+ */
+static int raw_connect(struct raw *r, const struct dm_handle *h, uint64_t secret)
+{
+	uint8_t b[DM_ADDRS_LEN];
+	struct dm_addrs as;
+	struct dm_ack a;
+
+	r->n = h->nsocks;
+	r->ctrl = raw_sock(h);
+	raw_hello(r->ctrl, h, secret, DM_SOCK_CTRL, 0);
+	if (raw_read(r->ctrl, b, DM_ACK_LEN))
+		return -1;
+	if (!dm_ack_decode(b, &a))
+		return a.status;
+	if (raw_read(r->ctrl, b + DM_ACK_LEN, DM_ADDRS_LEN - DM_ACK_LEN))
+		return -1;
+	T_ASSERT_OK(dm_addrs_decode(b, &as));
+	T_ASSERT_EQ(1, as.count);
+	T_ASSERT_EQ(ntohs(h->addr.in.sin_port), as.m[0].port);
+	T_ASSERT_EQ(0, memcmp(as.m[0].addr, &h->addr.in.sin_addr, 4));
+	for (int i = 0; i < r->n; i++) {
+		r->data[i] = raw_sock(h);
+		raw_hello(r->data[i], h, secret, DM_SOCK_DATA, i);
+	}
+	if (raw_read(r->ctrl, b, DM_ACK_LEN))
+		return -1;
 	T_ASSERT_OK(dm_ack_decode(b, &a));
 	return a.status;
 }
