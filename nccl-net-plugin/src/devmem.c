@@ -201,6 +201,7 @@ static int sock_setup(struct dm_devmem_dev *d, struct dm_sock *s, char *why, siz
 	union dm_addr me, peer;
 	socklen_t sl = sizeof(me);
 	struct dm_devmem_rx *r;
+	const void *a;
 	size_t alen;
 	int err;
 
@@ -212,8 +213,10 @@ static int sock_setup(struct dm_devmem_dev *d, struct dm_sock *s, char *why, siz
 	getpeername(s->fd, &peer.sa, &sl);
 	/* tcp4 or tcp6 n-tuple rule: the library writes either */
 	fl.family = me.sa.sa_family;
-	memcpy(fl.dst_addr, dm_addr_bytes(&me, &alen), alen);
-	memcpy(fl.src_addr, dm_addr_bytes(&peer, &alen), alen);
+	a = dm_addr_bytes(&me, &alen);	/* sets alen: not inside memcpy's argument list */
+	memcpy(fl.dst_addr, a, alen);
+	a = dm_addr_bytes(&peer, &alen);
+	memcpy(fl.src_addr, a, alen);
 	fl.dst_port = htons(dm_addr_port(&me));
 	fl.src_port = htons(dm_addr_port(&peer));
 	/* steer before the handshake reply: no payload can arrive earlier */
