@@ -20,9 +20,10 @@
  *   plugin_multinic devmem-two  (patched-kernel VM) two netdevsim pairs, the
  *                            second from nsim-pair.sh: both ports are devices,
  *                            each binds its own pool, a devmem comm on each,
- *                            every size byte-exact, each sending port carries
- *                            > 30 % of the bytes (netdevsim counts no received
- *                            bytes on a devmem port, so the sender counts)
+ *                            every size byte-exact, each sending port's counter
+ *                            grows by at least 1 MiB (netdevsim counts no
+ *                            received bytes on a devmem port and its tx count
+ *                            is not exact: evidence of traffic, not a share)
  *   plugin_multinic family-mismatch  a dual-stack link, the receiver on IPv6
  *                            (NCCL_DEVMEM_FAMILY=AF_INET6), the sender on
  *                            IPv4: connect fails at once naming the variable,
@@ -589,20 +590,19 @@ static void devmem_two(void)
 		bytes[i] = if_bytes(mine[i], !rx) - before[i];
 		total += bytes[i];
 	}
-	for (int i = 0; !rx && i < 2; i++) {
-		t_log("sent on %s: %llu bytes, %.1f %%", mine[i], bytes[i], 100.0 * bytes[i] / total);
-		if (bytes[i] * 10 <= total * 3)
-			T_FAIL("%s carried %.1f %% of the bytes, want > 30 %%", mine[i],
-			       100.0 * bytes[i] / total);
-	}
 	/*
-	 * The payload, 2 x 5.3 MB, left through the two ports. netdevsim's tx
-	 * counter has read from 8.3 to 11.3 MB for it in runs that moved every
-	 * byte (checked above): a bound that proves the ports carried it, not
-	 * an exact count.
+	 * Each port sent its comm's 5.3 MB: at least 1 MiB on its counter.
+	 * Not a share: netdevsim's tx counter read 2.6 to 5.6 MB for the same
+	 * 5.3 MB (every byte checked above) across runs, so it is evidence of
+	 * traffic on the port, not an exact count.
 	 */
-	if (!rx && total < (4ull << 20))
-		T_FAIL("the ports sent only %llu bytes in all", total);
+	for (int i = 0; !rx && i < 2; i++) {
+		t_log("sent on %s: %llu bytes by its counter, %.1f %% of both", mine[i], bytes[i],
+		      total ? 100.0 * bytes[i] / total : 0.0);
+		if (bytes[i] < (1ull << 20))
+			T_FAIL("%s sent only %llu bytes by its counter: the comm did not use it",
+			       mine[i], bytes[i]);
+	}
 	for (int i = 0; i < 2; i++)
 		close_conn(&c[i]);
 }
