@@ -35,6 +35,7 @@
  * only ever cost the real peer one accept pass, never a place in the queue.
  */
 #define DM_HELLO_MS 5000
+#define DM_LISTEN_BACKLOG 1024	/* the kernel caps it at net.core.somaxconn */
 #define DM_MAX_PENDING_PER_SRC 32
 
 struct dm_pending {
@@ -130,7 +131,12 @@ static int listen_one(const struct dm_dev *m, union dm_addr *bound)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	dm_addr_set_port(&sa, 0);
-	if (bind(fd, &sa.sa, dm_addr_len(&sa)) || listen(fd, 128) ||
+	/*
+	 * A deep backlog: idle connections that fill it make the kernel drop
+	 * a real peer's SYN, which then waits a second for its retransmit
+	 * (plugin_fault_idle_flood: 200 of them, connect 1.01 s with 128).
+	 */
+	if (bind(fd, &sa.sa, dm_addr_len(&sa)) || listen(fd, DM_LISTEN_BACKLOG) ||
 	    getsockname(fd, &bound->sa, &sl)) {
 		err = -errno;
 		DM_WARN("listen on %s failed: %s", m->name, strerror(errno));

@@ -17,6 +17,13 @@
  *   plugin_multinic fused-unpack  the fused test with NCCL_DEVMEM_UNPACK=nccl:
  *                            the device handle NCCL gives accept is filled,
  *                            every receive consumed (copy mode: 0 entries)
+ *   plugin_multinic devmem-two  (patched-kernel VM) two netdevsim pairs, the
+ *                            second from nsim-pair.sh: both ports are devices,
+ *                            each binds its own pool, a devmem comm on each,
+ *                            every size byte-exact, each sending port's counter
+ *                            grows by at least 1 MiB (netdevsim counts no
+ *                            received bytes on a devmem port and its tx count
+ *                            is not exact: evidence of traffic, not a share)
  *   plugin_multinic family-mismatch  a dual-stack link, the receiver on IPv6
  *                            (NCCL_DEVMEM_FAMILY=AF_INET6), the sender on
  *                            IPv4: connect fails at once naming the variable,
@@ -501,11 +508,115 @@ static void family_mismatch(void)
 	h_warns = 0;
 }
 
+/* ---- two netdevsim pairs, devmem on both (VM) ---- */
+
+static char pair2[32];	/* nsim-pair.sh's prefix for the second pair */
+
+static void pair2_down(void)
+{
+	if (pair2[0])
+		run("%s down %s >/dev/null 2>&1", DM_NSIM_PAIR, pair2);
+}
+
+/*
+ * The second pair comes from nsim-pair.sh (one place creates netdevsim
+ * devices), in namespaces of its own. Made before the fixture forks, from
+ * the initial namespace: a new port is born in its creator's namespace, and
+ * the script finds it through sysfs, which shows the initial one's.
+ */
+static void nsim_pair_up(void)
+{
+	snprintf(pair2, sizeof(pair2), "gpudm%d", (int)getpid());
+	if (run("%s up %s --net 1 --queues 4 >/dev/null", DM_NSIM_PAIR, pair2)) {
+		pair2[0] = '\0';
+		T_FAIL("%s up gpudm%d failed", DM_NSIM_PAIR, (int)getpid());
+	}
+}
+
+/* Its ports move into our namespaces, renamed first (ours hold nsim0/nsim1); a move drops addresses. */
+static void add_nsim_pair(void)
+{
+	atexit(pair2_down);	/* devices first, before the guardian deletes our namespaces */
+	for (int s = 0; s < 2; s++)
+		if (run("ip -n %s%c link set nsim%d name nsim%d && ip -n %s%c link set nsim%d netns %s",
+			pair2, 'a' + s, s, s + 2, pair2, 'a' + s, s + 2, HP.net.ns[s]))
+			T_FAIL("cannot move nsim%d of %s into %s", s, pair2, HP.net.ns[s]);
+	addr_link("nsim2", "nsim3", 1, true, false);
+}
+
+static int dev_named(const char *name)
+{
+	for (int d = 0; d < ndevs(); d++) {
+		ncclNetProperties_v12_t pr;
+
+		T_ASSERT_EQ(ncclSuccess, P.v12->getProperties(d, &pr));
+		if (!strcmp(pr.name, name))
+			return d;
+	}
+	T_FAIL("no device %s", name);
+}
+
+static void devmem_two(void)
+{
+	const char *mine[2] = { rx ? "nsim0" : "nsim1", rx ? "nsim2" : "nsim3" };
+	unsigned long long before[2], bytes[2], total = 0;
+	struct conn c[2] = { 0 };
+	uint64_t seed = 100;
+
+	if (rx)
+		add_nsim_pair();
+	links_ready();
+	setenv("NCCL_DEVMEM_MODE", "devmem", 1);	/* no silent copy: accept fails instead */
+	setenv("NCCL_DEVMEM_POOL_SIZE", "32M", 1);	/* per device; udmabuf caps at 64 MiB */
+	setenv("NCCL_DEVMEM_IFNAME", "nsim", 1);
+	snprintf(h_log_needle, sizeof(h_log_needle), "devmem pool of 32 MiB host memory bound");
+	h_load(&P, 12);
+	T_ASSERT_EQ(2, ndevs());
+	for (int i = 0; i < 2; i++)
+		before[i] = if_bytes(mine[i], !rx);
+	/* one devmem comm per device: its own queues, binding and pool */
+	for (int i = 0; i < 2; i++)
+		connect_dev(dev_named(mine[i]), &c[i], (16 << 20) + SLACK);
+	for (int k = 0; k < NSIZES; k++)
+		for (int i = 0; i < 2; i++)
+			if (sizes[k] <= (16u << 20))
+				xfer(&c[i], sizes[k], seed++);
+	if (rx) {
+		/* one binding per device, each with its own pool */
+		T_ASSERT_EQ(2, h_log_hits);
+		t_log("both devices bound a pool: %s", h_log_hit);
+	}
+	for (int i = 0; i < 2; i++) {
+		bytes[i] = if_bytes(mine[i], !rx) - before[i];
+		total += bytes[i];
+	}
+	/*
+	 * Each port sent its comm's 5.3 MB: at least 1 MiB on its counter.
+	 * Not a share: netdevsim's tx counter read 2.6 to 5.6 MB for the same
+	 * 5.3 MB (every byte checked above) across runs, so it is evidence of
+	 * traffic on the port, not an exact count.
+	 */
+	for (int i = 0; !rx && i < 2; i++) {
+		t_log("sent on %s: %llu bytes by its counter, %.1f %% of both", mine[i], bytes[i],
+		      total ? 100.0 * bytes[i] / total : 0.0);
+		if (bytes[i] < (1ull << 20))
+			T_FAIL("%s sent only %llu bytes by its counter: the comm did not use it",
+			       mine[i], bytes[i]);
+	}
+	for (int i = 0; i < 2; i++)
+		close_conn(&c[i]);
+}
+
 int main(int argc, char **argv)
 {
 	const char *what = argc > 1 ? argv[1] : "fused";
 	double t0 = t_now();
 
+	if (!strcmp(what, "devmem-two")) {
+		if (!t_in_vm())
+			t_skip("two netdevsim pairs need the patched-kernel VM");
+		nsim_pair_up();
+	}
 	setenv("NCCL_DEVMEM_MODE", "copy", 0);
 	rx = h_pair_start(&HP) == 0;
 	if (!strcmp(what, "fused"))
@@ -520,6 +631,8 @@ int main(int argc, char **argv)
 		ipv6();
 	else if (!strcmp(what, "family-mismatch"))
 		family_mismatch();
+	else if (!strcmp(what, "devmem-two"))
+		devmem_two();
 	else
 		T_FAIL("unknown scenario %s", what);
 	if (P.so)

@@ -6,6 +6,7 @@
  *   plugin_transfer smoke <version>  v8/v9/v10: small sizes and multi-receive
  *   plugin_transfer many             16 comms at once
  *   plugin_transfer devmem [version] the harness in devmem mode (patched-kernel VM)
+ *   plugin_transfer devmem6 [version] the same over IPv6 (tcp6 steering rules)
  *   plugin_transfer unpack [version] NCCL_DEVMEM_UNPACK=nccl: NCCL's device
  *                                    unpack with a CPU stand-in for its
  *                                    kernel (copy mode here: empty metadata)
@@ -58,6 +59,7 @@ static void check(const char *what, uint64_t seed, const char *buf, size_t len)
 static struct h_pair *pair;
 
 static bool devmem_run;
+static bool devmem6_run;	/* devmem over IPv6: where devmem runs, it must run */
 static bool unpack_run;
 static int (*fake_host_allocs)(void);	/* unpack-fakecuda: mapped host allocations live */
 
@@ -327,6 +329,8 @@ static void setup(struct h_plugin *p, struct h_pair *hp, bool rx, struct conn *c
 			ncclResult_t r = accept_once(p, &c[i]);
 
 			/* devmem demanded: accept fails with the reason if it cannot */
+			if (r != ncclSuccess && devmem6_run)
+				T_FAIL("devmem over IPv6 refused: %s", h_last_warn);
 			if (r != ncclSuccess && devmem_run)
 				t_skip("devmem receive not available here: %s", h_last_warn);
 			if (r != ncclSuccess)
@@ -404,6 +408,49 @@ static void tos_check(bool rx, int version)
 	/* control + NCCL_DEVMEM_NSOCKS data sockets (4) */
 	T_ASSERT_EQ(5, n);
 	t_log("traffic class %d: IP_TOS 0x%02x on all %d sockets", want, want & 0xff, n);
+}
+
+/*
+ * devmem6: the netdevsim link also gets an IPv6 address and every device is
+ * IPv6 (NCCL_DEVMEM_FAMILY). fd00:198:18::/48 is a unique local prefix, only
+ * ever on this link inside the test's own namespaces (plugin_multinic.c
+ * says why not a documentation prefix). nodad: usable at once.
+ */
+static void ipv6_only(const struct h_pair *hp, bool rx)
+{
+	char cmd[160];
+
+	snprintf(cmd, sizeof(cmd), "ip addr add fd00:198:18::%d/64 dev %s nodad", rx ? 1 : 2,
+		 hp->net.ifname[rx ? 0 : 1]);
+	if (system(cmd))
+		T_FAIL("%s failed", cmd);
+	setenv("NCCL_DEVMEM_FAMILY", "AF_INET6", 1);
+}
+
+/* Every connected TCP socket of this process (the plugin's) is of @family. */
+static void family_check(int family)
+{
+	struct dirent *de;
+	DIR *d = opendir("/proc/self/fd");
+	int n = 0;
+
+	T_ASSERT(d != NULL);
+	while ((de = readdir(d))) {
+		int fd = atoi(de->d_name), type = 0;
+		socklen_t l = sizeof(type);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+
+		if (de->d_name[0] == '.' || fd == dirfd(d) ||
+		    getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l) || type != SOCK_STREAM ||
+		    getpeername(fd, (struct sockaddr *)&ss, &sl))
+			continue;
+		if (ss.ss_family != family)
+			T_FAIL("socket fd %d is of family %d, not %d", fd, ss.ss_family, family);
+		n++;
+	}
+	closedir(d);
+	T_ASSERT(n >= 2);
 }
 
 static void run_sizes(struct h_plugin *p, bool rx, struct conn *c, const size_t *sizes, int n)
@@ -863,6 +910,10 @@ int main(int argc, char **argv)
 	setenv("NCCL_DEVMEM_MODE", "copy", 0);
 	rx = h_pair_start(&hp) == 0;
 	pair = &hp;
+	if (!strcmp(what, "devmem6")) {
+		devmem6_run = true;
+		ipv6_only(&hp, rx);
+	}
 	h_load(&p, version);
 	props_check(&p);
 	if (!strcmp(what, "full")) {
@@ -870,7 +921,7 @@ int main(int argc, char **argv)
 		run_sizes(&p, rx, c, full_sizes, DM_ARRAY_LEN(full_sizes));
 		multi(&p, rx, c);
 		pipelined(&p, rx, c);
-	} else if (!strcmp(what, "devmem")) {
+	} else if (!strcmp(what, "devmem") || !strcmp(what, "devmem6")) {
 		static const size_t dsizes[] = { 0, 1, 4096, 1 << 20, 16 << 20 };
 
 		if (rx)
@@ -878,6 +929,8 @@ int main(int argc, char **argv)
 		setup(&p, &hp, rx, c, 1, (16 << 20) + 2 * SLACK);
 		if (rx)
 			rss_check(hp.net.ifname[0], true);
+		if (!strcmp(what, "devmem6"))
+			family_check(AF_INET6);
 		run_sizes(&p, rx, c, dsizes, DM_ARRAY_LEN(dsizes));
 		multi(&p, rx, c);
 		pipelined(&p, rx, c);
