@@ -19,7 +19,7 @@
 #
 # Cache variables:
 #   GPUD_VM_KERNEL   bzImage to boot; empty = the one build-kernel.sh cached
-#   GPUD_VM_FLAVOUR  vm or debug, which cached kernel to look up
+#   GPUD_VM_FLAVOUR  vm, debug or kasan, which cached kernel to look up
 # Target:
 #   gpud_vm_kernel   builds the kernel (kernel-patches/scripts/build-kernel.sh)
 include_guard(GLOBAL)
@@ -28,8 +28,8 @@ get_filename_component(GPUD_VM_SOURCE_ROOT "${CMAKE_CURRENT_LIST_DIR}/.." ABSOLU
 set(GPUD_VM_RUN "${GPUD_VM_SOURCE_ROOT}/kernel-patches/scripts/vm-run.sh")
 set(GPUD_VM_KERNEL "" CACHE FILEPATH
     "bzImage for VM tests (empty: use kernel-patches/scripts/build-kernel.sh's cache)")
-set(GPUD_VM_FLAVOUR "vm" CACHE STRING "Kernel flavour for VM tests: vm or debug")
-set_property(CACHE GPUD_VM_FLAVOUR PROPERTY STRINGS vm debug)
+set(GPUD_VM_FLAVOUR "vm" CACHE STRING "Kernel flavour for VM tests: vm, debug or kasan")
+set_property(CACHE GPUD_VM_FLAVOUR PROPERTY STRINGS vm debug kasan)
 
 if(NOT TARGET gpud_vm_kernel)
   # Not part of ALL: a kernel build takes minutes and needs the Debian

@@ -2,10 +2,11 @@
 # Build the test-VM kernel: Debian's linux-source-6.12 + our patch series +
 # tinyconfig + the config fragment(s) in kernel-patches/config/.
 #
-# usage: build-kernel.sh [--flavour vm|debug] [--print-path] [--jobs N]
+# usage: build-kernel.sh [--flavour vm|debug|kasan] [--print-path] [--jobs N]
 #
 #   --flavour vm     tinyconfig + config/vm.config (default)
 #   --flavour debug  vm + config/debug.config (KFENCE, lockdep, ...)
+#   --flavour kasan  vm + config/kasan.config (generic inline KASAN)
 #   --print-path     print the cached bzImage for the current series/config
 #                    and exit 0, or exit 1 when it has not been built
 #
@@ -53,11 +54,11 @@ print_path=0
 jobs=$(nproc)
 while [ $# -gt 0 ]; do
 	case $1 in
-	--flavour) flavour=${2:?--flavour needs vm or debug}; shift 2 ;;
+	--flavour) flavour=${2:?--flavour needs vm, debug or kasan}; shift 2 ;;
 	--flavour=*) flavour=${1#*=}; shift ;;
 	--print-path) print_path=1; shift ;;
 	--jobs|-j) jobs=${2:?}; shift 2 ;;
-	-h|--help) sed -n '2,28s/^# \{0,1\}//p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,29s/^# \{0,1\}//p' "$0"; exit 0 ;;
 	*) die "unknown argument '$1' (see --help)" ;;
 	esac
 done
@@ -66,7 +67,8 @@ fragments=("$CONFIG_DIR/vm.config")
 case $flavour in
 vm) ;;
 debug) fragments+=("$CONFIG_DIR/debug.config") ;;
-*) die "unknown flavour '$flavour' (vm or debug)" ;;
+kasan) fragments+=("$CONFIG_DIR/kasan.config") ;;
+*) die "unknown flavour '$flavour' (vm, debug or kasan)" ;;
 esac
 for f in "${fragments[@]}"; do
 	[ -r "$f" ] || die "config fragment $f is missing"
@@ -249,21 +251,26 @@ mk tinyconfig >/dev/null
 	die "merge_config.sh failed; see $build/merge.log"
 mk olddefconfig
 
-# Every CONFIG_X=y a fragment asks for must survive, plus the REQUIRED list.
-missing=()
-wanted=("${REQUIRED[@]}")
-while IFS= read -r opt; do
-	wanted+=("$opt")
-done < <(sed -n 's/^CONFIG_\([A-Za-z0-9_]*\)=y$/\1/p' "${fragments[@]}")
-for opt in "${wanted[@]}"; do
-	grep -qx "CONFIG_$opt=y" "$build/.config" || missing+=("CONFIG_$opt")
+# Every CONFIG_X=y a fragment asks for must survive, plus the REQUIRED list,
+# and every "# CONFIG_X is not set" must stay off. A later fragment
+# overrides an earlier one, as in merge_config.sh (kasan.config turns off
+# what vm.config adds for tests that flavour does not run).
+declare -A want=()
+for opt in "${REQUIRED[@]}"; do
+	want[$opt]=y
 done
-# ... and every "# CONFIG_X is not set" must stay off.
-while IFS= read -r opt; do
-	if grep -qx "CONFIG_$opt=[ym]" "$build/.config"; then
+while read -r opt val; do
+	want[$opt]=$val
+done < <(sed -n -e 's/^CONFIG_\([A-Za-z0-9_]*\)=y$/\1 y/p' \
+		-e 's/^# CONFIG_\([A-Za-z0-9_]*\) is not set$/\1 n/p' "${fragments[@]}")
+missing=()
+for opt in "${!want[@]}"; do
+	if [ "${want[$opt]}" = y ]; then
+		grep -qx "CONFIG_$opt=y" "$build/.config" || missing+=("CONFIG_$opt")
+	elif grep -qx "CONFIG_$opt=[ym]" "$build/.config"; then
 		missing+=("CONFIG_$opt (wanted off)")
 	fi
-done < <(sed -n 's/^# CONFIG_\([A-Za-z0-9_]*\) is not set$/\1/p' "${fragments[@]}")
+done
 if [ ${#missing[@]} -gt 0 ]; then
 	printf 'build-kernel.sh: error: not as the fragments ask after olddefconfig (a dependency missing?): %s\n' \
 		"${missing[@]}" >&2

@@ -127,6 +127,14 @@ do_up() {
 	echo "$id_b 1 $queues" >"$BUS/new_device"
 	dev_a=$(port_of "$id_a") || die "netdevsim$id_a has no port"
 	dev_b=$(port_of "$id_b") || die "netdevsim$id_b has no port"
+	# The series' NIC behaviour (RSS/n-tuple steering, MSS-sized frames
+	# on the link, GRO, header split) is off by default, so that stock
+	# netdevsim users see no change; it can only be turned on while down.
+	for id in "$id_a" "$id_b"; do
+		knob=/sys/kernel/debug/netdevsim/netdevsim$id/ports/0/emulate_nic
+		[ -w "$knob" ] || die "$knob missing: this kernel lacks kernel-patches/patches (rebuild with build-kernel.sh)"
+		echo 1 >"$knob"
+	done
 
 	ip link set "$dev_a" netns "$ns_a"
 	ip link set "$dev_b" netns "$ns_b"

@@ -5,7 +5,7 @@
 #
 #   --kernel BZIMAGE  kernel to boot (default: $GPUD_VM_KERNEL, else the image
 #                     build-kernel.sh --print-path finds for --flavour)
-#   --flavour F       vm (default) or debug, when looking up the kernel
+#   --flavour F       vm (default), debug or kasan, when looking up the kernel
 #   --timeout S       kill the VM after S seconds (default 300)
 #   --mem MB          guest memory (default 2048)
 #   --append ARGS     extra kernel command line

@@ -21,6 +21,11 @@
  *            rises); once the tokens go back the flow completes, byte-exact
  *   unbind   the binding is closed first, with tokens held and skbs queued;
  *            the receiver reads on and returns its tokens last
+ *   restart  the queue restart of a bind fails (netdevsim's fail_queue_start
+ *            debugfs knob): the bind must fail with that error, the core
+ *            must have put the old queue instance back (same NAPI, same
+ *            page pool, serving a plain flow), nothing may stay attached to
+ *            the dma-buf, and the next bind must work
  *
  * Usage: devmem_fault MODE. Outside the VM: skip.
  */
@@ -301,6 +306,165 @@ static void mode_deldev(void)
 	stop(f.spid);
 }
 
+/* RX queue @q of @ifindex: its NAPI id, or fails. */
+static uint32_t queue_napi(int ifindex, unsigned int q, uint32_t *dmabuf_id)
+{
+	struct gpud_queue_info qi[64];
+	int n = gpud_queues_get(ifindex, qi, 64);
+
+	T_ASSERT_OK(n);
+	for (int i = 0; i < n && i < 64; i++)
+		if (qi[i].type == 0 && qi[i].id == q) {
+			*dmabuf_id = qi[i].dmabuf_id;
+			return qi[i].napi_id;
+		}
+	T_FAIL("RX queue %u not found on ifindex %d", q, ifindex);
+}
+
+/* The attached page pool of NAPI @napi_id on @ifindex: its id, 0 if none. */
+static uint32_t napi_pool(int ifindex, uint32_t napi_id, uint32_t *dmabuf_id)
+{
+	struct gpud_page_pool_info pp[64];
+	int n = gpud_page_pools_get(ifindex, pp, 64);
+
+	T_ASSERT_OK(n);
+	for (int i = 0; i < n && i < 64; i++)
+		if (pp[i].napi_id == napi_id && !pp[i].detach_time) {
+			*dmabuf_id = pp[i].dmabuf_id;
+			return pp[i].id;
+		}
+	return 0;
+}
+
+static int knob_write(const char *path, const char *val)
+{
+	int fd = open(path, O_WRONLY | O_CLOEXEC), err = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (write(fd, val, strlen(val)) < 0)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+static int knob_read(const char *path, char *buf, size_t len)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t r;
+
+	if (fd < 0)
+		return -errno;
+	r = read(fd, buf, len - 1);
+	close(fd);
+	if (r < 0)
+		return -errno;
+	buf[r] = '\0';
+	return 0;
+}
+
+static void knob_path(char *buf, size_t len, const char *knob)
+{
+	snprintf(buf, len, "/sys/kernel/debug/netdevsim/netdevsim%u/ports/0/%s",
+		 t_netpair_nsim_id(&d.np, 0), knob);
+}
+
+/* Receives @total bytes of pattern SEED on a plain socket, 60 s at most. */
+static void recv_plain(int cfd, uint64_t total)
+{
+	static char buf[64 << 10];
+	double t0 = t_now();
+	uint64_t off = 0;
+	long bad;
+
+	while (off < total) {
+		struct pollfd p = { .fd = cfd, .events = POLLIN };
+		ssize_t r;
+
+		if (t_now() - t0 > 60)
+			T_FAIL("plain flow stalled at %llu of %llu bytes: the queue does not serve",
+			       (unsigned long long)off, (unsigned long long)total);
+		if (poll(&p, 1, 1000) <= 0)
+			continue;
+		r = read(cfd, buf, sizeof(buf));
+		if (r <= 0)
+			T_FAIL("read after %llu bytes: %zd (%s)", (unsigned long long)off, r,
+			       r ? strerror(errno) : "EOF");
+		bad = t_pattern_check(SEED, off, buf, (size_t)r);
+		if (bad >= 0)
+			T_FAIL("plain flow: byte %llu differs", (unsigned long long)(off + bad));
+		off += (uint64_t)r;
+	}
+}
+
+/* (f) The restart of a bind fails; the core rolls back to the old queue. */
+static void mode_restart(void)
+{
+	const uint64_t total = 4ull << 20;
+	uint32_t napi, pool, bound, pool_dmabuf, napi2, pool2;
+	struct gpud_binding *b = NULL;
+	char knob[128], val[8] = "";
+	int err, lfd, cfd, st;
+	pid_t spid;
+
+	T_ASSERT_OK(t_netpair_enter(&d.np, 0));
+	t_devmem_nic_setup(&d);
+	t_devmem_mem_create(&d, MEM_SIZE);
+	knob_path(knob, sizeof(knob), "fail_queue_start");
+	if (access(knob, W_OK))
+		t_skip("%s missing: a kernel without the series' fault knob (patch 0010)", knob);
+
+	napi = queue_napi(d.ifindex, RXQ, &bound);
+	pool = napi_pool(d.ifindex, napi, &pool_dmabuf);
+	T_ASSERT(napi != 0 && pool != 0);
+	T_ASSERT_EQ(0u, bound);
+
+	T_ASSERT_OK(knob_write(knob, "1"));
+	err = gpud_bind_rx(d.ifindex, d.mem, &d.rxq, 1, &b);
+	t_log("bind with the next queue start failing: %d: %s", err, err ? gpud_errmsg() : "");
+	if (err != -EIO)
+		T_FAIL("bind returned %d, want -EIO from the failed queue start", err);
+	T_ASSERT(b == NULL);
+	T_ASSERT_OK(knob_read(knob, val, sizeof(val)));
+	if (val[0] != 'N')
+		T_FAIL("%s reads '%s' after the failed start, want N (one shot)", knob, val);
+
+	/* The old instance is back: same NAPI, same pool, nothing bound. */
+	napi2 = queue_napi(d.ifindex, RXQ, &bound);
+	pool2 = napi_pool(d.ifindex, napi2, &pool_dmabuf);
+	t_log("queue %u: NAPI %u -> %u, page pool %u -> %u, dma-buf %u", RXQ, napi, napi2,
+	      pool, pool2, bound);
+	T_ASSERT_EQ(napi, napi2);
+	T_ASSERT_EQ(pool, pool2);
+	T_ASSERT_EQ(0u, bound);
+	T_ASSERT_EQ(0u, pool_dmabuf);
+	/* The failed binding is freed from a work item (patch 0006). */
+	for (int i = 0; i < 500 && t_dmabuf_attachments(gpud_mem_dmabuf_fd(d.mem)); i++)
+		usleep(10000);
+	T_ASSERT_EQ(0, t_dmabuf_attachments(gpud_mem_dmabuf_fd(d.mem)));
+
+	/* ... and serves: the n-tuple rule steers this flow to it. */
+	lfd = t_devmem_listen(&d);
+	spid = t_devmem_sender(&d, SEED, total);
+	cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	T_ASSERT(cfd >= 0);
+	recv_plain(cfd, total);
+	T_ASSERT_EQ(spid, waitpid(spid, &st, 0));
+	T_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(cfd);
+	t_log("old queue served %llu bytes after the rollback", (unsigned long long)total);
+
+	/* The knob was one shot: a bind now works, with a new instance. */
+	b = t_devmem_bind(&d);
+	napi2 = queue_napi(d.ifindex, RXQ, &bound);
+	T_ASSERT(napi2 != napi);
+	gpud_binding_free(b);
+	t_devmem_wait_released(&d, d.dmabuf_id, 15);
+	close(lfd);
+	gpud_nic_free(d.nic);
+	d.nic = NULL;
+}
+
 static bool nsim_has_netdev_here(unsigned int id)
 {
 	char path[96];
@@ -467,6 +631,7 @@ int main(int argc, char **argv)
 		{ "netns", mode_netns },
 		{ "exhaust", mode_exhaust },
 		{ "unbind", mode_unbind },
+		{ "restart", mode_restart },
 	};
 	double t0 = t_now();
 
@@ -480,6 +645,6 @@ int main(int argc, char **argv)
 		t_log("devmem_fault %s: pass (%.1f s)", argv[1], t_now() - t0);
 		return T_EXIT_PASS;
 	}
-	fprintf(stderr, "usage: %s kill|deldev|netns|exhaust|unbind\n", argv[0]);
+	fprintf(stderr, "usage: %s kill|deldev|netns|exhaust|unbind|restart\n", argv[0]);
 	return T_EXIT_FAIL;
 }

@@ -174,7 +174,7 @@ static int nsim_netdev(unsigned int id, char *out, size_t len)
 int netns_nsim_add(unsigned int id, unsigned int queues, const char *ns, const char *name,
 		   char *why, size_t len)
 {
-	char buf[64], dev[IF_NAMESIZE];
+	char buf[64], knob[128], dev[IF_NAMESIZE];
 	int err;
 
 	snprintf(buf, sizeof(buf), "%u 1 %u", id, queues);
@@ -186,6 +186,16 @@ int netns_nsim_add(unsigned int id, unsigned int queues, const char *ns, const c
 	err = nsim_netdev(id, dev, sizeof(dev));
 	if (err) {
 		snprintf(why, len, "netdevsim%u has no netdev", id);
+		return err;
+	}
+	/* The series' NIC behaviour (RSS/n-tuple steering, wire-sized frames,
+	 * GRO, header split for devmem) is off by default; on while down.
+	 */
+	snprintf(knob, sizeof(knob), "/sys/kernel/debug/netdevsim/netdevsim%u/ports/0/emulate_nic", id);
+	err = netns_write_file(knob, "1");
+	if (err) {
+		snprintf(why, len, "%s: %s (a kernel without kernel-patches/patches? rebuild with kernel-patches/scripts/build-kernel.sh)",
+			 knob, strerror(-err));
 		return err;
 	}
 	if (netns_run("ip link set %s netns %s name %s", dev, ns, name)) {
