@@ -28,21 +28,24 @@
 
 int dm_comm_fail(struct dm_comm *c, int err, const char *fmt, ...)
 {
-	bool first = false;
 	va_list ap;
 
+	/*
+	 * The WARN goes out before the error is published: another thread's
+	 * test() returns the failure as soon as it sees c->err, and NCCL (or a
+	 * test) then looks for the reason in the log. Under the lock, so a
+	 * second failure neither logs nor overwrites the first.
+	 */
 	pthread_mutex_lock(&c->err_lock);
 	if (!atomic_load(&c->err)) {
 		va_start(ap, fmt);
 		vsnprintf(c->errmsg, sizeof(c->errmsg), fmt, ap);
 		va_end(ap);
-		atomic_store(&c->err, err);
-		first = true;
-	}
-	pthread_mutex_unlock(&c->err_lock);
-	if (first)
 		DM_WARN("%s comm %p (dev %d): %s", c->is_recv ? "recv" : "send", (void *)c, c->dev,
 			c->errmsg);
+		atomic_store(&c->err, err);
+	}
+	pthread_mutex_unlock(&c->err_lock);
 	return err;
 }
 
