@@ -6,7 +6,7 @@
  * The rule every function here keeps: code on a thread NCCL drives (its
  * proxy thread, our progress threads) never waits for work it does not own.
  * NCCL's collective kernel may be spinning until the very receive we are
- * completing is done, so no cuCtxSynchronize, nothing on the legacy default
+ * completing is done, so no context-wide synchronise, nothing on the legacy default
  * stream (it waits for every blocking stream, and a framework's default
  * stream is one), no synchronous cuMemcpy, no cuMemAlloc/cuMemFree while
  * data moves. Each comm has a non-blocking stream of its own; each data
