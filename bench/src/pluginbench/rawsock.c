@@ -13,10 +13,16 @@
 
 #define RAW_MIN_CHUNK	(64u << 10)	/* the plugin's DM_MIN_CHUNK */
 #define RAW_MAX_CHUNK	(512u << 10)	/* its default NCCL_DEVMEM_CHUNK_SIZE */
+#define RAW_ONE_CONN_MAX (2 * RAW_MIN_CHUNK) /* its DM_ONE_SOCK_MAX */
 
 uint64_t pb_tcp_chunk(uint64_t size, unsigned int n)
 {
-	uint64_t c = (size + n - 1) / n;
+	/*
+	 * The same cut as the plugin's (stripe.c): up to 128 KiB whole on one
+	 * connection, else an n-th each. Cut differently, a ratio would measure
+	 * the cut, not the transport.
+	 */
+	uint64_t c = size <= RAW_ONE_CONN_MAX ? size : (size + n - 1) / n;
 
 	c = (c + 4095) & ~4095ull;
 	if (c < RAW_MIN_CHUNK)
