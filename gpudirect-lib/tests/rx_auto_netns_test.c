@@ -24,31 +24,16 @@ static struct t_netpair np;
 
 static void sender(void)
 {
-	static char buf[128 << 10];
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PORT) };
-	uint64_t off = 0;
-	int fd, tries;
+	int fd;
 
 	close(np.guardian_fd);
 	if (t_netpair_enter(&np, 1))
 		_exit(2);
-	inet_pton(AF_INET, np.addr[0], &a.sin_addr);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	for (tries = 0; connect(fd, (struct sockaddr *)&a, sizeof(a)); tries++) {
-		if (tries > 200)
-			_exit(3);
-		usleep(10000);
-	}
-	for (; off < TOTAL; off += sizeof(buf)) {
-		t_pattern_fill(SEED, off, buf, sizeof(buf));
-		for (size_t done = 0; done < sizeof(buf);) {
-			ssize_t w = send(fd, buf + done, sizeof(buf) - done, MSG_NOSIGNAL);
-
-			if (w <= 0)
-				_exit(4);
-			done += (size_t)w;
-		}
-	}
+	fd = t_tcp_connect(np.addr[0], PORT, 200);
+	if (fd < 0)
+		_exit(3);
+	if (t_send_pattern(fd, SEED, TOTAL))
+		_exit(4);
 	close(fd);
 	_exit(0);
 }

@@ -40,35 +40,16 @@ static struct t_netpair np;
 /* Sender in namespace b: @total bytes of the pattern (0 = until killed). */
 static void sender(uint64_t total)
 {
-	static char buf[256 << 10];
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PORT) };
-	uint64_t off = 0;
-	int fd, tries;
+	int fd;
 
 	close(np.guardian_fd);
 	if (t_netpair_enter(&np, 1))
 		_exit(2);
-	inet_pton(AF_INET, np.addr[0], &a.sin_addr);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	for (tries = 0; connect(fd, (struct sockaddr *)&a, sizeof(a)); tries++) {
-		if (tries > 200)
-			_exit(3);
-		usleep(10000);
-	}
-	while (!total || off < total) {
-		size_t len = sizeof(buf);
-		ssize_t w;
-
-		if (total && total - off < len)
-			len = (size_t)(total - off);
-		t_pattern_fill(SEED, off, buf, len);
-		for (size_t done = 0; done < len; done += (size_t)w) {
-			w = send(fd, buf + done, len - done, MSG_NOSIGNAL);
-			if (w <= 0)
-				_exit(4);
-		}
-		off += len;
-	}
+	fd = t_tcp_connect(np.addr[0], PORT, 200);
+	if (fd < 0)
+		_exit(3);
+	if (t_send_pattern(fd, SEED, total))
+		_exit(4);
 	close(fd);
 	_exit(0);
 }

@@ -112,10 +112,7 @@ int t_devmem_listen(const struct t_devmem *d)
 static void __attribute__((noreturn))
 sender(struct t_devmem *d, uint64_t seed, uint64_t total)
 {
-	static char buf[256 << 10];
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(d->port) };
-	uint64_t off = 0;
-	int fd, tries;
+	int fd;
 
 	close(d->np.guardian_fd);
 	t_pin_cpu(1);
@@ -127,26 +124,12 @@ sender(struct t_devmem *d, uint64_t seed, uint64_t total)
 	 * namespace fd would keep namespace a alive.
 	 */
 	close_range(3, ~0u, 0);
-	inet_pton(AF_INET, d->np.addr[0], &a.sin_addr);
-	fd = socket(AF_INET, SOCK_STREAM, 0);
-	for (tries = 0; connect(fd, (struct sockaddr *)&a, sizeof(a)); tries++) {
-		if (tries > 500)
-			_exit(3);
-		usleep(10000);
-	}
-	while (off < total) {
-		size_t len = sizeof(buf) < total - off ? sizeof(buf) : (size_t)(total - off);
-
-		t_pattern_fill(seed, off, buf, len);
-		for (size_t done = 0; done < len;) {
-			ssize_t w = send(fd, buf + done, len - done, MSG_NOSIGNAL);
-
-			if (w <= 0)
-				_exit(4);
-			done += (size_t)w;
-		}
-		off += len;
-	}
+	fd = t_tcp_connect(d->np.addr[0], d->port, 500);
+	if (fd < 0)
+		_exit(3);
+	/* 0 bytes is a connection and an orderly close, not "until killed" */
+	if (total && t_send_pattern(fd, seed, total))
+		_exit(4);
 	close(fd);
 	_exit(0);
 }

@@ -91,6 +91,18 @@ long t_pattern_check(uint64_t seed, uint64_t off, const void *buf, size_t len);
 double t_now(void);
 
 /*
+ * A TCP connection to @addr:@port (IPv4), retried every 10 ms for up to
+ * @tries refusals while the listener comes up: the fd, or -errno.
+ */
+int t_tcp_connect(const char *addr, uint16_t port, int tries);
+/*
+ * The pattern of @seed from stream offset 0, @total bytes (0: until a send
+ * fails), in 256 KiB sends: 0, or -errno of the failed send (-EPIPE on a
+ * send of 0 bytes).
+ */
+int t_send_pattern(int fd, uint64_t seed, uint64_t total);
+
+/*
  * Network fixture. Two namespaces "a" and "b", one end of a link in each,
  * addresses in 198.18.0.0/15 (RFC 2544 benchmarking range). Names carry the
  * pid so tests can run in parallel. A guardian process removes everything

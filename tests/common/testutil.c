@@ -3,7 +3,13 @@
 #define _GNU_SOURCE
 #include "gpud_test.h"
 
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
 #include <stdarg.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -114,4 +120,55 @@ double t_now(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+int t_tcp_connect(const char *addr, uint16_t port, int tries)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(port) };
+	int fd, err;
+
+	if (inet_pton(AF_INET, addr, &a.sin_addr) != 1)
+		return -EINVAL;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* a refused connect leaves the socket unconnected: it may try again */
+	for (int n = 0; connect(fd, (struct sockaddr *)&a, sizeof(a)); n++) {
+		err = -errno;
+		if (n >= tries || (err != -ECONNREFUSED && err != -EINTR)) {
+			close(fd);
+			return err;
+		}
+		usleep(10000);
+	}
+	return fd;
+}
+
+int t_send_pattern(int fd, uint64_t seed, uint64_t total)
+{
+	const size_t chunk = 256 << 10;
+	char *buf = malloc(chunk);
+	uint64_t off = 0;
+	int err = 0;
+
+	if (!buf)
+		return -ENOMEM;
+	while (!err && (!total || off < total)) {
+		size_t len = chunk;
+
+		if (total && total - off < len)
+			len = (size_t)(total - off);
+		t_pattern_fill(seed, off, buf, len);
+		for (size_t done = 0; !err && done < len;) {
+			ssize_t w = send(fd, buf + done, len - done, MSG_NOSIGNAL);
+
+			if (w <= 0)
+				err = w < 0 ? -errno : -EPIPE;
+			else
+				done += (size_t)w;
+		}
+		off += len;
+	}
+	free(buf);
+	return err;
 }
