@@ -9,7 +9,7 @@
  * receives still move head; refs come back exactly as given.
  */
 #include "gpud_test.h"
-#include "devq.h"
+#include "placement/devq.h"
 #include "unpack_consumer.h"
 
 #include <errno.h>

@@ -11,8 +11,8 @@
 #include "gpud_test.h"
 #include "fake_cuda.h"
 #include "fake_cuda_dl.h"
-#include "gpu.h"
-#include "plugin.h"
+#include "gpu/gpu.h"
+#include "base/base.h"
 
 #include <dlfcn.h>
 #include <errno.h>

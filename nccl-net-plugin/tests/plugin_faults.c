@@ -27,7 +27,7 @@
  * raw socket peer speaking our wire format (src/ctrl.h) in namespace b.
  */
 #include "harness.h"
-#include "plugin.h"
+#include "conn/conn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -8,7 +8,7 @@
  * cannot read are refused; which GPU a bare "cuda" means.
  */
 #include "gpud_test.h"
-#include "plugin.h"
+#include "base/base.h"
 
 #include <errno.h>
 

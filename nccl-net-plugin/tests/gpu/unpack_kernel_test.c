@@ -37,8 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "unpack.h"		/* the plugin's struct dm_unpack_entry (NCCL's loadMeta) */
-#include "unpack_fatbin.h"	/* generated from ../../src/unpack.cu */
+#include "gpu/unpack.h"		/* the plugin's struct dm_unpack_entry (NCCL's loadMeta) */
+#include "unpack_fatbin.h"	/* generated from ../../src/gpu/unpack.cu */
 
 
 #define MAX_FRAGS 2048u
