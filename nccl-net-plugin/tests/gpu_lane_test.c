@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The plugin's GPU engine (src/gpu.c) against the fake libcuda's model, with
+ * The plugin's GPU engine (src/gpu/gpu.c) against the fake libcuda's model, with
  * a resident kernel (NCCL's) on a blocking stream the whole time: copies
  * land only after their event, a slot is not handed out again while its copy
  * is in flight, the unpack kernel scatters its entries, tags complete in

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: MIT
-/* NCCL_DEVMEM_IFNAME with NCCL_SOCKET_IFNAME's rules (src/iflist.c). */
+/* NCCL_DEVMEM_IFNAME with NCCL_SOCKET_IFNAME's rules (src/conn/iflist.c). */
 #include "gpud_test.h"
 #include "conn/iflist.h"
 

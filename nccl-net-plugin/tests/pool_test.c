@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests of the devmem pool choice (src/pool.c, NCCL_DEVMEM_POOL_MEM)
+ * Unit tests of the devmem pool choice (src/base/pool.c, NCCL_DEVMEM_POOL_MEM)
  * over every combination of what a machine may have: auto takes GPU memory
  * only when CUDA works and the GPU exports dma-bufs, and says why not
  * otherwise; host is host; a demanded GPU pool that cannot be is an error

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
- * The v12 table: NCCL's entry points, translating -errno to ncclResult_t.
- * Older ABI versions (abi_v8.c .. abi_v10.c) are thin adapters over these.
+ * NCCL's v12 entry points, translating -errno to ncclResult_t; the tables
+ * (abi/abi_v12.c, and abi_v8.c .. abi_v11.c as thin adapters) export them.
  */
 #include "api/api.h"
 

@@ -6,7 +6,7 @@
  * pool it owns (dma-buf, NCCL_DEVMEM_POOL_SIZE of NCCL_DEVMEM_POOL_MEM
  * memory) to NCCL_DEVMEM_QUEUES and keeps RSS off those queues; per recv
  * comm it steers each data socket's flow (full 4-tuple) to one of them and
- * reads fragments with gpud_rx_recv() (devmem_rx.c). Everything else
+ * reads fragments with gpud_rx_recv() (devmem_place.c). Everything else
  * (control sockets, handshakes, send comms' ACKs, other applications) must
  * stay on ordinary queues: a plain recv() of a flow that lands on a bound
  * queue fails with EFAULT, since its payload sits in memory the CPU cannot

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Devmem internals shared by devmem.c (device and socket setup),
- * devmem_rx.c (fragments into NCCL buffers, token return) and
+ * devmem_place.c (fragments into NCCL buffers, token return) and
  * unpack_nccl.c (NCCL's device-side unpack).
  */
 #ifndef DM_DEVMEM_H

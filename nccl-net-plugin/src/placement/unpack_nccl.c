@@ -6,7 +6,7 @@
  * At accept NCCL hands us its device handle; we give it a metadata queue
  * (devq.c) in host memory the GPU maps, and the device address of the pool
  * the NIC writes into. Receives then publish their devmem pieces instead of
- * copying them (devmem_rx.c), and irecvConsumed, which NCCL calls once the
+ * copying them (devmem_place.c), and irecvConsumed, which NCCL calls once the
  * GPU has copied a receive out, returns that receive's tokens and frees its
  * slot. A comm in copy mode keeps the same protocol with empty receives: the
  * plugin has already written every byte when test() says done.
