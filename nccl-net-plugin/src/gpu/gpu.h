@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * CUDA in the plugin: the driver (cuda.c, through libgpudirect's one loader)
- * and the GPU engine of the data path (gpu.c).
+ * libnccl-net-devmem, layer 1 (gpu): CUDA in the plugin — the driver
+ * (cuda.c, through libgpudirect's one loader) and the GPU engine of the data
+ * path (gpu.c). Its .c files include base/; this header includes no layer
+ * but its own.
  *
  * The rule every function here keeps: code on a thread NCCL drives (its
  * proxy thread, our progress threads) never waits for work it does not own.
