@@ -34,6 +34,9 @@ for f in $files; do
 				printf '%s\t%s\n' "$f" "$dir/$inc"
 			elif [ -f "$inc" ]; then
 				printf '%s\t%s\n' "$f" "$inc"
+			elif other=$(ls -- */"$inc" 2>/dev/null | head -n 1) && [ -n "$other" ]; then
+				# found only through an extra -I: counts as that layer's
+				printf '%s\t%s\n' "$f" "$other"
 			else
 				printf '%s\t?%s\n' "$f" "$inc"
 			fi
@@ -41,6 +44,18 @@ for f in $files; do
 done | awk -F '\t' -v layers="$layers" -v nfiles="$(echo "$files" | wc -l)" '
 	BEGIN { n = split(layers, l, " "); for (i = 1; i <= n; i++) rank[l[i]] = i }
 	function layer(p,   d) { d = p; sub(/\/.*/, "", d); return d }
+	# "placement/../engine/engine.h" is engine/engine.h
+	function norm(p,   n, c, i, k, out) {
+		n = split(p, c, "/"); k = 0
+		for (i = 1; i <= n; i++) {
+			if (c[i] == "." || c[i] == "") continue
+			if (c[i] == ".." && k > 0) { k--; continue }
+			out[++k] = c[i]
+		}
+		p = out[1]
+		for (i = 2; i <= k; i++) p = p "/" out[i]
+		return p
+	}
 	{
 		from = $1; to = $2
 		if (substr(to, 1, 1) == "?") {
@@ -53,7 +68,7 @@ done | awk -F '\t' -v layers="$layers" -v nfiles="$(echo "$files" | wc -l)" '
 			}
 			next
 		}
-		sub(/^\.\//, "", to)
+		to = norm(to)
 		nedges++
 		if (rank[layer(to)] > rank[layer(from)]) {
 			printf "FAIL: %s (layer %s) includes %s (layer %s, above it): move what it needs down to the lowest layer that uses it\n", from, layer(from), to, layer(to)
