@@ -5,8 +5,8 @@
  * every file of the fuzzer's seed corpus through the parser.
  */
 #include "gpud_test.h"
-#include "ctrl.h"
-#include "plugin.h"
+#include "engine/ctrl.h"
+#include "engine/engine.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests of the device-unpack metadata writer (src/devq.c) against the
+ * Unit tests of the device-unpack metadata writer (src/placement/devq.c) against the
  * CPU emulation of NCCL's consumer (unpack_consumer.c), no sockets, no VM:
  * the first receive is read from slot 0; receives scattered over a pool in random
  * pieces, added from several threads in any order, come out byte-exact;
@@ -9,7 +9,7 @@
  * receives still move head; refs come back exactly as given.
  */
 #include "gpud_test.h"
-#include "devq.h"
+#include "placement/devq.h"
 #include "unpack_consumer.h"
 
 #include <errno.h>

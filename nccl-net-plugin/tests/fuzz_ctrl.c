@@ -5,7 +5,7 @@
  * accepted frames re-encode to exactly the bytes they came from, and a
  * prefix of a valid frame asks for more instead of failing or succeeding.
  */
-#include "ctrl.h"
+#include "engine/ctrl.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * The plugin's GPU engine (src/gpu.c) against the fake libcuda's model, with
+ * The plugin's GPU engine (src/gpu/gpu.c) against the fake libcuda's model, with
  * a resident kernel (NCCL's) on a blocking stream the whole time: copies
  * land only after their event, a slot is not handed out again while its copy
  * is in flight, the unpack kernel scatters its entries, tags complete in
@@ -11,8 +11,8 @@
 #include "gpud_test.h"
 #include "fake_cuda.h"
 #include "fake_cuda_dl.h"
-#include "gpu.h"
-#include "plugin.h"
+#include "gpu/gpu.h"
+#include "base/base.h"
 
 #include <dlfcn.h>
 #include <errno.h>

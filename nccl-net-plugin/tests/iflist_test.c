@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
-/* NCCL_DEVMEM_IFNAME with NCCL_SOCKET_IFNAME's rules (src/iflist.c). */
+/* NCCL_DEVMEM_IFNAME with NCCL_SOCKET_IFNAME's rules (src/conn/iflist.c). */
 #include "gpud_test.h"
-#include "iflist.h"
+#include "conn/iflist.h"
 
 static void yes(const char *spec, const char *ifname)
 {

@@ -24,10 +24,10 @@
  *                  LL receives would be indistinguishable, so the plugin
  *                  keeps unpacking itself and says so
  * The receiver runs the plugin in namespace a; the sender is the plugin or a
- * raw socket peer speaking our wire format (src/ctrl.h) in namespace b.
+ * raw socket peer speaking our wire format (src/engine/ctrl.h) in namespace b.
  */
 #include "harness.h"
-#include "plugin.h"
+#include "conn/conn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -37,7 +37,7 @@
  * but the project's test rules allow no documentation prefix.
  */
 #include "harness.h"
-#include "plugin.h"
+#include "conn/conn.h"
 
 #include <dirent.h>
 #include <dlfcn.h>

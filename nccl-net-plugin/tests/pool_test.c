@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: MIT
 /*
- * Unit tests of the devmem pool choice (src/pool.c, NCCL_DEVMEM_POOL_MEM)
+ * Unit tests of the devmem pool choice (src/base/pool.c, NCCL_DEVMEM_POOL_MEM)
  * over every combination of what a machine may have: auto takes GPU memory
  * only when CUDA works and the GPU exports dma-bufs, and says why not
  * otherwise; host is host; a demanded GPU pool that cannot be is an error
@@ -8,7 +8,7 @@
  * cannot read are refused; which GPU a bare "cuda" means.
  */
 #include "gpud_test.h"
-#include "plugin.h"
+#include "base/base.h"
 
 #include <errno.h>
 

@@ -6,8 +6,8 @@
  * synchronisation: it waits for NCCL's kernel, which waits for this receive.
  * tests/plugin_cuda_fake "seeded" passes only if the fake reports it.
  */
-#include "plugin.h"
-#include "gpu_internal.h"
+#include "base/base.h"
+#include "gpu/gpu_internal.h"
 
 void dm_seed_after_commit(void);
 

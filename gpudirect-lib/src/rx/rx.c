@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: MIT
 /*
  * gpud_rx: options, the choice of engine and mode, release routing, stats.
- * The engines (devmem_rx.c, copy_rx.c) only produce fragments; everything
+ * The engines (devmem_recvmsg.c, copy_rx.c) only produce fragments; everything
  * the caller sees about modes and errors is decided here.
  */
 #include "rx_internal.h"

@@ -3,12 +3,12 @@
  * Private to src/rx: the pieces of the receive path, each unit-testable on
  * its own.
  *
- *   cmsg.c      recvmsg control buffer -> devmem fragments (pure function)
- *   tokens.c    outstanding devmem tokens and their batched return
- *   ring.c      the copy target as a ring of regions released in any order
- *   devmem_rx.c recvmsg(MSG_SOCK_DEVMEM) engine
- *   copy_rx.c   recv() engine (copy fallback)
- *   rx.c        gpud_rx: options, mode choice, release routing, stats
+ *   cmsg.c           recvmsg control buffer -> devmem fragments (pure function)
+ *   tokens.c         outstanding devmem tokens and their batched return
+ *   ring.c           the copy target as a ring of regions released in any order
+ *   devmem_recvmsg.c recvmsg(MSG_SOCK_DEVMEM) engine
+ *   copy_rx.c        recv() engine (copy fallback)
+ *   rx.c             gpud_rx: options, mode choice, release routing, stats
  */
 #ifndef GPUD_RX_INTERNAL_H
 #define GPUD_RX_INTERNAL_H

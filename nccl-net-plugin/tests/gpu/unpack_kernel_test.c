@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * gpu tier: the plugin's own unpack kernel (src/unpack.cu, built here into a
+ * gpu tier: the plugin's own unpack kernel (src/gpu/unpack.cu, built here into a
  * fatbin from that same file with the plugin's nvcc flags, loaded with
- * cuModuleLoadData as src/cuda.c loads it), on a real GPU.
+ * cuModuleLoadData as src/gpu/cuda.c loads it), on a real GPU.
  *
  *   unpack_kernel_test check [--rounds N] [--seed S]
  *     N rounds (default 300) of 1..2048 fragments of mixed sizes (1 B ..
@@ -37,8 +37,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "unpack.h"		/* the plugin's struct dm_unpack_entry (NCCL's loadMeta) */
-#include "unpack_fatbin.h"	/* generated from ../../src/unpack.cu */
+#include "gpu/unpack.h"		/* the plugin's struct dm_unpack_entry (NCCL's loadMeta) */
+#include "unpack_fatbin.h"	/* generated from ../../src/gpu/unpack.cu */
 
 
 #define MAX_FRAGS 2048u
@@ -86,7 +86,7 @@ static void launch(CUdeviceptr meta, unsigned int n, CUdeviceptr pool, CUdevicep
 	GT_CU(gt_cu.LaunchKernel(kern, grid, 1, 1, DM_UNPACK_THREADS, 1, 1, 0, stream, args, NULL));
 }
 
-/* The plugin's launch shape (src/cuda.c). */
+/* The plugin's launch shape (src/gpu/cuda.c). */
 static unsigned int plugin_grid(unsigned int n)
 {
 	return n < DM_UNPACK_MAX_BLOCKS ? n : DM_UNPACK_MAX_BLOCKS;

@@ -1,0 +1,366 @@
+// SPDX-License-Identifier: MIT
+/*
+ * Receive-mode choice and devmem setup.
+ *
+ * devmem: per device, while any devmem recv comm lives, the plugin binds a
+ * pool it owns (dma-buf, NCCL_DEVMEM_POOL_SIZE of NCCL_DEVMEM_POOL_MEM
+ * memory) to NCCL_DEVMEM_QUEUES and keeps RSS off those queues; per recv
+ * comm it steers each data socket's flow (full 4-tuple) to one of them and
+ * reads fragments with gpud_rx_recv() (devmem_place.c). Everything else
+ * (control sockets, handshakes, send comms' ACKs, other applications) must
+ * stay on ordinary queues: a plain recv() of a flow that lands on a bound
+ * queue fails with EFAULT, since its payload sits in memory the CPU cannot
+ * read. The last comm's close frees the binding and the NIC object, which
+ * puts RSS, rules and header split back.
+ */
+#include "placement/devmem.h"
+#include "gpu/gpu.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+pthread_mutex_t dm_devmem_lock = PTHREAD_MUTEX_INITIALIZER;
+/* by device number; fused devices (numbered after the interfaces) use none yet */
+static struct dm_devmem_dev ddev[DM_MAX_DEVS + DM_MAX_VDEVS];
+
+struct dm_devmem_dev *dm_devmem_dev(int dev)
+{
+	return &ddev[dev];
+}
+
+/* "15" or "12-15" or "12,14"; empty = the NIC's last RX queue. */
+static int parse_queues(const char *s, int nrx, unsigned int *q, int max)
+{
+	int n = 0;
+
+	if (!s || !*s) {
+		if (nrx < 2)
+			return -ERANGE;	/* queue 0 must keep carrying ordinary traffic */
+		q[0] = nrx - 1;
+		return 1;
+	}
+	while (*s && n < max) {
+		char *end;
+		long a = strtol(s, &end, 10), b = a;
+
+		if (end == s)
+			return -EINVAL;
+		if (*end == '-')
+			b = strtol(end + 1, &end, 10);
+		for (long i = a; i <= b && n < max; i++) {
+			if (i < 0 || i >= nrx)
+				return -ERANGE;
+			q[n++] = (unsigned int)i;
+		}
+		s = *end == ',' ? end + 1 : end;
+		if (*end && *end != ',')
+			return -EINVAL;
+	}
+	return n ? n : -EINVAL;
+}
+
+/* NCCL_DEVMEM_POOL_MEM against what this machine has (pool.c decides). */
+static int pool_pick(struct dm_pool_choice *pc)
+{
+	struct dm_pool_facts f = { .cuda_ok = dm_cuda_available(), .cuda_why = dm_cuda_why(),
+				   .cur_device = dm_cuda_current_device(), .probe = -ENODEV };
+	char probe_why[200] = "";
+
+	/* the probe loads the GPU driver: only when the pool may be GPU memory */
+	if (f.cuda_ok && strcmp(dm_cfg.pool_mem, "host"))
+		f.probe = gpud_mem_probe(GPUD_MEM_CUDA, dm_pool_device(dm_cfg.pool_mem, f.cur_device),
+					 probe_why, sizeof(probe_why));
+	f.probe_why = probe_why;
+	return dm_pool_choose(dm_cfg.pool_mem, &f, pc);
+}
+
+/* Where the data path finds the pool's bytes. */
+static int pool_view(struct dm_devmem_dev *d)
+{
+	d->pool_kind = gpud_mem_kind(d->pool);
+	d->pool_host = gpud_mem_host_ptr(d->pool);
+	d->pool_dev = gpud_mem_device_ptr(d->pool);
+	d->pool_size = gpud_mem_size(d->pool);
+	d->pool_ctx = NULL;
+	if (d->pool_kind == GPUD_MEM_CUDA)
+		return dm_cuda_ptr_ctx((void *)(uintptr_t)d->pool_dev, &d->pool_ctx);
+	return d->pool_host ? 0 : -EFAULT;
+}
+
+/*
+ * With gpudd the ranks of a node get distinct queues: the queue of our local
+ * rank as NCCL's launchers publish it, else any free one the agent picks.
+ * Returns the queue count (1) or -errno with the agent's message in d->why.
+ */
+static int agent_queue(struct dm_devmem_dev *d, const char *ifname)
+{
+	static const char *const vars[] = { "LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK",
+					    "SLURM_LOCALID", "MPI_LOCALRANKID" };
+	int rank = -1, err;
+
+	for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]) && rank < 0; i++) {
+		const char *v = getenv(vars[i]);
+
+		if (v && *v)
+			rank = atoi(v);
+	}
+	err = gpud_nic_alloc_queues(d->nic, 1, rank, d->queues);
+	if (err) {
+		snprintf(d->why, sizeof(d->why), "%s", gpud_errmsg());
+		return err;
+	}
+	DM_INFO("%s: gpudd gave local rank %d queue %u", ifname, rank, d->queues[0]);
+	return 1;
+}
+
+static int dev_setup(int dev, struct dm_devmem_dev *d)
+{
+	const struct dm_dev *nd = dm_dev_get(dev);
+	struct gpud_mem_opts mo = { .sz = sizeof(mo) };
+	struct dm_pool_choice pc;
+	unsigned int minq;
+	int err, nrx;
+
+	/* first, before the NIC is touched: a demanded GPU pool that cannot be is the answer */
+	err = pool_pick(&pc);
+	if (err) {
+		snprintf(d->why, sizeof(d->why), "%s", pc.why);
+		return err;
+	}
+	mo.device = pc.device;
+	DM_INFO("dev %d (%s): devmem pool: %s", dev, nd->name, pc.why);
+	err = gpud_nic_open(nd->name, &d->nic);
+	if (err)
+		goto err_msg;
+	nrx = gpud_nic_rx_queues(d->nic);
+	if (gpud_nic_via_agent(d->nic) && !dm_cfg.queues[0])
+		err = agent_queue(d, nd->name);	/* gpudd: this rank's own queue */
+	else
+		err = nrx < 0 ? nrx : parse_queues(dm_cfg.queues, nrx, d->queues, DM_MAX_QUEUES);
+	if (err < 0) {
+		snprintf(d->why, sizeof(d->why), "NCCL_DEVMEM_QUEUES=%s does not fit %s's %d RX queues",
+			 dm_cfg.queues[0] ? dm_cfg.queues : "(default: last)", nd->name, nrx);
+		goto err_nic;
+	}
+	d->nqueues = err;
+	minq = d->queues[0];
+	for (int i = 1; i < d->nqueues; i++)
+		minq = d->queues[i] < minq ? d->queues[i] : minq;
+	if (minq == 0) {
+		/* RSS needs somewhere to put flows that are not steered */
+		err = -ERANGE;
+		snprintf(d->why, sizeof(d->why),
+			 "NCCL_DEVMEM_QUEUES=%s includes queue 0 of %s, which must carry ordinary (control) traffic",
+			 dm_cfg.queues, nd->name);
+		goto err_nic;
+	}
+	err = gpud_nic_set_header_split(d->nic, true);
+	if (err)
+		goto err_msg_nic;
+	/*
+	 * Before the bind: from the moment a queue is bound, any unsteered flow
+	 * hashed to it (our own control sockets first of all) would receive
+	 * unreadable payload. Queues between minq and the bound ones simply
+	 * idle.
+	 */
+	err = gpud_nic_rss_limit(d->nic, minq);
+	if (err)
+		goto err_msg_nic;
+	err = gpud_mem_create(pc.kind, dm_cfg.pool_size, &mo, &d->pool);
+	if (err)
+		goto err_msg_nic;
+	err = pool_view(d);
+	if (err) {
+		snprintf(d->why, sizeof(d->why), "the %s pool has no address the plugin can copy from",
+			 gpud_mem_kind_name(pc.kind));
+		goto err_mem;
+	}
+	err = gpud_bind_rx(nd->ifindex, d->pool, d->queues, d->nqueues, &d->binding);
+	if (err)
+		goto err_msg_mem;
+	atomic_store(&d->held, 0);
+	d->held_max = (unsigned int)(d->pool_size / 4096 * (unsigned int)dm_cfg.unpack_hold / 100);
+	DM_INFO("dev %d (%s): devmem pool of %zu MiB %s memory bound to %d RX queue(s)", dev,
+		nd->name, d->pool_size >> 20, gpud_mem_kind_name(pc.kind), d->nqueues);
+	return 0;
+
+err_msg_mem:
+	snprintf(d->why, sizeof(d->why), "%s", gpud_errmsg());
+err_mem:
+	gpud_mem_free(d->pool);
+	d->pool = NULL;
+	goto err_nic;
+err_msg_nic:
+	snprintf(d->why, sizeof(d->why), "%s", gpud_errmsg());
+err_nic:
+	gpud_nic_free(d->nic);	/* puts header split and RSS back */
+	d->nic = NULL;
+	return err;
+err_msg:
+	snprintf(d->why, sizeof(d->why), "%s", gpud_errmsg());
+	return err;
+}
+
+/* Last devmem comm gone: unbind, then restore the NIC (rules, RSS, header split). */
+static void dev_release(struct dm_devmem_dev *d)
+{
+	gpud_binding_free(d->binding);
+	d->binding = NULL;
+	if (d->registered)
+		dm_cuda_host_unregister(NULL, d->pool_host);
+	d->registered = false;
+	d->bounce = 0;
+	gpud_mem_free(d->pool);
+	d->pool = NULL;
+	gpud_nic_free(d->nic);
+	d->nic = NULL;
+	d->next_queue = 0;
+}
+
+static int sock_setup(struct dm_devmem_dev *d, struct dm_sock *s, char *why, size_t wlen)
+{
+	/* devmem demanded: the library fails rather than silently copying */
+	struct gpud_rx_opts ro = { .sz = sizeof(ro), .binding = d->binding,
+				   .mode = dm_cfg.mode == DM_MODE_DEVMEM ? GPUD_RX_DEVMEM
+									 : GPUD_RX_AUTO };
+	struct dm_devmem_rx *r;
+	int err;
+
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return -ENOMEM;
+	/*
+	 * Steer before the handshake reply: no payload can arrive earlier. By
+	 * the socket, not its addresses: gpudd steers only connections a
+	 * process proves it holds.
+	 */
+	err = gpud_nic_add_flow_sock(d->nic, s->fd, d->queues[d->next_queue++ % d->nqueues],
+				     &r->rule);
+	if (err)
+		goto err_msg;
+	r->has_rule = true;
+	err = gpud_rx_open(s->fd, &ro, &r->rx);
+	if (err)
+		goto err_msg;
+	/* AUTO: the library settles devmem vs copy on the first data it sees */
+	s->dmrx = r;
+	return 0;
+
+err_msg:
+	snprintf(why, wlen, "%s", gpud_errmsg());
+	if (r->rx)
+		gpud_rx_free(r->rx);
+	if (r->has_rule)
+		gpud_nic_del_flow(d->nic, r->rule);
+	free(r);
+	return err;
+}
+
+/* Caller holds dm_devmem_lock. */
+static void socks_teardown(struct dm_devmem_dev *d, struct dm_comm *c)
+{
+	for (int i = 0; i < c->nsocks; i++) {
+		struct dm_devmem_rx *r = c->socks[i].dmrx;
+
+		if (!r)
+			continue;
+		gpud_rx_free(r->rx);	/* returns outstanding tokens, held ones too */
+		dm_held_free(d, r);
+		if (r->has_rule)
+			gpud_nic_del_flow(d->nic, r->rule);
+		free(r);
+		c->socks[i].dmrx = NULL;
+	}
+}
+
+void dm_devmem_teardown_comm(struct dm_comm *c)
+{
+	struct dm_devmem_dev *d;
+
+	if (c->mode != DM_MODE_DEVMEM)
+		return;
+	d = &ddev[c->dev];
+	pthread_mutex_lock(&dm_devmem_lock);
+	socks_teardown(d, c);
+	if (--d->users == 0)
+		dev_release(d);
+	pthread_mutex_unlock(&dm_devmem_lock);
+	c->mode = DM_MODE_COPY;
+}
+
+int dm_devmem_setup_comm(struct dm_comm *c)
+{
+	const char *ifname = dm_dev_get(c->dev)->name;
+	struct dm_devmem_dev *d;
+	char why[320] = "";
+	int err = 0;
+
+	if (dm_cfg.mode == DM_MODE_COPY) {
+		c->mode = DM_MODE_COPY;
+		snprintf(c->mode_reason, sizeof(c->mode_reason), "NCCL_DEVMEM_MODE=copy");
+		goto out;
+	}
+	/* fused device (#18): one pool and binding per NIC is not built yet */
+	if (dm_dev_get(c->dev)->nmembers > 1) {
+		if (dm_cfg.mode == DM_MODE_DEVMEM) {
+			DM_WARN("recv comm on %s: NCCL_DEVMEM_MODE=devmem is not supported on a fused device yet (set NCCL_NET_MERGE_LEVEL=LOC for one device per NIC, or NCCL_DEVMEM_MODE=auto to copy)",
+				ifname);
+			return -EOPNOTSUPP;
+		}
+		c->mode = DM_MODE_COPY;
+		snprintf(c->mode_reason, sizeof(c->mode_reason),
+			 "NCCL_DEVMEM_MODE=auto on a fused device: devmem there is not supported yet");
+		goto out;
+	}
+	d = &ddev[c->dev];
+	pthread_mutex_lock(&dm_devmem_lock);
+	if (!d->failed && !d->nic) {
+		d->err = dev_setup(c->dev, d);
+		d->failed = d->err != 0;
+	}
+	err = d->failed ? d->err : 0;
+	snprintf(why, sizeof(why), "%s", d->why);
+	for (int i = 0; !err && i < c->nsocks; i++)
+		err = sock_setup(d, &c->socks[i], why, sizeof(why));
+	if (err && !d->failed) {
+		socks_teardown(d, c);
+		if (!d->users)
+			dev_release(d);
+	} else if (!err) {
+		d->users++;
+	}
+	pthread_mutex_unlock(&dm_devmem_lock);
+	if (err) {
+		if (dm_cfg.mode == DM_MODE_DEVMEM) {
+			DM_WARN("recv comm on %s: NCCL_DEVMEM_MODE=devmem but devmem is unavailable: %s",
+				ifname, why);
+			return -EOPNOTSUPP;
+		}
+		c->mode = DM_MODE_COPY;
+		snprintf(c->mode_reason, sizeof(c->mode_reason),
+			 "NCCL_DEVMEM_MODE=auto, devmem unavailable: %s", why);
+		err = 0;
+		goto out;
+	}
+	c->mode = DM_MODE_DEVMEM;
+	/* a GPU pool is read by the GPU engine whatever the buffers are */
+	if (d->pool_dev) {
+		err = dm_comm_gpu_attach(c, d->pool_ctx);
+		c->gpu_pool = !err;
+		if (err) {
+			dm_devmem_teardown_comm(c);
+			DM_WARN("recv comm on %s: no GPU engine for the GPU pool: %s", ifname,
+				strerror(-err));
+			return err;
+		}
+	}
+	snprintf(c->mode_reason, sizeof(c->mode_reason), "NCCL_DEVMEM_MODE=%s, %s pool %zu MiB",
+		 dm_mode_name(dm_cfg.mode), gpud_mem_kind_name(d->pool_kind), d->pool_size >> 20);
+out:
+	DM_INFO("recv comm %p on %s: %s mode (%s)", (void *)c, ifname, dm_mode_name(c->mode),
+		c->mode_reason);
+	return err;
+}
