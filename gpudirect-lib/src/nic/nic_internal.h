@@ -136,8 +136,23 @@ struct gpud_journal_rec {
 	const uint32_t *flows;
 	size_t nflows;
 };
+/* $GPUD_STATE_DIR, else /run/gpudirect/nic; _mkdir makes it (best effort). */
+const char *gpud_state_dir(void);
+void gpud_state_mkdir(void);
 /* (Re)writes the journal; @path is chosen on the first call ("" before). */
 int gpud_journal_write(const struct gpud_journal_rec *r, char *path, size_t plen);
 void gpud_journal_remove(const char *path);
+
+/* ---- one direct configurer per NIC (nic_lock.c) ---- */
+
+struct gpud_nic_lock;
+/*
+ * Takes (or, in this process, shares) the direct-configuration lock of
+ * @ifname in the caller's network namespace. -EBUSY with a message naming
+ * the holder's pid and gpudd when another process holds it. Where the lock
+ * file cannot be made (no write access), *out is an unlocked stand-in.
+ */
+int gpud_nic_lock_get(const char *ifname, struct gpud_nic_lock **out);
+void gpud_nic_lock_put(struct gpud_nic_lock *l);
 
 #endif /* GPUD_NIC_INTERNAL_H */
