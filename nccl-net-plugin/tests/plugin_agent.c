@@ -17,6 +17,12 @@
  *                             other six finish byte-exact; `gpudctl agent
  *                             status -j` stops listing the killed pid, and
  *                             its queue is unbound
+ *   plugin_agent no-agent     no gpudd: a process holds nsim0 directly (header
+ *                             split on); a rank in devmem mode is refused
+ *                             naming that pid and gpudd, one in auto mode
+ *                             copies with a WARN saying why; after kill -9
+ *                             of the holder `gpudctl -j cleanup nsim0` puts
+ *                             header split back and a devmem rank works
  *
  * argv: SCENARIO GPUDD GPUDCTL NSIM_PAIR_SH. Outside the VM: skip.
  *
@@ -524,6 +530,211 @@ static void setup(void)
 	T_ASSERT(home_ns >= 0 && nsfd[0] >= 0 && nsfd[1] >= 0);
 }
 
+/* ---- no-agent ---- */
+
+/* Root, directly: nsim0's header split on, held until killed. */
+static pid_t direct_holder(void)
+{
+	int pfd[2];
+	pid_t pid;
+
+	T_ASSERT_OK(pipe(pfd));
+	pid = fork();
+	T_ASSERT(pid >= 0);
+	if (pid == 0) {
+		struct gpud_agent_opts off = { .sz = sizeof(off), .mode = GPUD_AGENT_OFF };
+		struct gpud_nic *nic;
+
+		close(pfd[0]);
+		if (setns(nsfd[0], CLONE_NEWNET) || gpud_nic_open_opts(ifname[0], &off, &nic) ||
+		    gpud_nic_set_header_split(nic, true))
+			_exit(3);
+		if (write(pfd[1], "r", 1) != 1)
+			_exit(4);
+		for (;;)
+			pause();
+	}
+	close(pfd[1]);
+	if (!byte_within(pfd[0], DEADLINE))
+		T_FAIL("the direct holder could not turn header split on");
+	close(pfd[0]);
+	return pid;
+}
+
+/* Sender in node b: one 4 KiB message if the receiver lets it connect. */
+static void __attribute__((noreturn)) busy_sender(int hfd)
+{
+	char handle[NCCL_NET_HANDLE_MAXSIZE], buf[4096];
+	struct h_plugin p;
+	void *sc = NULL, *mh, *req = NULL;
+	int done = 0, sz;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (setns(nsfd[1], CLONE_NEWNET))
+		_exit(3);
+	setenv("NCCL_DEVMEM_IFNAME", ifname[1], 1);
+	setenv("NCCL_DEVMEM_MODE", "copy", 1);
+	h_load(&p, 12);
+	if (!xread(hfd, handle, sizeof(handle)))
+		_exit(4);
+	for (double end = t_now() + DEADLINE; !sc && t_now() < end;)
+		if (h_connect(&p, 0, handle, &sc) != ncclSuccess)
+			break;
+	if (sc) {
+		T_ASSERT_EQ(ncclSuccess, h_regmr(&p, sc, buf, sizeof(buf), &mh));
+		t_pattern_fill(77, 0, buf, sizeof(buf));
+		for (double end = t_now() + DEADLINE; !req && t_now() < end;)
+			if (h_isend(&p, sc, buf, sizeof(buf), 1, mh, &req) != ncclSuccess)
+				break;
+		/* refused receivers end the comm: any outcome but a hang is fine here */
+		for (double end = t_now() + DEADLINE; req && !done && t_now() < end;)
+			if (h_test(&p, req, &done, &sz) != ncclSuccess)
+				break;
+		h_deregmr(&p, sc, mh);
+		h_close_send(&p, sc);
+	}
+	h_unload(&p);
+	_exit(0);
+}
+
+/*
+ * A receiver rank of node a in @mode; @holder: the pid that holds nsim0, or
+ * 0 when none does. Returns only when what it saw is right.
+ */
+static void busy_receiver(const char *mode, pid_t holder)
+{
+	char handle[NCCL_NET_HANDLE_MAXSIZE] = { 0 }, buf[4096], want[32];
+	void *lc, *rc = NULL, *mh, *req = NULL, *data = buf;
+	int hp[2], st = 0, tag = 1, got;
+	size_t size = sizeof(buf);
+	struct h_plugin p;
+	ncclResult_t r = ncclSuccess;
+	pid_t spid;
+
+	T_ASSERT_OK(pipe(hp));
+	fflush(stdout);
+	spid = fork();
+	T_ASSERT(spid >= 0);
+	if (spid == 0) {
+		close(hp[1]);
+		busy_sender(hp[0]);
+	}
+	close(hp[0]);
+	enter(0);
+	setenv("NCCL_DEVMEM_IFNAME", ifname[0], 1);
+	setenv("NCCL_DEVMEM_MODE", mode, 1);
+	h_warns = 0;
+	h_last_warn[0] = 0;
+	h_load(&p, 12);
+	T_ASSERT_EQ(ncclSuccess, h_listen(&p, 0, handle, &lc));
+	T_ASSERT(xwrite(hp[1], handle, sizeof(handle)));
+	for (double end = t_now() + DEADLINE; !rc && r == ncclSuccess;) {
+		r = h_accept(&p, lc, &rc);
+		if (t_now() > end)
+			T_FAIL("%s: accept neither done nor failed in %.0f s", mode, DEADLINE);
+	}
+	snprintf(want, sizeof(want), "pid %d (", (int)holder);
+	if (holder && !strcmp(mode, "devmem")) {
+		if (r == ncclSuccess)
+			T_FAIL("devmem mode: a comm while pid %d holds %s: a silent downgrade",
+			       (int)holder, ifname[0]);
+		if (!strstr(h_last_warn, want) || !strstr(h_last_warn, "gpudd -f"))
+			T_FAIL("devmem mode refused, but the WARN names neither %s nor gpudd: %s",
+			       want, h_last_warn);
+		t_log("devmem mode, NIC held by pid %d: refused: %s", (int)holder, h_last_warn);
+	} else {
+		if (r != ncclSuccess)
+			T_FAIL("%s mode: accept failed: %s", mode, h_last_warn);
+		if (holder && (!h_warns || !strstr(h_last_warn, want) ||
+			       !strstr(h_last_warn, "copying, not devmem")))
+			T_FAIL("auto mode, NIC held by pid %d: copy mode without a WARN saying why "
+			       "(%d WARNs, last: %s)", (int)holder, h_warns, h_last_warn);
+		if (!holder && h_warns)
+			T_FAIL("%s mode, NIC free: %d WARN(s): %s", mode, h_warns, h_last_warn);
+		if (holder)
+			t_log("auto mode, NIC held by pid %d: %s", (int)holder, h_last_warn);
+		T_ASSERT_EQ(ncclSuccess, h_regmr(&p, rc, buf, sizeof(buf), &mh));
+		memset(buf, 0, sizeof(buf));
+		for (double end = t_now() + DEADLINE; !req;) {
+			T_ASSERT_EQ(ncclSuccess, h_irecv(&p, rc, 1, &data, &size, &tag, &mh, &req));
+			T_ASSERT(t_now() < end);
+		}
+		T_ASSERT_EQ(ncclSuccess, h_wait(&p, req, &got, DEADLINE));
+		T_ASSERT_EQ(sizeof(buf), got);
+		T_ASSERT_EQ(-1, t_pattern_check(77, 0, buf, sizeof(buf)));
+		T_ASSERT_EQ(ncclSuccess, h_deregmr(&p, rc, mh));
+		waitpid(spid, &st, 0);	/* its close after ours would reset the last bytes */
+		T_ASSERT_EQ(ncclSuccess, h_close_recv(&p, rc));
+		spid = 0;
+	}
+	h_close_listen(&p, lc);
+	h_unload(&p);
+	close(hp[1]);
+	if (spid)
+		waitpid(spid, &st, 0);
+	T_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	enter(-1);
+}
+
+static void no_agent(void)
+{
+	struct nic_state before, after;
+	char cmd[400];
+	pid_t holder;
+
+	setenv("GPUD_AGENT", "off", 1);
+	setenv("GPUD_STATE_DIR", statedir[0], 1);
+	setenv("NCCL_DEVMEM_POOL_SIZE", "16M", 1);
+	setenv("NCCL_DEVMEM_POOL_MEM", "host", 1);
+	nic_state(0, &before);
+	holder = direct_holder();
+	/* each in its own process: one plugin load each, as separate jobs would */
+	for (int i = 0; i < 2; i++) {
+		pid_t pid = fork();
+		int st;
+
+		T_ASSERT(pid >= 0);
+		if (pid == 0) {
+			busy_receiver(i ? "auto" : "devmem", holder);
+			exit(0);
+		}
+		waitpid(pid, &st, 0);
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			T_FAIL("the %s receiver failed (status 0x%x)", i ? "auto" : "devmem", st);
+	}
+	kill(holder, SIGKILL);
+	waitpid(holder, NULL, 0);
+	enter(0);
+	snprintf(cmd, sizeof(cmd), "%s -j cleanup %s", gpudctl, ifname[0]);
+	t_log("after kill -9 of pid %d: %s", (int)holder, cmd);
+	fflush(stdout);
+	if (system(cmd))
+		T_FAIL("'%s' failed", cmd);
+	enter(-1);
+	nic_state(0, &after);
+	T_ASSERT_EQ(before.hds, after.hds);
+	free(after.rss);
+	{
+		pid_t pid = fork();
+		int st;
+
+		T_ASSERT(pid >= 0);
+		if (pid == 0) {
+			busy_receiver("devmem", 0);
+			exit(0);
+		}
+		waitpid(pid, &st, 0);
+		if (!WIFEXITED(st) || WEXITSTATUS(st))
+			T_FAIL("devmem receiver after the holder's death failed (status 0x%x)", st);
+	}
+	nic_state(0, &after);
+	T_ASSERT_EQ(before.hds, after.hds);
+	T_ASSERT_EQ(before.rules, after.rules);
+	T_ASSERT(!memcmp(before.rss, after.rss, before.rss_size * sizeof(uint32_t)));
+	t_log("PASS plugin_agent no-agent");
+	exit(T_EXIT_PASS);
+}
+
 int main(int argc, char **argv)
 {
 	pid_t pid[2][NRANKS];
@@ -534,9 +745,9 @@ int main(int argc, char **argv)
 
 	main_pid = getpid();
 	if (argc < 5)
-		T_FAIL("usage: plugin_agent ranks|rank-killed GPUDD GPUDCTL NSIM_PAIR_SH");
+		T_FAIL("usage: plugin_agent ranks|rank-killed|no-agent GPUDD GPUDCTL NSIM_PAIR_SH");
 	victim_run = !strcmp(argv[1], "rank-killed");
-	if (!victim_run && strcmp(argv[1], "ranks"))
+	if (!victim_run && strcmp(argv[1], "ranks") && strcmp(argv[1], "no-agent"))
 		T_FAIL("unknown scenario %s", argv[1]);
 	t_require_vm();
 	t_require_root();
@@ -547,6 +758,8 @@ int main(int argc, char **argv)
 	gpudctl = argv[3];
 	snprintf(nsim, sizeof(nsim), "%s", argv[4]);
 	setup();
+	if (!strcmp(argv[1], "no-agent"))
+		no_agent();
 	for (int node = 0; node < 2; node++)
 		nic_state(node, &before[node]);
 	for (int node = 0; node < 2; node++)
