@@ -391,15 +391,22 @@ static int do_flow_add(struct gpudd *d, struct gpudd_client *c, struct req *r)
 	struct gpudd_rule *rule;
 	struct gpudd_nic *n;
 	struct gpud_flow f;
+	struct stat st;
 	uint32_t loc;
 	int err;
 
+	/* closed connections' rules first: their slots may be the ones needed */
+	gpudd_conns_sweep_client(d, c);
 	rule = calloc(1, sizeof(*rule));
 	if (!rule)
 		return failf(r, -ENOMEM, "out of memory");
 	err = sock_flow(d, r->fd, &f, rule->flow, sizeof(rule->flow), r);
 	if (err)
 		goto err_free;
+	if (fstat(r->fd, &st)) {
+		err = failf(r, -errno, "flow-add: fstat of the socket: %s", strerror(errno));
+		goto err_free;
+	}
 	err = nic_for(d, c, r, &n);
 	if (err)
 		goto err_free;
@@ -416,6 +423,8 @@ static int do_flow_add(struct gpudd *d, struct gpudd_client *c, struct req *r)
 	rule->nic = n;
 	rule->loc = loc;
 	rule->queue = q;
+	rule->f = f;
+	rule->ino = (uint64_t)st.st_ino;
 	rule->next = c->rules;
 	c->rules = rule;
 	gpud_proto_put_u32(r->rep, GPUD_A_RULE, loc);

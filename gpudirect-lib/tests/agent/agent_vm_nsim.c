@@ -8,7 +8,8 @@
  * them to a bound queue). One more receiver is killed with SIGKILL
  * mid-transfer: its binding, queue and rule disappear from the agent and the
  * NIC, the others are not disturbed. When gpudd stops, header split and the
- * RSS table are as they were before it started.
+ * RSS table are as they were before it started. A rule whose socket the
+ * client closes goes within seconds, while the client stays.
  *
  * argv[1] = gpudd, argv[2] = kernel-patches/scripts/nsim-pair.sh.
  * Outside the VM: skip.
@@ -315,6 +316,96 @@ static bool agent_lists_pid(pid_t pid)
 	return has;
 }
 
+static uint32_t ntuple_rules(void)
+{
+	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	uint32_t rules, table;
+	bool any;
+
+	T_ASSERT_OK(gpud_ntuple_count(fd, IF_A, &rules, &table, &any));
+	close(fd);
+	return rules;
+}
+
+static bool agent_lists_rule(uint32_t loc)
+{
+	struct gpud_agent_opts o = { .sz = sizeof(o), .path = sock_path };
+	char needle[32], *json = NULL;
+	bool has;
+
+	T_ASSERT_OK(gpud_agent_status(&o, &json));
+	snprintf(needle, sizeof(needle), "\"rule\":%u,", loc);
+	has = strstr(json, needle) != NULL;
+	free(json);
+	return has;
+}
+
+/*
+ * A rule goes with its connection, not only with its client: the client
+ * closes the steered socket and keeps its agent connection (no FLOW_DEL);
+ * gpudd's sock_diag sweep removes the rule within a few seconds, and the
+ * client's other state stays.
+ */
+static void rule_goes_with_conn(void)
+{
+	struct gpud_agent_opts ao = { .sz = sizeof(ao), .path = sock_path };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PLAIN_PORT + 1) };
+	int lfd, cfd, one = 1, pfd[2];
+	uint32_t before = ntuple_rules(), loc;
+	struct gpud_nic *nic;
+	unsigned int q;
+	pid_t pid;
+	double t0;
+	char c;
+
+	T_ASSERT_OK(gpud_nic_open_opts(IF_A, &ao, &nic));
+	T_ASSERT_OK(gpud_nic_alloc_queues(nic, 1, -1, &q));
+	inet_pton(AF_INET, ADDR_A, &a.sin_addr);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	T_ASSERT_OK(bind(lfd, (struct sockaddr *)&a, sizeof(a)) ? -errno : 0);
+	T_ASSERT_OK(listen(lfd, 1) ? -errno : 0);
+	T_ASSERT_OK(pipe(pfd));
+	pid = fork();
+	T_ASSERT(pid >= 0);
+	if (pid == 0) {
+		int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+		close(pfd[1]);
+		if (setns(ns_b, CLONE_NEWNET) || connect(fd, (struct sockaddr *)&a, sizeof(a)))
+			_exit(2);
+		/* open until told: our side's close is the one under test */
+		while (read(pfd[0], &c, 1) > 0)
+			;
+		_exit(0);
+	}
+	close(pfd[0]);
+	cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	close(lfd);
+	T_ASSERT(cfd >= 0);
+	T_ASSERT_OK(gpud_nic_add_flow_sock(nic, cfd, q, &loc));
+	T_ASSERT_EQ(before + 1, ntuple_rules());
+	T_ASSERT(agent_lists_rule(loc));
+	sleep(2);	/* two sweeps with the connection open: the rule stays */
+	T_ASSERT(agent_lists_rule(loc));
+	T_ASSERT_EQ(before + 1, ntuple_rules());
+	close(cfd);
+	t0 = t_now();
+	while (agent_lists_rule(loc) || ntuple_rules() != before) {
+		if (t_now() - t0 > 10)
+			T_FAIL("10 s after the steered socket closed, rule %u is still there "
+			       "(log %s)", loc, logpath);
+		usleep(50000);
+	}
+	t_log("rule %u removed %.0f ms after its connection closed; the client stays", loc,
+	      (t_now() - t0) * 1e3);
+	T_ASSERT(agent_lists_pid(getpid()));
+	T_ASSERT_EQ(-ENOENT, gpud_nic_del_flow(nic, loc));	/* gone: not ours any more */
+	close(pfd[1]);
+	waitpid(pid, NULL, 0);
+	gpud_nic_free(nic);
+}
+
 int main(int argc, char **argv)
 {
 	struct recv_report rep[NRECV + 1];
@@ -420,6 +511,7 @@ int main(int argc, char **argv)
 		T_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	}
 	waitpid(spid[KILLED], NULL, 0);
+	rule_goes_with_conn();
 
 	kill(agent_pid, SIGTERM);
 	waitpid(agent_pid, &st, 0);
