@@ -143,6 +143,17 @@ void gpud_state_mkdir(void);
 int gpud_journal_write(const struct gpud_journal_rec *r, char *path, size_t plen);
 void gpud_journal_remove(const char *path);
 
+/* ---- the flow of a connected socket (flow_sock.c) ---- */
+
+/*
+ * The flow that arrives on connected socket @fd, peer -> local. 0, or
+ * -ENOTCONN (not connected), -EAFNOSUPPORT (not IP), getsockname's -errno.
+ * No message: the library and gpudd each say it in their words.
+ */
+int gpud_flow_of_sock(int fd, struct gpud_flow *f);
+/* "tcp4 198.18.0.2:5000 <- 198.18.0.1:40000" */
+void gpud_flow_str(const struct gpud_flow *f, char *buf, size_t len);
+
 /* ---- one direct configurer per NIC (nic_lock.c) ---- */
 
 struct gpud_nic_lock;
