@@ -11,7 +11,10 @@
  * RSS table are as they were before it started. A rule whose socket the
  * client closes goes within seconds, while the client stays.
  *
- * argv[1] = gpudd, argv[2] = kernel-patches/scripts/nsim-pair.sh.
+ * Then `gpudctl agent bench` times a rank's connect + bind through it.
+ *
+ * argv[1] = gpudd, argv[2] = kernel-patches/scripts/nsim-pair.sh,
+ * argv[3] = gpudctl.
  * Outside the VM: skip.
  */
 #define _GNU_SOURCE
@@ -406,6 +409,27 @@ static void rule_goes_with_conn(void)
 	gpud_nic_free(nic);
 }
 
+/* gpudctl agent bench: a rank's start-up through gpudd, measured by the tool users run. */
+static void bench(const char *gpudctl)
+{
+	char cmd[400], out[2048] = "", *p;
+	size_t n;
+	FILE *f;
+
+	snprintf(cmd, sizeof(cmd), "GPUD_AGENT=%s %s -j agent bench " IF_A " -n 5", sock_path,
+		 gpudctl);
+	f = popen(cmd, "r");
+	T_ASSERT(f != NULL);
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	if (pclose(f))
+		T_FAIL("'%s' failed: %s", cmd, out);
+	p = strstr(out, "\"median_ms\":{");
+	T_ASSERT(p && strstr(p, "\"total\":") && strstr(out, "\"within_target\":"));
+	/* TCG runs the guest many times slower than a node: logged, not judged */
+	t_log("gpudctl agent bench (TCG guest): %s", out);
+}
+
 int main(int argc, char **argv)
 {
 	struct recv_report rep[NRECV + 1];
@@ -418,8 +442,8 @@ int main(int argc, char **argv)
 	char cmd[400], c;
 	double t0;
 
-	if (argc < 3)
-		T_FAIL("usage: agent_vm_nsim GPUDD NSIM_PAIR_SH");
+	if (argc < 4)
+		T_FAIL("usage: agent_vm_nsim GPUDD NSIM_PAIR_SH GPUDCTL");
 	t_require_vm();
 	t_require_root();
 	t_require_file("/dev/udmabuf", "host memory as a dma-buf (CONFIG_UDMABUF)");
@@ -512,6 +536,7 @@ int main(int argc, char **argv)
 	}
 	waitpid(spid[KILLED], NULL, 0);
 	rule_goes_with_conn();
+	bench(argv[3]);
 
 	kill(agent_pid, SIGTERM);
 	waitpid(agent_pid, &st, 0);
