@@ -159,11 +159,14 @@ void gpud_flow_str(const struct gpud_flow *f, char *buf, size_t len);
 struct gpud_nic_lock;
 /*
  * Takes (or, in this process, shares) the direct-configuration lock of
- * @ifname in the caller's network namespace. -EBUSY with a message naming
+ * @ifname in network namespace @netns (gpud_netns_ino() at open). -EBUSY with a message naming
  * the holder's pid and gpudd when another process holds it. Where the lock
  * file cannot be made (no write access), *out is an unlocked stand-in.
  */
-int gpud_nic_lock_get(const char *ifname, struct gpud_nic_lock **out);
+int gpud_nic_lock_get(const char *ifname, unsigned long long netns,
+		      struct gpud_nic_lock **out);
+/* Inode of the calling thread's network namespace (0 if unknown): the lock's key. */
+unsigned long long gpud_netns_ino(void);
 void gpud_nic_lock_put(struct gpud_nic_lock *l);
 
 #endif /* GPUD_NIC_INTERNAL_H */

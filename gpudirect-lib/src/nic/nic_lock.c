@@ -38,11 +38,14 @@ struct gpud_nic_lock {
 static pthread_mutex_t locks_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct gpud_nic_lock *locks;
 
-static unsigned long long netns_ino(void)
+unsigned long long gpud_netns_ino(void)
 {
 	struct stat st;
 
-	return stat("/proc/self/ns/net", &st) ? 0 : (unsigned long long)st.st_ino;
+	/* thread-self: setns() moves only the calling thread */
+	if (!stat("/proc/thread-self/ns/net", &st) || !stat("/proc/self/ns/net", &st))
+		return (unsigned long long)st.st_ino;
+	return 0;
 }
 
 /* "pid N (COMM)" from what the holder wrote, or "another process" before it did. */
@@ -121,14 +124,14 @@ static int lock_file(const char *path, const char *ifname, int *out)
 	return -EAGAIN;
 }
 
-int gpud_nic_lock_get(const char *ifname, struct gpud_nic_lock **out)
+int gpud_nic_lock_get(const char *ifname, unsigned long long netns,
+		      struct gpud_nic_lock **out)
 {
 	struct gpud_nic_lock *l;
 	char path[320];
 	int err, fd = -1;
 
-	gpud_state_mkdir();
-	snprintf(path, sizeof(path), "%s/%s.ns%llu.lock", gpud_state_dir(), ifname, netns_ino());
+	snprintf(path, sizeof(path), "%s/%s.ns%llu.lock", gpud_state_dir(), ifname, netns);
 	pthread_mutex_lock(&locks_lock);
 	for (l = locks; l && strcmp(l->path, path); l = l->next)
 		;
@@ -142,6 +145,7 @@ int gpud_nic_lock_get(const char *ifname, struct gpud_nic_lock **out)
 		err = gpud_err(-ENOMEM, "nic lock: out of memory");
 		goto out;
 	}
+	gpud_state_mkdir();
 	err = lock_file(path, ifname, &fd);
 	if (err == -EBUSY) {
 		free(l);

@@ -48,6 +48,7 @@ struct gpud_nic {
 	size_t nflows;
 	char journal[300];	/* "": none written yet */
 	struct gpud_nic_lock *claim;	/* held while anything above is to restore */
+	unsigned long long netns;	/* the open-time namespace: the lock's key */
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -93,7 +94,7 @@ static void journal_sync(struct gpud_nic *nic)
  */
 static int nic_claim(struct gpud_nic *nic)
 {
-	return nic->claim ? 0 : gpud_nic_lock_get(nic->name, &nic->claim);
+	return nic->claim ? 0 : gpud_nic_lock_get(nic->name, nic->netns, &nic->claim);
 }
 
 /* After a change failed, or everything was put back: nothing to guard. */
@@ -132,6 +133,7 @@ int gpud_nic_open_opts(const char *ifname, const struct gpud_agent_opts *opts,
 	if (!nic)
 		return gpud_err(-ENOMEM, "nic open: out of memory");
 	snprintf(nic->name, sizeof(nic->name), "%s", ifname);
+	nic->netns = gpud_netns_ino();
 	nic->ifindex = (int)if_nametoindex(ifname);
 	if (!nic->ifindex) {
 		err = gpud_err(-ENODEV, "no interface %s in this network namespace", ifname);
