@@ -116,9 +116,9 @@ int main(void)
 	setenv("GPUD_STATE_DIR", state, 1);
 	t_netpair_setup(&p, T_LINK_VETH);
 	for (int side = 0; side < 2; side++)
-		if (t_netpair_exec(&p, side, "ip link add mq0 numrxqueues 4 numtxqueues 4 type "
-				   "veth peer name mq1 numrxqueues 4 numtxqueues 4 && ip link set mq0 up && "
-				   "ip link set mq1 up"))
+		if (t_netpair_exec(&p, side, "ip link add mq0 numrxqueues 4 numtxqueues 4 "
+				   "type veth peer name mq1 numrxqueues 4 numtxqueues 4 && "
+				   "ip link set mq0 up && ip link set mq1 up"))
 			T_FAIL("cannot create the 4-queue veth pair in namespace %d", side);
 	T_ASSERT_OK(t_netpair_enter(&p, 0));
 	T_ASSERT_EQ(4, rxq("mq0"));

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * gpudctl agent status: what gpudd holds for whom (clients, queues,
- * bindings, rules); agent bench is gpudctl_bench.c. gpudctl cleanup IFNAME: undo what dead processes left
+ * bindings, rules); agent bench is gpudctl_bench.c.
+ * gpudctl cleanup IFNAME: undo what dead processes left
  * on a NIC, from their journals, without an agent.
  */
 #include "gpudctl.h"

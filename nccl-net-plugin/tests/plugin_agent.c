@@ -280,7 +280,8 @@ static void __attribute__((noreturn)) rank_main(int node, int rank)
 		if (!sc && h_connect(&p, 0, h_peer, &sc) != ncclSuccess)
 			T_FAIL("rank %d/%d: connect: %s", node, rank, h_last_warn);
 		if (!rc && h_accept(&p, lc, &rc) != ncclSuccess) {
-			snprintf(rep.msg, sizeof(rep.msg), "accept (devmem setup): %s", h_last_warn);
+			snprintf(rep.msg, sizeof(rep.msg), "accept (devmem setup): %s",
+				 h_last_warn);
 			goto out;
 		}
 		if (t_now() > end)
@@ -445,8 +446,8 @@ static void check_running(pid_t pid[2][NRANKS])
 			for (int i = 0; i < n; i++)
 				k += hp[i] == pid[node][r];
 			if (k != 1)
-				T_FAIL("node %d rank %d (pid %d) holds %d queue(s), expected 1", node,
-				       r, (int)pid[node][r], k);
+				T_FAIL("node %d rank %d (pid %d) holds %d queue(s), expected 1",
+				       node, r, (int)pid[node][r], k);
 		}
 		t_log("node %d: gpudd holds queues %u %u %u %u for the four ranks", node, q[0],
 		      q[1], q[2], q[3]);

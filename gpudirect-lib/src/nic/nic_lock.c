@@ -113,7 +113,8 @@ static int lock_file(const char *path, const char *ifname, int *out)
 			close(fd);
 			return err;
 		}
-		if (fstat(fd, &a) || stat(path, &b) || a.st_ino != b.st_ino || a.st_dev != b.st_dev) {
+		if (fstat(fd, &a) || stat(path, &b) || a.st_ino != b.st_ino ||
+		    a.st_dev != b.st_dev) {
 			close(fd);
 			continue;
 		}

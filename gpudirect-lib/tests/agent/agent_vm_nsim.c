@@ -343,6 +343,18 @@ static bool agent_lists_rule(uint32_t loc)
 	return has;
 }
 
+static bool agent_has_rules(void)
+{
+	struct gpud_agent_opts o = { .sz = sizeof(o), .path = sock_path };
+	char *json = NULL;
+	bool has;
+
+	T_ASSERT_OK(gpud_agent_status(&o, &json));
+	has = strstr(json, "\"rules\":[{") != NULL;
+	free(json);
+	return has;
+}
+
 /*
  * A rule goes with its connection, not only with its client: the client
  * closes the steered socket and keeps its agent connection (no FLOW_DEL);
@@ -353,13 +365,21 @@ static void rule_goes_with_conn(void)
 {
 	struct gpud_agent_opts ao = { .sz = sizeof(ao), .path = sock_path };
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(PLAIN_PORT + 1) };
+	double t0 = t_now();
 	int lfd, cfd, one = 1, pfd[2];
-	uint32_t before = ntuple_rules(), loc;
 	struct gpud_nic *nic;
+	uint32_t before, loc;
 	unsigned int q;
 	pid_t pid;
-	double t0;
 	char c;
+
+	/* the receivers have exited, but gpudd may not have seen their hang-ups yet */
+	while (agent_has_rules()) {
+		if (t_now() - t0 > 20)
+			T_FAIL("20 s after the receivers exited gpudd still lists rules");
+		usleep(50000);
+	}
+	before = ntuple_rules();
 
 	T_ASSERT_OK(gpud_nic_open_opts(IF_A, &ao, &nic));
 	T_ASSERT_OK(gpud_nic_alloc_queues(nic, 1, -1, &q));
