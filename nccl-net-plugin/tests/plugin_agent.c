@@ -680,8 +680,10 @@ static void busy_receiver(const char *mode, pid_t holder)
 static void no_agent(void)
 {
 	struct nic_state before, after;
-	char cmd[400];
+	char cmd[400], out[512];
 	pid_t holder;
+	size_t n;
+	FILE *f;
 
 	setenv("GPUD_AGENT", "off", 1);
 	setenv("GPUD_STATE_DIR", statedir[0], 1);
@@ -707,11 +709,16 @@ static void no_agent(void)
 	waitpid(holder, NULL, 0);
 	enter(0);
 	snprintf(cmd, sizeof(cmd), "%s -j cleanup %s", gpudctl, ifname[0]);
-	t_log("after kill -9 of pid %d: %s", (int)holder, cmd);
-	fflush(stdout);
-	if (system(cmd))
-		T_FAIL("'%s' failed", cmd);
+	f = popen(cmd, "r");
+	T_ASSERT(f != NULL);
+	n = fread(out, 1, sizeof(out) - 1, f);
+	out[n] = 0;
+	if (pclose(f))
+		T_FAIL("'%s' failed: %s", cmd, out);
 	enter(-1);
+	t_log("after kill -9 of pid %d: %s: %s", (int)holder, cmd, out);
+	/* the holder's journal: header split put back by the tool */
+	T_ASSERT(strstr(out, "\"journals\":1,") && strstr(out, "\"header_split_restored\":1,"));
 	nic_state(0, &after);
 	T_ASSERT_EQ(before.hds, after.hds);
 	free(after.rss);
