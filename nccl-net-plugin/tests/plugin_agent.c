@@ -739,6 +739,8 @@ static void no_agent(void)
 	T_ASSERT_EQ(before.hds, after.hds);
 	T_ASSERT_EQ(before.rules, after.rules);
 	T_ASSERT(!memcmp(before.rss, after.rss, before.rss_size * sizeof(uint32_t)));
+	free(before.rss);
+	free(after.rss);
 	t_log("PASS plugin_agent no-agent");
 	exit(T_EXIT_PASS);
 }
@@ -863,6 +865,8 @@ int main(int argc, char **argv)
 			   before[node].rss_size * sizeof(uint32_t)))
 			T_FAIL("node %d: the RSS table differs from before gpudd started", node);
 		T_ASSERT_EQ(before[node].rules, after[node].rules);
+		free(before[node].rss);
+		free(after[node].rss);
 	}
 	t_log("PASS plugin_agent %s", argv[1]);
 	return T_EXIT_PASS;
