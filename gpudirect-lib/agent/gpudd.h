@@ -7,6 +7,7 @@
  *   gpudd_client.c  one connection: credentials, hello, requests, release
  *   gpudd_nic.c     one interface: the gpud_nic that remembers and restores
  *                   it, the queue pool, RSS recomputation, header split
+ *   gpudd_conns.c   rules removed when their connection closes (sock_diag)
  *   gpudd_status.c  the status document
  *   gpudd_pool.c    pure queue allocator and RSS table
  */
@@ -15,6 +16,8 @@
 
 #include "gpudd_pool.h"
 #include "proto.h"
+
+#include <gpudirect/gpudirect.h>
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -28,6 +31,8 @@ struct gpud_binding;
 #define GPUDD_MAX_POOLS 16
 /* A connection must say hello within this, or it is dropped. */
 #define GPUDD_HELLO_TIMEOUT_S 5.0
+/* How often rules are checked against their connections. */
+#define GPUDD_SWEEP_S 1.0
 
 struct gpudd_pool_cfg {
 	char ifname[GPUD_PROTO_IFNAME_MAX];
@@ -68,6 +73,8 @@ struct gpudd_rule {
 	uint32_t loc;
 	unsigned int queue;
 	char flow[128];			/* "tcp4 198.18.0.2:5000 <- 198.18.0.1:40000" */
+	struct gpud_flow f;		/* the 4-tuple, for sock_diag */
+	uint64_t ino;			/* inode of the client's socket at FLOW_ADD */
 	struct gpudd_rule *next;
 };
 
@@ -94,6 +101,9 @@ struct gpudd {
 	int nclients;
 	uint64_t next_id;
 	uint64_t netns_cookie;		/* of the agent's own namespace */
+	int diag_fd;			/* sock_diag; -1: rules are not swept */
+	uint32_t diag_seq;
+	double last_sweep;
 };
 
 double gpudd_now(void);
@@ -118,6 +128,14 @@ int gpudd_nic_rss_update(struct gpudd_nic *n, char *why, size_t len);
 int gpudd_nic_hds_on(struct gpudd_nic *n, char *why, size_t len);
 /* Restores and frees every interface (the NIC as it was found). */
 void gpudd_nics_free(struct gpudd *d);
+
+/* gpudd_conns.c */
+/* Opens sock_diag, or logs why rules will not be swept (d->diag_fd -1). */
+void gpudd_conns_open(struct gpudd *d);
+/* Removes @c's rules whose connections are closed; how many. */
+unsigned int gpudd_conns_sweep_client(struct gpudd *d, struct gpudd_client *c);
+/* Every client's, at most once per GPUDD_SWEEP_S. */
+void gpudd_conns_sweep(struct gpudd *d);
 
 /* gpudd_status.c */
 /* The status JSON into @buf; its length (cut at @len - 1). */

@@ -13,7 +13,6 @@
 
 #include "nic/nic_internal.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
@@ -332,11 +331,9 @@ static int do_unbind(struct gpudd *d, struct gpudd_client *c, struct req *r)
 static int sock_flow(const struct gpudd *d, int fd, struct gpud_flow *f, char *desc,
 		     size_t dlen, struct req *r)
 {
-	struct sockaddr_storage la, pa;
-	socklen_t ll = sizeof(la), pl = sizeof(pa), ol;
-	char ls[INET6_ADDRSTRLEN], ps[INET6_ADDRSTRLEN];
-	int type = 0, proto = 0;
+	int type = 0, proto = 0, err;
 	uint64_t cookie = 0;
+	socklen_t ol;
 
 	ol = sizeof(type);
 	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &ol))
@@ -350,38 +347,15 @@ static int sock_flow(const struct gpudd *d, int fd, struct gpud_flow *f, char *d
 	    cookie != d->netns_cookie)
 		return failf(r, -EXDEV, "flow-add: the socket belongs to another network "
 			     "namespace than gpudd's");
-	if (getpeername(fd, (struct sockaddr *)&pa, &pl))
-		return failf(r, -ENOTCONN, "flow-add: the socket passed is not connected (%s): "
-			     "rules are made only for an established connection",
-			     strerror(errno));
-	if (getsockname(fd, (struct sockaddr *)&la, &ll))
-		return failf(r, -errno, "flow-add: getsockname: %s", strerror(errno));
-	memset(f, 0, sizeof(*f));
-	f->sz = sizeof(*f);
-	f->family = la.ss_family;
-	if (la.ss_family == AF_INET) {
-		const struct sockaddr_in *l = (void *)&la, *p = (void *)&pa;
-
-		memcpy(f->dst_addr, &l->sin_addr, 4);
-		memcpy(f->src_addr, &p->sin_addr, 4);
-		f->dst_port = l->sin_port;
-		f->src_port = p->sin_port;
-		inet_ntop(AF_INET, &l->sin_addr, ls, sizeof(ls));
-		inet_ntop(AF_INET, &p->sin_addr, ps, sizeof(ps));
-	} else if (la.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *l = (void *)&la, *p = (void *)&pa;
-
-		memcpy(f->dst_addr, &l->sin6_addr, 16);
-		memcpy(f->src_addr, &p->sin6_addr, 16);
-		f->dst_port = l->sin6_port;
-		f->src_port = p->sin6_port;
-		inet_ntop(AF_INET6, &l->sin6_addr, ls, sizeof(ls));
-		inet_ntop(AF_INET6, &p->sin6_addr, ps, sizeof(ps));
-	} else {
-		return failf(r, -EAFNOSUPPORT, "flow-add: not an IP socket");
-	}
-	snprintf(desc, dlen, "tcp%c %s:%u <- %s:%u", f->family == AF_INET ? '4' : '6', ls,
-		 ntohs(f->dst_port), ps, ntohs(f->src_port));
+	err = gpud_flow_of_sock(fd, f);
+	if (err == -ENOTCONN)
+		return failf(r, err, "flow-add: the socket passed is not connected: rules are "
+			     "made only for an established connection");
+	if (err == -EAFNOSUPPORT)
+		return failf(r, err, "flow-add: not an IP socket");
+	if (err)
+		return failf(r, err, "flow-add: getsockname: %s", strerror(-err));
+	gpud_flow_str(f, desc, dlen);
 	return 0;
 }
 
@@ -391,15 +365,22 @@ static int do_flow_add(struct gpudd *d, struct gpudd_client *c, struct req *r)
 	struct gpudd_rule *rule;
 	struct gpudd_nic *n;
 	struct gpud_flow f;
+	struct stat st;
 	uint32_t loc;
 	int err;
 
+	/* closed connections' rules first: their slots may be the ones needed */
+	gpudd_conns_sweep_client(d, c);
 	rule = calloc(1, sizeof(*rule));
 	if (!rule)
 		return failf(r, -ENOMEM, "out of memory");
 	err = sock_flow(d, r->fd, &f, rule->flow, sizeof(rule->flow), r);
 	if (err)
 		goto err_free;
+	if (fstat(r->fd, &st)) {
+		err = failf(r, -errno, "flow-add: fstat of the socket: %s", strerror(errno));
+		goto err_free;
+	}
 	err = nic_for(d, c, r, &n);
 	if (err)
 		goto err_free;
@@ -416,6 +397,8 @@ static int do_flow_add(struct gpudd *d, struct gpudd_client *c, struct req *r)
 	rule->nic = n;
 	rule->loc = loc;
 	rule->queue = q;
+	rule->f = f;
+	rule->ino = (uint64_t)st.st_ino;
 	rule->next = c->rules;
 	c->rules = rule;
 	gpud_proto_put_u32(r->rep, GPUD_A_RULE, loc);

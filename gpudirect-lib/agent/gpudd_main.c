@@ -280,12 +280,13 @@ static int loop(struct gpudd *d, int sfd)
 		}
 		if (pfd[1].revents & POLLIN)
 			gpudd_client_accept(d);
+		gpudd_conns_sweep(d);
 	}
 }
 
 int main(int argc, char **argv)
 {
-	struct gpudd d = { .listen_fd = -1 };
+	struct gpudd d = { .listen_fd = -1, .diag_fd = -1 };
 	struct group *gr;
 	bool fg = false;
 	socklen_t ol = sizeof(d.netns_cookie);
@@ -321,6 +322,7 @@ int main(int argc, char **argv)
 	sfd = signal_fd();
 	/* Before listening: a client never sees the NIC a dead agent left. */
 	restore_journals();
+	gpudd_conns_open(&d);
 	err = listen_socket(&d);
 	if (err)
 		return 1;
@@ -334,6 +336,8 @@ int main(int argc, char **argv)
 	if (!d.socket_activated)
 		unlink(d.cfg.sock_path);
 	close(d.listen_fd);
+	if (d.diag_fd >= 0)
+		close(d.diag_fd);
 	gpudd_log("stopped; every NIC it changed is restored");
 	return err ? 1 : 0;
 }

@@ -14,6 +14,10 @@ target_include_directories(nic_gpudctl_parse PRIVATE ${PROJECT_SOURCE_DIR}/gpudi
 # netns: families, dumps, bind errors and save/restore on a veth pair.
 gpud_add_test(NAME nic_netns SOURCES ${NIC_TEST_DIR}/nic_netns.c LABELS netns
   LIBS gpudirect_internal TIMEOUT 120)
+# netns: without gpudd one process at a time changes a NIC; the second is
+# refused naming the holder and gpudd; SIGKILL of the holder frees it.
+gpud_add_test(NAME nic_lock_netns SOURCES ${NIC_TEST_DIR}/nic_lock_netns.c LABELS netns
+  LIBS gpudirect_internal TIMEOUT 60)
 if(TARGET gpudctl)
   gpud_add_test(NAME nic_gpudctl_netns SOURCES ${NIC_TEST_DIR}/nic_gpudctl_netns.c
     LABELS netns ARGS $<TARGET_FILE:gpudctl> TIMEOUT 120)

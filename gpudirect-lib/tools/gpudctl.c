@@ -7,6 +7,7 @@
  *   gpudctl [-j] [-v] bind IFNAME QUEUES --mem SPEC SIZE
  *   gpudctl [-j] [-v] status [IFNAME]
  *   gpudctl [-j] [-v] agent status
+ *   gpudctl [-j] [-v] agent bench IFNAME [-n ROUNDS] [--size SIZE]
  *   gpudctl [-j] [-v] cleanup IFNAME
  *
  * Library messages reach stderr only through the log callback set here.
@@ -43,6 +44,10 @@ void gpudctl_usage(FILE *f)
 	      "        what the node agent gpudd holds: clients, their queues, bindings\n"
 	      "        and flow rules; per NIC the pool and the queues RSS spreads over\n"
 	      "        (socket: GPUD_AGENT, else /run/gpudirect/gpudd.sock)\n"
+	      "  agent bench IFNAME [-n ROUNDS] [--size SIZE]\n"
+	      "        a rank's start-up through gpudd, ROUNDS times (default 10): connect,\n"
+	      "        a queue, header split, the bind of a SIZE (default 4M) udmabuf;\n"
+	      "        median and max ms of each step against the 50 ms target\n"
 	      "  cleanup IFNAME\n"
 	      "        undoes what processes killed without an agent left on IFNAME\n"
 	      "        (their flow rules, RSS table, header split), from the journals\n"

@@ -37,6 +37,8 @@ int gpudctl_doctor(const struct gpudctl_opts *o, int argc, char **argv);
 int gpudctl_bind(const struct gpudctl_opts *o, int argc, char **argv);
 int gpudctl_status(const struct gpudctl_opts *o, int argc, char **argv);
 int gpudctl_agent(const struct gpudctl_opts *o, int argc, char **argv);
+/* argv: "agent" "bench" IFNAME [options] */
+int gpudctl_agent_bench(const struct gpudctl_opts *o, int argc, char **argv);
 int gpudctl_cleanup(const struct gpudctl_opts *o, int argc, char **argv);
 void gpudctl_usage(FILE *f);
 

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * gpudctl agent status: what gpudd holds for whom (clients, queues,
- * bindings, rules). gpudctl cleanup IFNAME: undo what dead processes left
+ * bindings, rules); agent bench is gpudctl_bench.c.
+ * gpudctl cleanup IFNAME: undo what dead processes left
  * on a NIC, from their journals, without an agent.
  */
 #include "gpudctl.h"
@@ -48,8 +49,10 @@ int gpudctl_agent(const struct gpudctl_opts *o, int argc, char **argv)
 	char *json = NULL;
 	int err;
 
+	if (argc >= 2 && !strcmp(argv[1], "bench"))
+		return gpudctl_agent_bench(o, argc, argv);
 	if (argc != 2 || strcmp(argv[1], "status")) {
-		fprintf(stderr, "gpudctl: agent takes one subcommand: status\n");
+		fprintf(stderr, "gpudctl: agent takes a subcommand: status, or bench IFNAME\n");
 		return GPUDCTL_EXIT_USAGE;
 	}
 	err = gpud_agent_status(NULL, &json);

@@ -350,9 +350,14 @@ struct gpud_nic;
  *
  * Every setter records the value it replaces the first time it changes that
  * setting; gpud_nic_free() puts the recorded values back. Two gpud_nic
- * objects on one device each restore what *they* saw: free them in reverse
- * order of opening. One gpud_nic may be used from several threads (calls are
- * serialised by a lock inside).
+ * objects of one process on one device each restore what *they* saw: free
+ * them in reverse order of opening. Across processes that cannot be ordered,
+ * so without an agent only one process at a time may change a device: from
+ * its first change until everything is restored, a gpud_nic holds an flock
+ * under $GPUD_STATE_DIR (default /run/gpudirect/nic), and another process's
+ * setter fails with -EBUSY naming the holder's pid and the fix (gpudd). The
+ * kernel drops the lock when the holder dies. One gpud_nic may be used from
+ * several threads (calls are serialised by a lock inside).
  */
 GPUD_API int gpud_nic_open(const char *ifname, struct gpud_nic **out);
 

@@ -24,7 +24,7 @@
 
 #define JOURNAL_MAGIC "gpudirect-nic-journal 1"
 
-static const char *state_dir(void)
+const char *gpud_state_dir(void)
 {
 	const char *d = getenv("GPUD_STATE_DIR");
 
@@ -81,14 +81,19 @@ static void mkdirs(const char *dir)
 	mkdir(tmp, 0755);
 }
 
+void gpud_state_mkdir(void)
+{
+	mkdirs(gpud_state_dir());
+}
+
 int gpud_journal_write(const struct gpud_journal_rec *r, char *path, size_t plen)
 {
 	char tmp[300];
 	FILE *f;
 
 	if (!path[0]) {
-		mkdirs(state_dir());
-		snprintf(path, plen, "%s/%s.%d", state_dir(), r->ifname, (int)getpid());
+		mkdirs(gpud_state_dir());
+		snprintf(path, plen, "%s/%s.%d", gpud_state_dir(), r->ifname, (int)getpid());
 	}
 	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
 	f = fopen(tmp, "we");
@@ -247,7 +252,7 @@ static void jrestore(const struct jrec *j, struct gpud_cleanup_stats *st)
 int gpud_nic_cleanup(const char *ifname, struct gpud_cleanup_stats *out)
 {
 	struct gpud_cleanup_stats st = { .sz = sizeof(st) };
-	const char *dir = state_dir();
+	const char *dir = gpud_state_dir();
 	struct dirent *de;
 	DIR *d;
 
@@ -269,7 +274,9 @@ int gpud_nic_cleanup(const char *ifname, struct gpud_cleanup_stats *out)
 		FILE *f;
 		int err;
 
-		if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp"))
+		/* *.lock: nic_lock.c's, held by whoever changes the NIC now */
+		if (de->d_name[0] == '.' || strstr(de->d_name, ".tmp") ||
+		    strstr(de->d_name, ".lock"))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dir, de->d_name);
 		f = fopen(path, "re");

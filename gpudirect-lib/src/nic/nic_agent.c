@@ -8,7 +8,6 @@
 
 #include "agent/client.h"
 
-#include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,37 +63,18 @@ int gpud_nic_agent_del_flow(struct gpud_nic *nic, uint32_t rule_id)
 	return err;
 }
 
-/* The flow that arrives on connected TCP socket @fd: peer -> local. */
+/* The flow that arrives on connected TCP socket @fd, in the library's words. */
 static int sock_to_flow(int fd, struct gpud_flow *f)
 {
-	struct sockaddr_storage la, pa;
-	socklen_t ll = sizeof(la), pl = sizeof(pa);
+	int err = gpud_flow_of_sock(fd, f);
 
-	if (getpeername(fd, (struct sockaddr *)&pa, &pl))
-		return gpud_err(-errno, "add flow: the socket is not connected (%s): rules are "
-				"for established connections", strerror(errno));
-	if (getsockname(fd, (struct sockaddr *)&la, &ll))
-		return gpud_err(-errno, "add flow: getsockname: %s", strerror(errno));
-	memset(f, 0, sizeof(*f));
-	f->sz = sizeof(*f);
-	f->family = la.ss_family;
-	if (la.ss_family == AF_INET) {
-		const struct sockaddr_in *l = (void *)&la, *p = (void *)&pa;
-
-		memcpy(f->dst_addr, &l->sin_addr, 4);
-		memcpy(f->src_addr, &p->sin_addr, 4);
-		f->dst_port = l->sin_port;
-		f->src_port = p->sin_port;
-	} else if (la.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *l = (void *)&la, *p = (void *)&pa;
-
-		memcpy(f->dst_addr, &l->sin6_addr, 16);
-		memcpy(f->src_addr, &p->sin6_addr, 16);
-		f->dst_port = l->sin6_port;
-		f->src_port = p->sin6_port;
-	} else {
-		return gpud_err(-EAFNOSUPPORT, "add flow: not an IP socket");
-	}
+	if (err == -ENOTCONN)
+		return gpud_err(err, "add flow: the socket is not connected: rules are for "
+				"established connections");
+	if (err == -EAFNOSUPPORT)
+		return gpud_err(err, "add flow: not an IP socket");
+	if (err)
+		return gpud_err(err, "add flow: getsockname: %s", strerror(-err));
 	return 0;
 }
 

@@ -136,8 +136,37 @@ struct gpud_journal_rec {
 	const uint32_t *flows;
 	size_t nflows;
 };
+/* $GPUD_STATE_DIR, else /run/gpudirect/nic; _mkdir makes it (best effort). */
+const char *gpud_state_dir(void);
+void gpud_state_mkdir(void);
 /* (Re)writes the journal; @path is chosen on the first call ("" before). */
 int gpud_journal_write(const struct gpud_journal_rec *r, char *path, size_t plen);
 void gpud_journal_remove(const char *path);
+
+/* ---- the flow of a connected socket (flow_sock.c) ---- */
+
+/*
+ * The flow that arrives on connected socket @fd, peer -> local. 0, or
+ * -ENOTCONN (not connected), -EAFNOSUPPORT (not IP), getsockname's -errno.
+ * No message: the library and gpudd each say it in their words.
+ */
+int gpud_flow_of_sock(int fd, struct gpud_flow *f);
+/* "tcp4 198.18.0.2:5000 <- 198.18.0.1:40000" */
+void gpud_flow_str(const struct gpud_flow *f, char *buf, size_t len);
+
+/* ---- one direct configurer per NIC (nic_lock.c) ---- */
+
+struct gpud_nic_lock;
+/*
+ * Takes (or, in this process, shares) the direct-configuration lock of
+ * @ifname in network namespace @netns (gpud_netns_ino() at open). -EBUSY with a message naming
+ * the holder's pid and gpudd when another process holds it. Where the lock
+ * file cannot be made (no write access), *out is an unlocked stand-in.
+ */
+int gpud_nic_lock_get(const char *ifname, unsigned long long netns,
+		      struct gpud_nic_lock **out);
+/* Inode of the calling thread's network namespace (0 if unknown): the lock's key. */
+unsigned long long gpud_netns_ino(void);
+void gpud_nic_lock_put(struct gpud_nic_lock *l);
 
 #endif /* GPUD_NIC_INTERNAL_H */

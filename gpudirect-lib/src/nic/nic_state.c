@@ -47,6 +47,8 @@ struct gpud_nic {
 	uint32_t *flows;	/* locations of rules we added */
 	size_t nflows;
 	char journal[300];	/* "": none written yet */
+	struct gpud_nic_lock *claim;	/* held while anything above is to restore */
+	unsigned long long netns;	/* the open-time namespace: the lock's key */
 };
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -86,6 +88,24 @@ static void journal_sync(struct gpud_nic *nic)
 	gpud_journal_write(&r, nic->journal, sizeof(nic->journal));
 }
 
+/*
+ * Before a change: the interface is ours alone among processes configuring
+ * it directly (nic_lock.c). Caller holds nic->lock.
+ */
+static int nic_claim(struct gpud_nic *nic)
+{
+	return nic->claim ? 0 : gpud_nic_lock_get(nic->name, nic->netns, &nic->claim);
+}
+
+/* After a change failed, or everything was put back: nothing to guard. */
+static void nic_unclaim_if_clean(struct gpud_nic *nic)
+{
+	if (nic->hds_saved || nic->ch_saved || nic->rss_orig || nic->nflows)
+		return;
+	gpud_nic_lock_put(nic->claim);
+	nic->claim = NULL;
+}
+
 int gpud_nic_open(const char *ifname, struct gpud_nic **out)
 {
 	return gpud_nic_open_opts(ifname, NULL, out);
@@ -113,6 +133,7 @@ int gpud_nic_open_opts(const char *ifname, const struct gpud_agent_opts *opts,
 	if (!nic)
 		return gpud_err(-ENOMEM, "nic open: out of memory");
 	snprintf(nic->name, sizeof(nic->name), "%s", ifname);
+	nic->netns = gpud_netns_ino();
 	nic->ifindex = (int)if_nametoindex(ifname);
 	if (!nic->ifindex) {
 		err = gpud_err(-ENODEV, "no interface %s in this network namespace", ifname);
@@ -223,6 +244,9 @@ int gpud_nic_set_header_split(struct gpud_nic *nic, bool on)
 	if (nic->agent)
 		return gpud_nic_agent_hds(nic, on);
 	pthread_mutex_lock(&nic->lock);
+	err = nic_claim(nic);
+	if (err)
+		goto out;
 	err = gpud_ethtool_get_hds(nic->eth, nic->ifindex, &cur);
 	if (err == -EOPNOTSUPP) {
 		err = gpud_err(err, "%s: the driver has no ring parameters, so no TCP header "
@@ -244,6 +268,7 @@ int gpud_nic_set_header_split(struct gpud_nic *nic, bool on)
 	gpud_log(GPUD_LOG_INFO, "%s: tcp-data-split %s (was %u)", nic->name,
 		 on ? "on" : "off", cur);
 out:
+	nic_unclaim_if_clean(nic);
 	pthread_mutex_unlock(&nic->lock);
 	return err;
 }
@@ -260,6 +285,9 @@ int gpud_nic_set_rx_channels(struct gpud_nic *nic, unsigned int count)
 		return gpud_err(-EPERM, "set rx channels %s: gpudd owns the channel counts of "
 				"this node's NICs (set them before starting it)", nic->name);
 	pthread_mutex_lock(&nic->lock);
+	err = nic_claim(nic);
+	if (err)
+		goto out;
 	err = gpud_ethtool_get_channels(nic->eth, nic->ifindex, &cur);
 	if (err)
 		goto out;
@@ -289,6 +317,7 @@ int gpud_nic_set_rx_channels(struct gpud_nic *nic, unsigned int count)
 	}
 	gpud_log(GPUD_LOG_INFO, "%s: %u RX channels", nic->name, count);
 out:
+	nic_unclaim_if_clean(nic);
 	pthread_mutex_unlock(&nic->lock);
 	return err;
 }
@@ -355,6 +384,9 @@ int gpud_nic_add_flow(struct gpud_nic *nic, const struct gpud_flow *flow, unsign
 				"proves are its own: use gpud_nic_add_flow_sock() with the "
 				"connected socket", nic->name);
 	pthread_mutex_lock(&nic->lock);
+	err = nic_claim(nic);
+	if (err)
+		goto out;
 	grown = realloc(nic->flows, (nic->nflows + 1) * sizeof(*grown));
 	if (!grown) {
 		err = gpud_err(-ENOMEM, "add flow: out of memory");
@@ -371,6 +403,7 @@ int gpud_nic_add_flow(struct gpud_nic *nic, const struct gpud_flow *flow, unsign
 	gpud_log(GPUD_LOG_INFO, "%s: n-tuple rule %u steers to queue %u", nic->name, loc, queue);
 	*rule_id = loc;
 out:
+	nic_unclaim_if_clean(nic);
 	pthread_mutex_unlock(&nic->lock);
 	return err;
 }
@@ -399,6 +432,7 @@ int gpud_nic_del_flow(struct gpud_nic *nic, uint32_t rule_id)
 	}
 	nic->flows[i] = nic->flows[--nic->nflows];
 	journal_sync(nic);
+	nic_unclaim_if_clean(nic);
 out:
 	pthread_mutex_unlock(&nic->lock);
 	return err;
@@ -438,6 +472,9 @@ int gpud_nic_rss_limit(struct gpud_nic *nic, unsigned int first_excluded)
 		return 0;
 	}
 	pthread_mutex_lock(&nic->lock);
+	err = nic_claim(nic);
+	if (err)
+		goto out;
 	err = gpud_rss_rings(nic->ioctl_fd, nic->name, &rings);
 	if (!err)
 		err = rss_save(nic, rings);
@@ -465,6 +502,7 @@ int gpud_nic_rss_limit(struct gpud_nic *nic, unsigned int first_excluded)
 			 first_excluded - 1);
 out:
 	free(t);
+	nic_unclaim_if_clean(nic);
 	pthread_mutex_unlock(&nic->lock);
 	return err;
 }
@@ -477,6 +515,9 @@ int gpud_nic_rss_set_table(struct gpud_nic *nic, const uint32_t *table, uint32_t
 	if (!nic || !table || !size)
 		return gpud_err(-EINVAL, "rss set: bad arguments");
 	pthread_mutex_lock(&nic->lock);
+	err = nic_claim(nic);
+	if (err)
+		goto out;
 	err = gpud_rss_rings(nic->ioctl_fd, nic->name, &rings);
 	if (!err)
 		err = rss_save(nic, rings);
@@ -493,6 +534,7 @@ int gpud_nic_rss_set_table(struct gpud_nic *nic, const uint32_t *table, uint32_t
 	if (err)
 		err = nic_ioctl_fail(nic, err, "setting the RSS table of");
 out:
+	nic_unclaim_if_clean(nic);
 	pthread_mutex_unlock(&nic->lock);
 	return err;
 }
@@ -551,6 +593,7 @@ static void nic_restore(struct gpud_nic *nic)
 				 nic->name, strerror(-err));
 		nic->hds_saved = false;
 	}
+	nic_unclaim_if_clean(nic);
 }
 
 void gpud_nic_free(struct gpud_nic *nic)

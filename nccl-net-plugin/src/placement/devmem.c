@@ -342,6 +342,13 @@ int dm_devmem_setup_comm(struct dm_comm *c)
 		c->mode = DM_MODE_COPY;
 		snprintf(c->mode_reason, sizeof(c->mode_reason),
 			 "NCCL_DEVMEM_MODE=auto, devmem unavailable: %s", why);
+		/*
+		 * Another process holds the NIC (no gpudd) or our queue (gpudd):
+		 * a job that should have devmem loses it, so not an INFO line.
+		 */
+		if (err == -EBUSY || err == -EEXIST)
+			DM_WARN("recv comm on %s: NCCL_DEVMEM_MODE=auto: copying, not devmem: %s",
+				ifname, why);
 		err = 0;
 		goto out;
 	}
