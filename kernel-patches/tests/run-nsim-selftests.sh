@@ -5,7 +5,8 @@
 # name, exit status (0 pass, 4 skip, else fail), seconds. Used to compare a
 # kernel with and without the series (cover letter).
 #
-# usage: run-nsim-selftests.sh KERNEL_TREE [PER_TEST_TIMEOUT_S]
+# usage: run-nsim-selftests.sh KERNEL_TREE [PER_TEST_TIMEOUT_S [TEST.sh...]]
+# (with TEST.sh names, only those)
 set -uo pipefail
 
 tree=${1:?usage: run-nsim-selftests.sh KERNEL_TREE [TIMEOUT]}
@@ -16,6 +17,7 @@ dir=$tree/tools/testing/selftests/drivers/net/netdevsim
 progs=($(sed -n '/^TEST_PROGS/,/^$/p' "$dir/Makefile" |
 	 grep -o '[A-Za-z0-9_.-]*\.sh' | grep -vx devmem.sh))
 [ ${#progs[@]} -gt 0 ] || { echo "no TEST_PROGS in $dir/Makefile"; exit 1; }
+[ $# -gt 2 ] && progs=("${@:3}")
 cd "$dir" || exit 1
 echo "kernel $(uname -r), ${#progs[@]} tests, limit ${limit} s each"
 for t in "${progs[@]}"; do
