@@ -14,6 +14,7 @@ pkgs=(
 	# patched-kernel VM tier
 	linux-source-6.12 qemu-system-x86 busybox-static
 	flex bison bc libelf-dev libssl-dev cpio kmod xz-utils
+	python3-yaml			# kselftest devmem.sh: YNL CLI sets tcp-data-split (ethtool 6.1 cannot)
 	gnuplot-nox			# docs/results plots
 )
 
