@@ -14,8 +14,8 @@
  * puts RSS, rules and header split back.
  *
  * A fused device (makeVDevice) does this on every member NIC: each member
- * its own NCCL_DEVMEM_QUEUES, header split, RSS limit and binding of the
- * device's one pool (dev_setup says why one), and each data socket's rule
+ * its own NCCL_DEVMEM_QUEUES, header split, RSS limit and binding of its
+ * slice of the device's one pool (pool_slice says why), and each data socket's rule
  * on the member its flow arrives on. A member's queues serve one device: an
  * interface used in devmem mode both alone and inside a fused device at
  * once finds its queues bound already (EEXIST; auto mode then copies).
@@ -28,6 +28,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 pthread_mutex_t dm_devmem_lock = PTHREAD_MUTEX_INITIALIZER;
 /* by device number: interfaces, then the fused devices (each its own pool over its members) */
@@ -190,6 +191,7 @@ static void nics_release(struct dm_devmem_dev *d)
 		struct dm_devmem_nic *n = &d->nics[i];
 
 		gpud_binding_free(n->binding);
+		gpud_mem_free(n->slice);	/* after its binding, before the pool */
 		gpud_nic_free(n->nic);	/* rules, RSS, header split */
 		*n = (struct dm_devmem_nic){ 0 };
 	}
@@ -197,19 +199,41 @@ static void nics_release(struct dm_devmem_dev *d)
 }
 
 /*
- * A fused device binds ONE pool on each member NIC rather than a pool per
- * member: a dma-buf may be attached to several devices, and the frag_offset
- * the kernel reports (net_iov_virtual_addr(), net/core/devmem.c in 6.12) is
- * the fragment's offset in the dma-buf, whichever binding it came through;
- * only dmabuf_id differs (the library checks it per socket against that
- * socket's member's binding). One pool keeps NCCL's device unpack right: its
- * handle has a single bounce_buf that every src_off counts from, and a comm
- * on a fused device is one NCCL connection. It also keeps one
- * NCCL_DEVMEM_POOL_SIZE, one hold limit and one GPU context per device. The
- * price: the members' fragments share the pool's pages (size it for all of
- * them), and on GPU memory each member's attachment maps the same pages
- * (BAR1 space per NIC on a PCIe host).
+ * A fused device has ONE pool, cut into a disjoint slice per member NIC,
+ * each slice its own dma-buf (gpud_mem_slice) bound on that member's queues.
+ * One memory keeps NCCL's device unpack right: its handle has a single
+ * bounce_buf that every src_off counts from, and a comm on a fused device is
+ * one NCCL connection; it also keeps one NCCL_DEVMEM_POOL_SIZE, hold limit
+ * and GPU context per device. Slices, not the whole pool bound on every
+ * member: the kernel gives each binding a chunk allocator over all pages of
+ * its dma-buf (net_devmem_bind_dmabuf(), net/core/devmem.c in 6.12), so two
+ * bindings of one dma-buf hand the same pages to both NICs, which then
+ * overwrite each other's payload (seen in the VM: the first 1-byte message
+ * arrived wrong). The kernel's frag_offset is an offset in the binding's
+ * dma-buf, i.e. in the slice: a socket adds its member's slice_off
+ * (devmem_rx.c) and the rest of the data path sees pool offsets. The price:
+ * each member NIC has 1/n of the pool to fill.
  */
+static int pool_slice(struct dm_devmem_dev *d, const struct dm_dev *nd)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t len = d->pool_size / (size_t)d->nnics / page * page;
+	int err;
+
+	if (d->nnics == 1)
+		return 0;
+	for (int i = 0; i < d->nnics; i++) {
+		d->nics[i].slice_off = (uint64_t)i * len;
+		err = gpud_mem_slice(d->pool, (size_t)d->nics[i].slice_off, len, &d->nics[i].slice);
+		if (err) {
+			snprintf(d->why, sizeof(d->why), "%s: one pool for %d NICs: %s", nd->name,
+				 d->nnics, gpud_errmsg());
+			return err;
+		}
+	}
+	return 0;
+}
+
 static int dev_setup(int dev, struct dm_devmem_dev *d)
 {
 	const struct dm_dev *nd = dm_dev_get(dev);
@@ -239,16 +263,20 @@ static int dev_setup(int dev, struct dm_devmem_dev *d)
 			 gpud_mem_kind_name(pc.kind));
 		goto err_mem;
 	}
+	err = pool_slice(d, nd);
+	if (err)
+		goto err_mem;	/* nics_release() frees the slices made */
 	for (i = 0; i < d->nnics; i++) {
 		struct dm_devmem_nic *n = &d->nics[i];
 		const struct dm_dev *m = dm_dev_member(dev, i);
+		struct gpud_mem *mem = n->slice ? n->slice : d->pool;
 
-		err = gpud_bind_rx(m->ifindex, d->pool, n->queues, n->nqueues, &n->binding);
+		err = gpud_bind_rx(m->ifindex, mem, n->queues, n->nqueues, &n->binding);
 		if (err)
 			goto err_msg_mem;	/* nics_release() frees the bindings made */
-		DM_INFO("dev %d (%s): devmem pool of %zu MiB %s memory bound to %d RX queue(s) of %s",
+		DM_INFO("dev %d (%s): devmem pool of %zu MiB %s memory bound to %d RX queue(s) of %s (%zu MiB from %llu MiB)",
 			dev, nd->name, d->pool_size >> 20, gpud_mem_kind_name(pc.kind), n->nqueues,
-			m->name);
+			m->name, gpud_mem_size(mem) >> 20, (unsigned long long)(n->slice_off >> 20));
 	}
 	atomic_store(&d->held, 0);
 	d->held_max = (unsigned int)(d->pool_size / 4096 * (unsigned int)dm_cfg.unpack_hold / 100);
@@ -332,6 +360,7 @@ static int sock_setup(int dev, struct dm_devmem_dev *d, struct dm_sock *s, char 
 	if (!r)
 		return -ENOMEM;
 	r->nic = m;
+	r->pool_off = n->slice_off;
 	/*
 	 * Steer before the handshake reply: no payload can arrive earlier. By
 	 * the socket, not its addresses: gpudd steers only connections a

@@ -27,9 +27,10 @@
  *   plugin_multinic devmem-fused  (patched-kernel VM) the same two pairs,
  *                            fused by makeVDevice: one devmem comm over both
  *                            ports, one pool bound on each (both bindings
- *                            logged), every size byte-exact, each sending
- *                            port's counter grows by at least 4 MiB of the
- *                            ~13 MB it carries
+ *                            logged), every size byte-exact, each port's
+ *                            half of the pool filled twice over (tokens come
+ *                            back per socket), each sending port's counter
+ *                            grows by at least 8 MiB of the ~38 MB it carries
  *   plugin_multinic devmem-fused-unpack  that with NCCL_DEVMEM_UNPACK=nccl:
  *                            the CPU stand-in for NCCL's kernel unpacks every
  *                            receive from the one pool (src_off inside it)
@@ -684,7 +685,13 @@ static void devmem_fused(void)
 	for (int k = 0; k < NSIZES; k++)
 		if (sizes[k] <= (16u << 20))
 			xfer(&c, sizes[k], seed++);
-	xfer(&c, 16u << 20, seed++);
+	/*
+	 * Each member binds half the 32 MiB pool: four 16 MiB messages put
+	 * 32 MiB through each half, so its pages are only there again if every
+	 * socket gave its tokens back.
+	 */
+	for (int i = 0; i < 4; i++)
+		xfer(&c, 16u << 20, seed++);
 	/* small messages one after another: each on the next socket, so the next member */
 	for (int i = 0; i < 64; i++)
 		xfer(&c, 60000 + (size_t)i, seed++);
@@ -700,15 +707,15 @@ static void devmem_fused(void)
 		total += bytes[i];
 	}
 	/*
-	 * The comm's ~26 MB split over four sockets, two per port: each port
-	 * sent ~13 MB. netdevsim's tx counter reads between about half and all
-	 * of what a port sent (see devmem_two), so 4 MiB proves a real share
+	 * The comm's ~76 MB split over four sockets, two per port: each port
+	 * sent ~38 MB. netdevsim's tx counter reads between about half and all
+	 * of what a port sent (see devmem_two), so 8 MiB proves a real share
 	 * without flaking on the counter.
 	 */
 	for (int i = 0; !rx && i < 2; i++) {
 		t_log("sent on %s: %llu bytes by its counter, %.1f %% of both", mine[i], bytes[i],
 		      total ? 100.0 * bytes[i] / total : 0.0);
-		if (bytes[i] < (4ull << 20))
+		if (bytes[i] < (8ull << 20))
 			T_FAIL("%s sent only %llu bytes by its counter: the fused comm did not stripe over it",
 			       mine[i], bytes[i]);
 	}
