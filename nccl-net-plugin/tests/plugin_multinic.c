@@ -17,6 +17,9 @@
  *   plugin_multinic fused-unpack  the fused test with NCCL_DEVMEM_UNPACK=nccl:
  *                            the device handle NCCL gives accept is filled,
  *                            every receive consumed (copy mode: 0 entries)
+ *   plugin_multinic fused-auto  the fused test with NCCL_DEVMEM_MODE=auto on
+ *                            veth (no devmem): the comm copies, and the logged
+ *                            reason names the member that cannot do devmem
  *   plugin_multinic devmem-two  (patched-kernel VM) two netdevsim pairs, the
  *                            second from nsim-pair.sh: both ports are devices,
  *                            each binds its own pool, a devmem comm on each,
@@ -400,6 +403,15 @@ static void fused(bool v6)
 	}
 	/* the payload (about 72 MiB) went over the links, not around them */
 	T_ASSERT(total > (68ull << 20));
+	if (rx && h_log_needle[0]) {
+		/* auto on veth: devmem set up on the members, refused by the first, copied */
+		const char *why = strstr(h_log_hit, "unavailable: ");
+
+		T_ASSERT_EQ(1, h_log_hits);
+		t_log("%s", h_log_hit);
+		if (!why || !strstr(why, mine[0]))
+			T_FAIL("the copy reason does not name member %s: %s", mine[0], h_log_hit);
+	}
 	close_conn(&c);
 }
 
@@ -740,6 +752,9 @@ int main(int argc, char **argv)
 		fused(false);
 	else if (!strcmp(what, "ipv6-fused"))
 		fused(true);
+	else if (!strcmp(what, "fused-auto") && setenv("NCCL_DEVMEM_MODE", "auto", 1) == 0 &&
+		 snprintf(h_log_needle, sizeof(h_log_needle), "copy mode (NCCL_DEVMEM_MODE=auto, devmem unavailable"))
+		fused(false);
 	else if (!strcmp(what, "select"))
 		selection();
 	else if (!strcmp(what, "ipv6"))
