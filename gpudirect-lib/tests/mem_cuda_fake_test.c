@@ -145,6 +145,35 @@ static void happy_path(void)
 	assert_clean(fds);
 }
 
+/* gpud_mem_slice of GPU memory: a dma-buf of that range, copies shifted, the context popped. */
+static void slice(void)
+{
+	struct gpud_mem_opts o = opts(0, 0);
+	struct gpud_mem *m = NULL, *s = NULL;
+	uint8_t buf[4096], back[4096];
+	int fds;
+
+	use_fake();
+	fds = t_count_fds();
+	T_ASSERT_OK(gpud_mem_create(GPUD_MEM_CUDA, 4u << 20, &o, &m));
+	T_ASSERT_OK(gpud_mem_slice(m, 2u << 20, 2u << 20, &s));
+	T_ASSERT_EQ(fds + 2, t_count_fds());
+	T_ASSERT(gpud_mem_dmabuf_fd(s) >= 0 && gpud_mem_dmabuf_fd(s) != gpud_mem_dmabuf_fd(m));
+	T_ASSERT_EQ(2u << 20, (size_t)lseek(gpud_mem_dmabuf_fd(s), 0, SEEK_END));
+	T_ASSERT_EQ(gpud_mem_device_ptr(m) + (2u << 20), gpud_mem_device_ptr(s));
+	T_ASSERT_EQ(GPUD_MEM_CUDA, gpud_mem_kind(s));
+	T_ASSERT_EQ(0, ctx_depth());
+	t_pattern_fill(9, 0, buf, sizeof(buf));
+	T_ASSERT_OK(gpud_mem_write(s, 4096, buf, sizeof(buf)));
+	T_ASSERT_OK(gpud_mem_read(m, (2u << 20) + 4096, back, sizeof(back)));
+	T_ASSERT_EQ(-1, t_pattern_check(9, 0, back, sizeof(back)));
+	T_ASSERT_EQ(-ERANGE, gpud_mem_read(s, 2u << 20, back, 1));
+	T_ASSERT_EQ(-EINVAL, gpud_mem_slice(m, 4096, 4u << 20, &s));
+	gpud_mem_free(s);
+	gpud_mem_free(m);
+	assert_clean(fds);
+}
+
 static void no_dmabuf_support(void)
 {
 	struct gpud_mem_opts o = opts(0, 0);
@@ -291,6 +320,7 @@ int main(void)
 	t_scenario("library without cuGetProcAddress_v2: -ENOSYS", no_getprocaddress);
 	t_scenario("library lacking a symbol: -ENOSYS naming it", missing_symbol);
 	t_scenario("export, copy, bounds, rounding, free", happy_path);
+	t_scenario("a slice with a dma-buf of its own", slice);
 	t_scenario("driver without dma-buf support: -EOPNOTSUPP", no_dmabuf_support);
 	t_scenario("device out of range: -ENODEV with the count", device_range);
 	t_scenario("probe text with BAR1, cached", probe_and_cache);

@@ -17,6 +17,9 @@
  *   plugin_multinic fused-unpack  the fused test with NCCL_DEVMEM_UNPACK=nccl:
  *                            the device handle NCCL gives accept is filled,
  *                            every receive consumed (copy mode: 0 entries)
+ *   plugin_multinic fused-auto  the fused test with NCCL_DEVMEM_MODE=auto on
+ *                            veth (no devmem): the comm copies, and the logged
+ *                            reason names the member that cannot do devmem
  *   plugin_multinic devmem-two  (patched-kernel VM) two netdevsim pairs, the
  *                            second from nsim-pair.sh: both ports are devices,
  *                            each binds its own pool, a devmem comm on each,
@@ -24,6 +27,17 @@
  *                            grows by at least 1 MiB (netdevsim counts no
  *                            received bytes on a devmem port and its tx count
  *                            is not exact: evidence of traffic, not a share)
+ *   plugin_multinic devmem-fused  (patched-kernel VM) the same two pairs,
+ *                            fused by makeVDevice: one devmem comm over both
+ *                            ports, one pool bound on each (both bindings
+ *                            logged), every size byte-exact, each port's
+ *                            half of the pool filled twice over (tokens come
+ *                            back per socket), each sending port's counter
+ *                            grows by at least 8 MiB of the ~38 MB it carries
+ *   plugin_multinic devmem-fused-unpack  that with NCCL_DEVMEM_UNPACK=nccl:
+ *                            the CPU stand-in for NCCL's kernel unpacks every
+ *                            receive from the one pool (src_off inside it)
+ *                            and gets most of each receive's bytes to copy
  *   plugin_multinic family-mismatch  a dual-stack link, the receiver on IPv6
  *                            (NCCL_DEVMEM_FAMILY=AF_INET6), the sender on
  *                            IPv4: connect fails at once naming the variable,
@@ -38,6 +52,7 @@
  */
 #include "harness.h"
 #include "conn/conn.h"
+#include "unpack_consumer.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -56,6 +71,7 @@ static struct h_pair HP;
 static bool rx;
 static ncclNetDeviceHandle_v11_t *dh;	/* fused-unpack: NCCL's device handle */
 static int want_family;	/* the listen handle's family, 0 = any */
+static size_t devmem_pool;	/* devmem-fused-unpack: the pool NCCL's kernel reads */
 
 /* ---- links ---- */
 
@@ -217,6 +233,26 @@ static void close_conn(struct conn *c)
 	}
 }
 
+/*
+ * What NCCL's kernel does with a receive test() said is done (the CPU stand-in,
+ * tests/unpack_consumer.c): copy mode publishes nothing, devmem leaves it most
+ * of the bytes, every entry inside the pool.
+ */
+static void nccl_unpack(struct conn *c, size_t posted, size_t size)
+{
+	struct h_unpack_step st;
+	int err = h_unpack_consume(dh->handle, c->buf, posted, devmem_pool, &st);
+
+	if (err)
+		T_FAIL("NCCL's kernel would have read bad metadata for a %zu-byte receive: %s", size,
+		       strerror(-err));
+	if (!devmem_pool)
+		T_ASSERT_EQ(0, st.cnt);
+	else if (size >= 4096 && size <= NCCL_NET_UNPACK_MAX_SLICE_SIZE && st.bytes < size / 2)
+		T_FAIL("devmem: NCCL's kernel got only %llu of %zu bytes (%llu entries) to copy",
+		       (unsigned long long)st.bytes, size, (unsigned long long)st.cnt);
+}
+
 /* One message of @size, every byte checked, nothing past it written. */
 static void xfer(struct conn *c, size_t size, uint64_t seed)
 {
@@ -234,6 +270,8 @@ static void xfer(struct conn *c, size_t size, uint64_t seed)
 			T_ASSERT_EQ(ncclSuccess, h_irecv(&P, c->comm, 1, &data, &max, &tag, &c->mh, &req));
 		T_ASSERT_EQ(ncclSuccess, h_wait(&P, req, &got, TO));
 		T_ASSERT_EQ(size, got);
+		if (dh)
+			nccl_unpack(c, max, size);
 		bad = t_pattern_check(seed, 0, c->buf, size);
 		if (bad >= 0)
 			T_FAIL("%zu-byte message: byte %ld differs", size, bad);
@@ -365,6 +403,15 @@ static void fused(bool v6)
 	}
 	/* the payload (about 72 MiB) went over the links, not around them */
 	T_ASSERT(total > (68ull << 20));
+	if (rx && h_log_needle[0]) {
+		/* auto on veth: devmem set up on the members, refused by the first, copied */
+		const char *why = strstr(h_log_hit, "unavailable: ");
+
+		T_ASSERT_EQ(1, h_log_hits);
+		t_log("%s", h_log_hit);
+		if (!why || !strstr(why, mine[0]))
+			T_FAIL("the copy reason does not name member %s: %s", mine[0], h_log_hit);
+	}
 	close_conn(&c);
 }
 
@@ -607,12 +654,92 @@ static void devmem_two(void)
 		close_conn(&c[i]);
 }
 
+/*
+ * One devmem comm on a device fusing both netdevsim ports. NCCL_DEVMEM_MODE=
+ * devmem: if either member cannot bind or steer, accept fails (no skip, no
+ * silent copy), and both members' bindings must be in the log.
+ */
+static void devmem_fused(void)
+{
+	const char *mine[2] = { rx ? "nsim0" : "nsim1", rx ? "nsim2" : "nsim3" };
+	unsigned long long before[2], bytes[2], total = 0;
+	ncclNetVDeviceProps_v12_t vp = { .ndevs = 2 };
+	struct conn c = { 0 };
+	uint64_t seed = 200;
+	char want[40];
+	int d = -1;
+
+	if (rx)
+		add_nsim_pair();
+	links_ready();
+	setenv("NCCL_DEVMEM_MODE", "devmem", 1);
+	setenv("NCCL_DEVMEM_POOL_SIZE", "32M", 1);	/* one pool for both; udmabuf caps at 64 MiB */
+	setenv("NCCL_DEVMEM_IFNAME", "nsim", 1);
+	snprintf(h_log_needle, sizeof(h_log_needle), "devmem pool of 32 MiB host memory bound");
+	h_load(&P, 12);
+	T_ASSERT_EQ(2, ndevs());
+	for (int i = 0; i < 2; i++)
+		vp.devs[i] = dev_named(mine[i]);
+	T_ASSERT_EQ(ncclSuccess, P.v12->makeVDevice(&d, &vp));
+	T_ASSERT_EQ(2, d);
+	{
+		ncclNetProperties_v12_t pr;
+
+		T_ASSERT_EQ(ncclSuccess, P.v12->getProperties(d, &pr));
+		snprintf(want, sizeof(want), "%s+%s", mine[0], mine[1]);
+		T_ASSERT_STREQ(want, pr.name);
+	}
+	if (getenv("NCCL_DEVMEM_UNPACK"))
+		devmem_pool = 32u << 20;
+	for (int i = 0; i < 2; i++)
+		before[i] = if_bytes(mine[i], !rx);
+	connect_dev(d, &c, (16 << 20) + SLACK);
+	for (int k = 0; k < NSIZES; k++)
+		if (sizes[k] <= (16u << 20))
+			xfer(&c, sizes[k], seed++);
+	/*
+	 * Each member binds half the 32 MiB pool: four 16 MiB messages put
+	 * 32 MiB through each half, so its pages are only there again if every
+	 * socket gave its tokens back.
+	 */
+	for (int i = 0; i < 4; i++)
+		xfer(&c, 16u << 20, seed++);
+	/* small messages one after another: each on the next socket, so the next member */
+	for (int i = 0; i < 64; i++)
+		xfer(&c, 60000 + (size_t)i, seed++);
+	if (rx) {
+		/* one pool, bound on each member NIC */
+		T_ASSERT_EQ(2, h_log_hits);
+		t_log("the fused device bound its pool twice, the last: %s", h_log_hit);
+		if (!strstr(h_log_hit, want))
+			T_FAIL("the binding was not the fused device's: %s", h_log_hit);
+	}
+	for (int i = 0; i < 2; i++) {
+		bytes[i] = if_bytes(mine[i], !rx) - before[i];
+		total += bytes[i];
+	}
+	/*
+	 * The comm's ~76 MB split over four sockets, two per port: each port
+	 * sent ~38 MB. netdevsim's tx counter reads between about half and all
+	 * of what a port sent (see devmem_two), so 8 MiB proves a real share
+	 * without flaking on the counter.
+	 */
+	for (int i = 0; !rx && i < 2; i++) {
+		t_log("sent on %s: %llu bytes by its counter, %.1f %% of both", mine[i], bytes[i],
+		      total ? 100.0 * bytes[i] / total : 0.0);
+		if (bytes[i] < (8ull << 20))
+			T_FAIL("%s sent only %llu bytes by its counter: the fused comm did not stripe over it",
+			       mine[i], bytes[i]);
+	}
+	close_conn(&c);
+}
+
 int main(int argc, char **argv)
 {
 	const char *what = argc > 1 ? argv[1] : "fused";
 	double t0 = t_now();
 
-	if (!strcmp(what, "devmem-two")) {
+	if (!strncmp(what, "devmem-", 7)) {
 		if (!t_in_vm())
 			t_skip("two netdevsim pairs need the patched-kernel VM");
 		nsim_pair_up();
@@ -625,6 +752,9 @@ int main(int argc, char **argv)
 		fused(false);
 	else if (!strcmp(what, "ipv6-fused"))
 		fused(true);
+	else if (!strcmp(what, "fused-auto") && setenv("NCCL_DEVMEM_MODE", "auto", 1) == 0 &&
+		 snprintf(h_log_needle, sizeof(h_log_needle), "copy mode (NCCL_DEVMEM_MODE=auto, devmem unavailable"))
+		fused(false);
 	else if (!strcmp(what, "select"))
 		selection();
 	else if (!strcmp(what, "ipv6"))
@@ -633,6 +763,10 @@ int main(int argc, char **argv)
 		family_mismatch();
 	else if (!strcmp(what, "devmem-two"))
 		devmem_two();
+	else if (!strcmp(what, "devmem-fused"))
+		devmem_fused();
+	else if (!strcmp(what, "devmem-fused-unpack") && setenv("NCCL_DEVMEM_UNPACK", "nccl", 1) == 0)
+		devmem_fused();
 	else
 		T_FAIL("unknown scenario %s", what);
 	if (P.so)

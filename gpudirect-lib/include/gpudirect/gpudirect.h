@@ -205,7 +205,9 @@ GPUD_API const char *gpud_mem_kind_name(enum gpud_mem_kind kind);
  *   -ENOMEM and others translated from the driver's error (its own text is
  *               kept in the message)
  * When the memory can be allocated but not exported the call still succeeds
- * if GPUD_MEM_F_NO_DMABUF is set. Nothing is leaked on failure.
+ * if GPUD_MEM_F_NO_DMABUF is set. Nothing is leaked on failure. Exported
+ * host memory holds an fd per memfd segment (normally one; two when the
+ * hugetlb pool is short) besides the dma-buf, for gpud_mem_slice().
  *
  * Returns 0 and stores the new object in *out (only on success).
  * Thread-safe (distinct calls create distinct objects).
@@ -220,6 +222,20 @@ GPUD_API int gpud_mem_create(enum gpud_mem_kind kind, size_t size,
  * NULL is fine. Must not race with any other call on @mem.
  */
 GPUD_API void gpud_mem_free(struct gpud_mem *mem);
+
+/*
+ * A view of bytes [@off, @off + @len) of @mem with a dma-buf of its own that
+ * covers only them: byte N of the slice (its dma-buf, host and device
+ * pointers, gpud_mem_write/read) is byte @off + N of @mem. Why: the kernel
+ * gives each RX binding of a dma-buf an allocator over all of its pages, so
+ * one dma-buf bound to two NICs has both writing into the same pages; NICs
+ * that share one memory need disjoint slices, one binding each. @off and
+ * @len page-aligned and inside @mem (-EINVAL). Host (udmabuf) and CUDA
+ * memory; other kinds -EOPNOTSUPP; memory made with GPUD_MEM_F_NO_DMABUF
+ * -ENOENT. Free slices (gpud_mem_free()) before @mem. Returns 0 and *out
+ * only on success.
+ */
+GPUD_API int gpud_mem_slice(struct gpud_mem *mem, size_t off, size_t len, struct gpud_mem **out);
 
 /* Accessors: constant for the object's life; safe from any thread. */
 GPUD_API enum gpud_mem_kind gpud_mem_kind(const struct gpud_mem *mem);

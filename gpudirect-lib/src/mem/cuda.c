@@ -317,6 +317,23 @@ err_free_cm:
 	return ret;
 }
 
+/* A dma-buf of [off, off + len) of the allocation, in its own context. */
+static int cuda_export_range(struct gpud_mem *mem, size_t off, size_t len, int *out_fd)
+{
+	struct cuda_mem *cm = mem->priv;
+	const struct gpud_cudrv *api = cm->api;
+	CUcontext cur;
+	CUresult r;
+	int ret;
+
+	r = api->CtxPushCurrent(cm->ctx);
+	if (r)
+		return cu_fail(api, r, mem->opts.device, "cuCtxPushCurrent");
+	ret = cuda_export(api, mem->opts.device, (CUdeviceptr)(mem->dev_ptr + off), len, out_fd);
+	api->CtxPopCurrent(&cur);
+	return ret;
+}
+
 static void cuda_destroy(struct gpud_mem *mem)
 {
 	struct cuda_mem *cm = mem->priv;
@@ -419,4 +436,5 @@ const struct gpud_mem_ops gpud_mem_cuda_ops = {
 	.write = cuda_write,
 	.read = cuda_read,
 	.placement = cuda_placement,
+	.export_range = cuda_export_range,
 };

@@ -13,7 +13,9 @@
  *     silently dropping huge pages altogether);
  *   - a test capped the segment size (gpud_mem_host_set_segment_max()).
  * The segments are mapped back to back so the CPU sees one range, and the
- * list keeps that order, so dma-buf offset N is mapping offset N.
+ * list keeps that order, so dma-buf offset N is mapping offset N. Exported
+ * memory keeps its memfds open (one fd per segment, normally one or two):
+ * gpud_mem_slice() builds a slice's udmabuf from parts of them.
  */
 #include "mem_internal.h"
 
@@ -51,6 +53,9 @@ struct host_seg {
 struct host_mem {
 	void *resv;		/* whole reservation, munmap()ed at destroy */
 	size_t resv_len;
+	/* exported memory keeps its memfds: gpud_mem_slice() exports parts of them */
+	struct host_seg *segs;
+	int nseg;
 };
 
 static size_t segment_max;	/* test hook; accessed with __atomic only */
@@ -235,7 +240,8 @@ err_close:
 	return ret;
 }
 
-static int udmabuf_export(const struct host_seg *segs, int nseg, int *out_fd)
+/* One dma-buf over segs[i] from byte offs[i] (@offs NULL: from 0), segs[i].size each. */
+static int udmabuf_export(const struct host_seg *segs, const size_t *offs, int nseg, int *out_fd)
 {
 	struct udmabuf_create_list *list;
 	int devfd, fd, ret;
@@ -251,7 +257,7 @@ static int udmabuf_export(const struct host_seg *segs, int nseg, int *out_fd)
 		struct udmabuf_create c = {
 			.memfd = (__u32)segs[0].memfd,
 			.flags = UDMABUF_FLAGS_CLOEXEC,
-			.offset = 0,
+			.offset = offs ? offs[0] : 0,
 			.size = segs[0].size,
 		};
 
@@ -266,7 +272,7 @@ static int udmabuf_export(const struct host_seg *segs, int nseg, int *out_fd)
 		list->count = (__u32)nseg;
 		for (int i = 0; i < nseg; i++) {
 			list->list[i].memfd = (__u32)segs[i].memfd;
-			list->list[i].offset = 0;
+			list->list[i].offset = offs ? offs[i] : 0;
 			list->list[i].size = segs[i].size;
 		}
 		fd = ioctl(devfd, UDMABUF_CREATE_LIST, list);
@@ -352,14 +358,22 @@ static int host_create(struct gpud_mem *mem, size_t req)
 		off += segs[i].size;
 	}
 	if (export) {
-		ret = udmabuf_export(segs, nseg, &fd);
+		ret = udmabuf_export(segs, NULL, nseg, &fd);
 		if (ret)
 			goto err_unmap;
 	}
-	/* The mappings and the dma-buf hold their own references: fds can go. */
-	for (int i = 0; i < nseg; i++)
-		close(segs[i].memfd);
-	free(segs);
+	/*
+	 * The mappings and the dma-buf hold their own references; exported
+	 * memory keeps the fds for slices (export_range), the rest closes them.
+	 */
+	if (export) {
+		hm->segs = segs;
+		hm->nseg = nseg;
+	} else {
+		for (int i = 0; i < nseg; i++)
+			close(segs[i].memfd);
+		free(segs);
+	}
 
 	mem->size = size;
 	mem->host_ptr = base;
@@ -385,8 +399,44 @@ static void host_destroy(struct gpud_mem *mem)
 
 	if (mem->dmabuf_fd >= 0)
 		close(mem->dmabuf_fd);
+	for (int i = 0; i < hm->nseg; i++)
+		close(hm->segs[i].memfd);
+	free(hm->segs);
 	munmap(hm->resv, hm->resv_len);
 	free(hm);
+}
+
+/* A udmabuf over the parts of the segments that [off, off + len) covers. */
+static int host_export_range(struct gpud_mem *mem, size_t off, size_t len, int *out_fd)
+{
+	struct host_mem *hm = mem->priv;
+	size_t at = 0, end = off + len, *offs;
+	struct host_seg *part;
+	int n = 0, ret;
+
+	if (!hm->nseg)
+		return gpud_err(-ENOENT, "host: memory created with GPUD_MEM_F_NO_DMABUF has no dma-buf to slice");
+	part = calloc((size_t)hm->nseg, sizeof(*part));
+	offs = calloc((size_t)hm->nseg, sizeof(*offs));
+	if (!part || !offs) {
+		ret = gpud_err(-ENOMEM, "host: out of memory");
+		goto out;
+	}
+	for (int i = 0; i < hm->nseg; at += hm->segs[i].size, i++) {
+		size_t s = at > off ? at : off;
+		size_t e = at + hm->segs[i].size < end ? at + hm->segs[i].size : end;
+
+		if (s >= e)
+			continue;
+		part[n].memfd = hm->segs[i].memfd;
+		part[n].size = e - s;
+		offs[n++] = s - at;
+	}
+	ret = udmabuf_export(part, offs, n, out_fd);
+out:
+	free(offs);
+	free(part);
+	return ret;
 }
 
 static int host_write(struct gpud_mem *mem, size_t off, const void *src, size_t len)
@@ -415,4 +465,5 @@ const struct gpud_mem_ops gpud_mem_host_ops = {
 	.write = host_write,
 	.read = host_read,
 	.placement = host_placement,
+	.export_range = host_export_range,
 };

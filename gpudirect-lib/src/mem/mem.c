@@ -223,6 +223,92 @@ void gpud_mem_free(struct gpud_mem *mem)
 	free(mem);
 }
 
+/* ---- slices: a part of a memory with a dma-buf of its own ---- */
+
+struct mem_slice {
+	struct gpud_mem *parent;
+	size_t off;
+};
+
+static void slice_destroy(struct gpud_mem *mem)
+{
+	if (mem->dmabuf_fd >= 0)
+		close(mem->dmabuf_fd);
+	free(mem->priv);
+}
+
+static int slice_write(struct gpud_mem *mem, size_t off, const void *src, size_t len)
+{
+	struct mem_slice *sl = mem->priv;
+
+	return gpud_mem_write(sl->parent, sl->off + off, src, len);
+}
+
+static int slice_read(struct gpud_mem *mem, size_t off, void *dst, size_t len)
+{
+	struct mem_slice *sl = mem->priv;
+
+	return gpud_mem_read(sl->parent, sl->off + off, dst, len);
+}
+
+static int slice_placement(const struct gpud_mem *mem, enum gpud_mem_placement *where,
+			   char *why, size_t len)
+{
+	const struct mem_slice *sl = mem->priv;
+
+	return gpud_mem_placement_why(sl->parent, where, why, len);
+}
+
+static const struct gpud_mem_ops slice_ops = {
+	.name = "slice",
+	.destroy = slice_destroy,
+	.write = slice_write,
+	.read = slice_read,
+	.placement = slice_placement,
+};
+
+int gpud_mem_slice(struct gpud_mem *mem, size_t off, size_t len, struct gpud_mem **out)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	struct mem_slice *sl;
+	struct gpud_mem *s;
+	int ret, fd = -1;
+
+	if (!mem || !out)
+		return gpud_err(-EINVAL, "gpud_mem_slice: NULL argument");
+	if (!len || off % page || len % page || off > mem->size || len > mem->size - off)
+		return gpud_err(-EINVAL, "gpud_mem_slice: [%zu, %zu + %zu) is not a page-aligned part of the %zu-byte %s memory",
+				off, off, len, mem->size, mem->ops->name);
+	if (!mem->ops->export_range)
+		return gpud_err(-EOPNOTSUPP, "%s memory cannot export a part of itself as a dma-buf",
+				mem->ops->name);
+	s = calloc(1, sizeof(*s));
+	sl = calloc(1, sizeof(*sl));
+	if (!s || !sl) {
+		ret = gpud_err(-ENOMEM, "gpud_mem_slice: out of memory");
+		goto err_free;
+	}
+	ret = mem->ops->export_range(mem, off, len, &fd);
+	if (ret)
+		goto err_free;
+	*sl = (struct mem_slice){ .parent = mem, .off = off };
+	s->kind = mem->kind;
+	s->ops = &slice_ops;
+	s->opts = mem->opts;
+	s->size = len;
+	s->dmabuf_fd = fd;
+	s->host_ptr = mem->host_ptr ? (char *)mem->host_ptr + off : NULL;
+	s->dev_ptr = mem->dev_ptr ? mem->dev_ptr + off : 0;
+	s->priv = sl;
+	*out = s;
+	return 0;
+
+err_free:
+	free(sl);
+	free(s);
+	return ret;
+}
+
 /* ---- accessors ---- */
 
 enum gpud_mem_kind gpud_mem_kind(const struct gpud_mem *mem)

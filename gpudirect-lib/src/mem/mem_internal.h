@@ -36,6 +36,8 @@ struct gpud_mem_ops {
 	/* Writes *where and a one-line reason into @why (may be NULL). */
 	int (*placement)(const struct gpud_mem *mem, enum gpud_mem_placement *where,
 			 char *why, size_t len);
+	/* A new dma-buf fd of [off, off + len) (page-aligned, inside); NULL: cannot. */
+	int (*export_range)(struct gpud_mem *mem, size_t off, size_t len, int *out_fd);
 };
 
 struct gpud_mem {

@@ -12,6 +12,13 @@
  * queue fails with EFAULT, since its payload sits in memory the CPU cannot
  * read. The last comm's close frees the binding and the NIC object, which
  * puts RSS, rules and header split back.
+ *
+ * A fused device (makeVDevice) does this on every member NIC: each member
+ * its own NCCL_DEVMEM_QUEUES, header split, RSS limit and binding of its
+ * slice of the device's one pool (pool_slice says why), and each data socket's rule
+ * on the member its flow arrives on. A member's queues serve one device: an
+ * interface used in devmem mode both alone and inside a fused device at
+ * once finds its queues bound already (EEXIST; auto mode then copies).
  */
 #include "placement/devmem.h"
 #include "gpu/gpu.h"
@@ -21,9 +28,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 pthread_mutex_t dm_devmem_lock = PTHREAD_MUTEX_INITIALIZER;
-/* by device number; fused devices (numbered after the interfaces) use none yet */
+/* by device number: interfaces, then the fused devices (each its own pool over its members) */
 static struct dm_devmem_dev ddev[DM_MAX_DEVS + DM_MAX_VDEVS];
 
 struct dm_devmem_dev *dm_devmem_dev(int dev)
@@ -95,7 +103,7 @@ static int pool_view(struct dm_devmem_dev *d)
  * rank as NCCL's launchers publish it, else any free one the agent picks.
  * Returns the queue count (1) or -errno with the agent's message in d->why.
  */
-static int agent_queue(struct dm_devmem_dev *d, const char *ifname)
+static int agent_queue(struct dm_devmem_dev *d, struct dm_devmem_nic *n, const char *ifname)
 {
 	static const char *const vars[] = { "LOCAL_RANK", "OMPI_COMM_WORLD_LOCAL_RANK",
 					    "SLURM_LOCALID", "MPI_LOCALRANKID" };
@@ -107,13 +115,123 @@ static int agent_queue(struct dm_devmem_dev *d, const char *ifname)
 		if (v && *v)
 			rank = atoi(v);
 	}
-	err = gpud_nic_alloc_queues(d->nic, 1, rank, d->queues);
+	err = gpud_nic_alloc_queues(n->nic, 1, rank, n->queues);
 	if (err) {
 		snprintf(d->why, sizeof(d->why), "%s", gpud_errmsg());
 		return err;
 	}
-	DM_INFO("%s: gpudd gave local rank %d queue %u", ifname, rank, d->queues[0]);
+	DM_INFO("%s: gpudd gave local rank %d queue %u", ifname, rank, n->queues[0]);
 	return 1;
+}
+
+/*
+ * One NIC made ready for a binding: its queues chosen, header split on and
+ * RSS kept off them. 0, or -errno with the reason in d->why and the NIC as
+ * it was.
+ */
+static int nic_setup(struct dm_devmem_dev *d, struct dm_devmem_nic *n, const struct dm_dev *nd)
+{
+	unsigned int minq;
+	int err, nrx;
+
+	err = gpud_nic_open(nd->name, &n->nic);
+	if (err)
+		goto err_msg;
+	nrx = gpud_nic_rx_queues(n->nic);
+	if (gpud_nic_via_agent(n->nic) && !dm_cfg.queues[0])
+		err = agent_queue(d, n, nd->name);	/* gpudd: this rank's own queue */
+	else
+		err = nrx < 0 ? nrx : parse_queues(dm_cfg.queues, nrx, n->queues, DM_MAX_QUEUES);
+	if (err < 0) {
+		snprintf(d->why, sizeof(d->why), "NCCL_DEVMEM_QUEUES=%s does not fit %s's %d RX queues",
+			 dm_cfg.queues[0] ? dm_cfg.queues : "(default: last)", nd->name, nrx);
+		goto err_nic;
+	}
+	n->nqueues = err;
+	minq = n->queues[0];
+	for (int i = 1; i < n->nqueues; i++)
+		minq = n->queues[i] < minq ? n->queues[i] : minq;
+	if (minq == 0) {
+		/* RSS needs somewhere to put flows that are not steered */
+		err = -ERANGE;
+		snprintf(d->why, sizeof(d->why),
+			 "NCCL_DEVMEM_QUEUES=%s includes queue 0 of %s, which must carry ordinary (control) traffic",
+			 dm_cfg.queues, nd->name);
+		goto err_nic;
+	}
+	err = gpud_nic_set_header_split(n->nic, true);
+	if (err)
+		goto err_msg_nic;
+	/*
+	 * Before the bind: from the moment a queue is bound, any unsteered flow
+	 * hashed to it (our own control sockets first of all) would receive
+	 * unreadable payload. Queues between minq and the bound ones simply
+	 * idle.
+	 */
+	err = gpud_nic_rss_limit(n->nic, minq);
+	if (err)
+		goto err_msg_nic;
+	return 0;
+
+err_msg_nic:
+	snprintf(d->why, sizeof(d->why), "%s", gpud_errmsg());
+err_nic:
+	gpud_nic_free(n->nic);	/* puts header split and RSS back */
+	n->nic = NULL;
+	return err;
+err_msg:
+	snprintf(d->why, sizeof(d->why), "%s", gpud_errmsg());
+	return err;
+}
+
+/* Unbinds, then restores the NICs, the last opened first (gpud_nic_free's rule). */
+static void nics_release(struct dm_devmem_dev *d)
+{
+	for (int i = d->nnics - 1; i >= 0; i--) {
+		struct dm_devmem_nic *n = &d->nics[i];
+
+		gpud_binding_free(n->binding);
+		gpud_mem_free(n->slice);	/* after its binding, before the pool */
+		gpud_nic_free(n->nic);	/* rules, RSS, header split */
+		*n = (struct dm_devmem_nic){ 0 };
+	}
+	d->nnics = 0;
+}
+
+/*
+ * A fused device has ONE pool, cut into a disjoint slice per member NIC,
+ * each slice its own dma-buf (gpud_mem_slice) bound on that member's queues.
+ * One memory keeps NCCL's device unpack right: its handle has a single
+ * bounce_buf that every src_off counts from, and a comm on a fused device is
+ * one NCCL connection; it also keeps one NCCL_DEVMEM_POOL_SIZE, hold limit
+ * and GPU context per device. Slices, not the whole pool bound on every
+ * member: the kernel gives each binding a chunk allocator over all pages of
+ * its dma-buf (net_devmem_bind_dmabuf(), net/core/devmem.c in 6.12), so two
+ * bindings of one dma-buf hand the same pages to both NICs, which then
+ * overwrite each other's payload (seen in the VM: the first 1-byte message
+ * arrived wrong). The kernel's frag_offset is an offset in the binding's
+ * dma-buf, i.e. in the slice: a socket adds its member's slice_off
+ * (devmem_place.c) and the rest of the data path sees pool offsets. The price:
+ * each member NIC has 1/n of the pool to fill.
+ */
+static int pool_slice(struct dm_devmem_dev *d, const struct dm_dev *nd)
+{
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	size_t len = d->pool_size / (size_t)d->nnics / page * page;
+	int err;
+
+	if (d->nnics == 1)
+		return 0;
+	for (int i = 0; i < d->nnics; i++) {
+		d->nics[i].slice_off = (uint64_t)i * len;
+		err = gpud_mem_slice(d->pool, (size_t)d->nics[i].slice_off, len, &d->nics[i].slice);
+		if (err) {
+			snprintf(d->why, sizeof(d->why), "%s: one pool for %d NICs: %s", nd->name,
+				 d->nnics, gpud_errmsg());
+			return err;
+		}
+	}
+	return 0;
 }
 
 static int dev_setup(int dev, struct dm_devmem_dev *d)
@@ -121,8 +239,7 @@ static int dev_setup(int dev, struct dm_devmem_dev *d)
 	const struct dm_dev *nd = dm_dev_get(dev);
 	struct gpud_mem_opts mo = { .sz = sizeof(mo) };
 	struct dm_pool_choice pc;
-	unsigned int minq;
-	int err, nrx;
+	int err, i = 0;
 
 	/* first, before the NIC is touched: a demanded GPU pool that cannot be is the answer */
 	err = pool_pick(&pc);
@@ -132,112 +249,124 @@ static int dev_setup(int dev, struct dm_devmem_dev *d)
 	}
 	mo.device = pc.device;
 	DM_INFO("dev %d (%s): devmem pool: %s", dev, nd->name, pc.why);
-	err = gpud_nic_open(nd->name, &d->nic);
-	if (err)
-		goto err_msg;
-	nrx = gpud_nic_rx_queues(d->nic);
-	if (gpud_nic_via_agent(d->nic) && !dm_cfg.queues[0])
-		err = agent_queue(d, nd->name);	/* gpudd: this rank's own queue */
-	else
-		err = nrx < 0 ? nrx : parse_queues(dm_cfg.queues, nrx, d->queues, DM_MAX_QUEUES);
-	if (err < 0) {
-		snprintf(d->why, sizeof(d->why), "NCCL_DEVMEM_QUEUES=%s does not fit %s's %d RX queues",
-			 dm_cfg.queues[0] ? dm_cfg.queues : "(default: last)", nd->name, nrx);
-		goto err_nic;
+	for (d->nnics = 0; d->nnics < nd->nmembers; d->nnics++) {
+		err = nic_setup(d, &d->nics[d->nnics], dm_dev_member(dev, d->nnics));
+		if (err)
+			goto err_nics;
 	}
-	d->nqueues = err;
-	minq = d->queues[0];
-	for (int i = 1; i < d->nqueues; i++)
-		minq = d->queues[i] < minq ? d->queues[i] : minq;
-	if (minq == 0) {
-		/* RSS needs somewhere to put flows that are not steered */
-		err = -ERANGE;
-		snprintf(d->why, sizeof(d->why),
-			 "NCCL_DEVMEM_QUEUES=%s includes queue 0 of %s, which must carry ordinary (control) traffic",
-			 dm_cfg.queues, nd->name);
-		goto err_nic;
-	}
-	err = gpud_nic_set_header_split(d->nic, true);
-	if (err)
-		goto err_msg_nic;
-	/*
-	 * Before the bind: from the moment a queue is bound, any unsteered flow
-	 * hashed to it (our own control sockets first of all) would receive
-	 * unreadable payload. Queues between minq and the bound ones simply
-	 * idle.
-	 */
-	err = gpud_nic_rss_limit(d->nic, minq);
-	if (err)
-		goto err_msg_nic;
 	err = gpud_mem_create(pc.kind, dm_cfg.pool_size, &mo, &d->pool);
 	if (err)
-		goto err_msg_nic;
+		goto err_msg_nics;
 	err = pool_view(d);
 	if (err) {
 		snprintf(d->why, sizeof(d->why), "the %s pool has no address the plugin can copy from",
 			 gpud_mem_kind_name(pc.kind));
 		goto err_mem;
 	}
-	err = gpud_bind_rx(nd->ifindex, d->pool, d->queues, d->nqueues, &d->binding);
+	err = pool_slice(d, nd);
 	if (err)
-		goto err_msg_mem;
+		goto err_mem;	/* nics_release() frees the slices made */
+	for (i = 0; i < d->nnics; i++) {
+		struct dm_devmem_nic *n = &d->nics[i];
+		const struct dm_dev *m = dm_dev_member(dev, i);
+		struct gpud_mem *mem = n->slice ? n->slice : d->pool;
+
+		err = gpud_bind_rx(m->ifindex, mem, n->queues, n->nqueues, &n->binding);
+		if (err)
+			goto err_msg_mem;	/* nics_release() frees the bindings made */
+		DM_INFO("dev %d (%s): devmem pool of %zu MiB %s memory bound to %d RX queue(s) of %s (%zu MiB from %llu MiB)",
+			dev, nd->name, d->pool_size >> 20, gpud_mem_kind_name(pc.kind), n->nqueues,
+			m->name, gpud_mem_size(mem) >> 20, (unsigned long long)(n->slice_off >> 20));
+	}
 	atomic_store(&d->held, 0);
 	d->held_max = (unsigned int)(d->pool_size / 4096 * (unsigned int)dm_cfg.unpack_hold / 100);
-	DM_INFO("dev %d (%s): devmem pool of %zu MiB %s memory bound to %d RX queue(s)", dev,
-		nd->name, d->pool_size >> 20, gpud_mem_kind_name(pc.kind), d->nqueues);
 	return 0;
 
 err_msg_mem:
-	snprintf(d->why, sizeof(d->why), "%s", gpud_errmsg());
+	snprintf(d->why, sizeof(d->why), "%s%s%s", nd->nmembers > 1 ? dm_dev_member(dev, i)->name : "",
+		 nd->nmembers > 1 ? ": " : "", gpud_errmsg());
 err_mem:
+	nics_release(d);	/* unbinds before the pool goes */
 	gpud_mem_free(d->pool);
 	d->pool = NULL;
-	goto err_nic;
-err_msg_nic:
-	snprintf(d->why, sizeof(d->why), "%s", gpud_errmsg());
-err_nic:
-	gpud_nic_free(d->nic);	/* puts header split and RSS back */
-	d->nic = NULL;
 	return err;
-err_msg:
+err_msg_nics:
 	snprintf(d->why, sizeof(d->why), "%s", gpud_errmsg());
+err_nics:
+	nics_release(d);
 	return err;
 }
 
-/* Last devmem comm gone: unbind, then restore the NIC (rules, RSS, header split). */
+/* Last devmem comm gone: unbind, then restore the NICs (rules, RSS, header split). */
 static void dev_release(struct dm_devmem_dev *d)
 {
-	gpud_binding_free(d->binding);
-	d->binding = NULL;
+	nics_release(d);
 	if (d->registered)
 		dm_cuda_host_unregister(NULL, d->pool_host);
 	d->registered = false;
 	d->bounce = 0;
 	gpud_mem_free(d->pool);
 	d->pool = NULL;
-	gpud_nic_free(d->nic);
-	d->nic = NULL;
-	d->next_queue = 0;
 }
 
-static int sock_setup(struct dm_devmem_dev *d, struct dm_sock *s, char *why, size_t wlen)
+/*
+ * The member whose NIC @s's flow arrives on: the one whose address the
+ * socket is bound to. The listener listens on each member's address and the
+ * connector sends socket i to member i % m through its own member i % n
+ * (conn.c), so on rails (a member's address reached over its own link, as
+ * NCCL's fused NICs are) that NIC receives it. Where it does not, the flow
+ * reaches an unsteered queue and devmem mode says so at the first data
+ * (gpud_rx: the stream arrived in host memory), never silently.
+ */
+static int sock_member(int dev, const struct dm_sock *s, char *why, size_t wlen)
+{
+	const struct dm_dev *nd = dm_dev_get(dev);
+	union dm_addr local;
+	socklen_t sl = sizeof(local);
+
+	if (nd->nmembers == 1)
+		return 0;
+	if (getsockname(s->fd, &local.sa, &sl)) {
+		int err = -errno;
+
+		snprintf(why, wlen, "data socket %d: getsockname: %s", s->idx, strerror(-err));
+		return err;
+	}
+	for (int i = 0; i < nd->nmembers; i++)
+		if (dm_addr_same_host(&local, &dm_dev_member(dev, i)->addr))
+			return i;
+	dm_addr_str(&local, why, wlen);
+	snprintf(why + strlen(why), wlen - strlen(why),
+		 ": data socket %d's address belongs to no member of %s", s->idx, nd->name);
+	return -EADDRNOTAVAIL;
+}
+
+static int sock_setup(int dev, struct dm_devmem_dev *d, struct dm_sock *s, char *why, size_t wlen)
 {
 	/* devmem demanded: the library fails rather than silently copying */
-	struct gpud_rx_opts ro = { .sz = sizeof(ro), .binding = d->binding,
+	struct gpud_rx_opts ro = { .sz = sizeof(ro),
 				   .mode = dm_cfg.mode == DM_MODE_DEVMEM ? GPUD_RX_DEVMEM
 									 : GPUD_RX_AUTO };
+	struct dm_devmem_nic *n;
 	struct dm_devmem_rx *r;
-	int err;
+	int err, m;
 
+	m = sock_member(dev, s, why, wlen);
+	if (m < 0)
+		return m;
+	n = &d->nics[m];
+	ro.binding = n->binding;	/* its fragments carry this binding's dma-buf id */
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
+	r->nic = m;
+	r->pool_off = n->slice_off;
 	/*
 	 * Steer before the handshake reply: no payload can arrive earlier. By
 	 * the socket, not its addresses: gpudd steers only connections a
-	 * process proves it holds.
+	 * process proves it holds. On the member NIC the flow arrives on.
 	 */
-	err = gpud_nic_add_flow_sock(d->nic, s->fd, d->queues[d->next_queue++ % d->nqueues],
+	err = gpud_nic_add_flow_sock(n->nic, s->fd, n->queues[n->next_queue++ % n->nqueues],
 				     &r->rule);
 	if (err)
 		goto err_msg;
@@ -250,11 +379,12 @@ static int sock_setup(struct dm_devmem_dev *d, struct dm_sock *s, char *why, siz
 	return 0;
 
 err_msg:
-	snprintf(why, wlen, "%s", gpud_errmsg());
+	snprintf(why, wlen, "%s%s%s", d->nnics > 1 ? gpud_nic_name(n->nic) : "",
+		 d->nnics > 1 ? ": " : "", gpud_errmsg());
 	if (r->rx)
 		gpud_rx_free(r->rx);
 	if (r->has_rule)
-		gpud_nic_del_flow(d->nic, r->rule);
+		gpud_nic_del_flow(n->nic, r->rule);
 	free(r);
 	return err;
 }
@@ -270,7 +400,7 @@ static void socks_teardown(struct dm_devmem_dev *d, struct dm_comm *c)
 		gpud_rx_free(r->rx);	/* returns outstanding tokens, held ones too */
 		dm_held_free(d, r);
 		if (r->has_rule)
-			gpud_nic_del_flow(d->nic, r->rule);
+			gpud_nic_del_flow(d->nics[r->nic].nic, r->rule);
 		free(r);
 		c->socks[i].dmrx = NULL;
 	}
@@ -303,28 +433,16 @@ int dm_devmem_setup_comm(struct dm_comm *c)
 		snprintf(c->mode_reason, sizeof(c->mode_reason), "NCCL_DEVMEM_MODE=copy");
 		goto out;
 	}
-	/* fused device (#18): one pool and binding per NIC is not built yet */
-	if (dm_dev_get(c->dev)->nmembers > 1) {
-		if (dm_cfg.mode == DM_MODE_DEVMEM) {
-			DM_WARN("recv comm on %s: NCCL_DEVMEM_MODE=devmem is not supported on a fused device yet (set NCCL_NET_MERGE_LEVEL=LOC for one device per NIC, or NCCL_DEVMEM_MODE=auto to copy)",
-				ifname);
-			return -EOPNOTSUPP;
-		}
-		c->mode = DM_MODE_COPY;
-		snprintf(c->mode_reason, sizeof(c->mode_reason),
-			 "NCCL_DEVMEM_MODE=auto on a fused device: devmem there is not supported yet");
-		goto out;
-	}
 	d = &ddev[c->dev];
 	pthread_mutex_lock(&dm_devmem_lock);
-	if (!d->failed && !d->nic) {
+	if (!d->failed && !d->pool) {
 		d->err = dev_setup(c->dev, d);
 		d->failed = d->err != 0;
 	}
 	err = d->failed ? d->err : 0;
 	snprintf(why, sizeof(why), "%s", d->why);
 	for (int i = 0; !err && i < c->nsocks; i++)
-		err = sock_setup(d, &c->socks[i], why, sizeof(why));
+		err = sock_setup(c->dev, d, &c->socks[i], why, sizeof(why));
 	if (err && !d->failed) {
 		socks_teardown(d, c);
 		if (!d->users)
@@ -364,8 +482,9 @@ int dm_devmem_setup_comm(struct dm_comm *c)
 			return err;
 		}
 	}
-	snprintf(c->mode_reason, sizeof(c->mode_reason), "NCCL_DEVMEM_MODE=%s, %s pool %zu MiB",
-		 dm_mode_name(dm_cfg.mode), gpud_mem_kind_name(d->pool_kind), d->pool_size >> 20);
+	snprintf(c->mode_reason, sizeof(c->mode_reason), "NCCL_DEVMEM_MODE=%s, %s pool %zu MiB on %d NIC(s)",
+		 dm_mode_name(dm_cfg.mode), gpud_mem_kind_name(d->pool_kind), d->pool_size >> 20,
+		 d->nnics);
 out:
 	DM_INFO("recv comm %p on %s: %s mode (%s)", (void *)c, ifname, dm_mode_name(c->mode),
 		c->mode_reason);

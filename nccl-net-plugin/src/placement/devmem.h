@@ -14,18 +14,31 @@
 #define DM_MAX_QUEUES 16
 #define DM_FRAG_BATCH 64
 
-/* Per NIC, while any devmem recv comm lives; fields under dm_devmem_lock. */
-struct dm_devmem_dev {
-	bool failed;		/* setup failed once: not retried, the reason is kept */
-	int err;
-	int users;		/* devmem recv comms holding nic/pool/binding */
-	char why[320];
+/* One NIC of a devmem device: its queues, and its part of the device's pool bound to them. */
+struct dm_devmem_nic {
 	struct gpud_nic *nic;
-	struct gpud_mem *pool;
 	struct gpud_binding *binding;
+	struct gpud_mem *slice;		/* fused: its own part of the pool (NULL: the whole pool) */
+	uint64_t slice_off;		/* where that part starts in the pool */
 	unsigned int queues[DM_MAX_QUEUES];
 	int nqueues;
 	unsigned int next_queue;
+};
+
+/*
+ * Per device (an interface, or a fused device over several), while any
+ * devmem recv comm lives; fields under dm_devmem_lock. A fused device has
+ * one pool, each member NIC bound to a disjoint slice of it (devmem.c says
+ * why), so that every fragment of its comms is an offset in one memory.
+ */
+struct dm_devmem_dev {
+	bool failed;		/* setup failed once: not retried, the reason is kept */
+	int err;
+	int users;		/* devmem recv comms holding nics/pool/bindings */
+	char why[320];
+	struct gpud_mem *pool;
+	struct dm_devmem_nic nics[DM_MAX_MEMBERS];	/* [i]: member i (an interface: [0]) */
+	int nnics;
 	/* the pool as the data path sees it; constant while users > 0 */
 	enum gpud_mem_kind pool_kind;
 	char *pool_host;	/* CPU address, NULL for GPU memory */
@@ -70,6 +83,8 @@ struct dm_held {
  */
 struct dm_devmem_rx {
 	struct gpud_rx *rx;
+	int nic;		/* the dm_devmem_dev.nics[] its flow arrives on and is steered by */
+	uint64_t pool_off;	/* that NIC's slice_off: the kernel's offsets are in the slice */
 	uint32_t rule;
 	bool has_rule;
 	struct dm_held *ring;	/* power-of-two capacity */

@@ -215,6 +215,10 @@ static int recv_more(struct dm_sock *s, struct dm_devmem_rx *r)
 		return dm_comm_fail(s->comm, n, "data socket %d: devmem receive failed: %s%s",
 				    s->idx, gpud_errmsg(),
 				    n == -ENOBUFS ? " (pool exhausted: raise NCCL_DEVMEM_POOL_SIZE)" : "");
+	/* the kernel's offsets are in this member's slice; the data path's in the pool */
+	for (int i = 0; r->pool_off && i < n; i++)
+		if (!(f[i].flags & GPUD_FRAG_COPY))
+			f[i].offset += r->pool_off;
 	if (held_push(r, f, n)) {
 		gpud_rx_release(r->rx, f, n);
 		return dm_comm_fail(s->comm, -ENOMEM, "data socket %d: out of memory", s->idx);
