@@ -261,27 +261,42 @@ console_log=$run/console.log
 : >"$console_log"
 # sockets=2: without ACPI the kernel finds CPUs in SeaBIOS's MP table, which
 # lists one CPU per package, so "-smp 2" (two cores, one socket) boots one.
-start=$(date +%s.%N)
-timeout -k 5 "$timeout" "$qemu" -machine q35 -accel "$accel" -cpu max -smp 2,sockets=2,cores=1,threads=1 -m "$mem" \
-	-nodefaults -no-user-config -display none -no-reboot -monitor none \
-	-serial "file:$console_log" \
-	-kernel "$kernel" -initrd "$run/initramfs.cpio" -append "$cmdline" \
-	"${virtfs[@]}" </dev/null >"$run/qemu.out" 2>&1 &
-qpid=$!
+# A TCG qemu that crashes itself (SIGSEGV/SIGABRT) while the guest is still
+# booting, before the command wrote anything or reported a status, is not the
+# command's result: CI once saw qemu segfault 0.5 s into boot. Boot once more
+# then, and say so; a crash after the command started is never retried.
+for boot in 1 2; do
+	start=$(date +%s.%N)
+	timeout -k 5 "$timeout" "$qemu" -machine q35 -accel "$accel" -cpu max -smp 2,sockets=2,cores=1,threads=1 -m "$mem" \
+		-nodefaults -no-user-config -display none -no-reboot -monitor none \
+		-serial "file:$console_log" \
+		-kernel "$kernel" -initrd "$run/initramfs.cpio" -append "$cmdline" \
+		"${virtfs[@]}" </dev/null >"$run/qemu.out" 2>&1 &
+	qpid=$!
 
-# Stream the command's output (and optionally the console) while it runs.
-tail -n +1 -f --pid="$qpid" "$share/output" &
-tpids+=($!)
-if [ "$console" = 1 ]; then
-	tail -n +1 -f --pid="$qpid" "$console_log" >&2 &
+	# Stream the command's output (and optionally the console) while it runs.
+	tail -n +1 -f --pid="$qpid" "$share/output" &
 	tpids+=($!)
-fi
+	if [ "$console" = 1 ]; then
+		tail -n +1 -f --pid="$qpid" "$console_log" >&2 &
+		tpids+=($!)
+	fi
 
-qrc=0
-wait "$qpid" || qrc=$?
-qpid=
-for p in "${tpids[@]}"; do wait "$p" 2>/dev/null || true; done
-tpids=()
+	qrc=0
+	wait "$qpid" || qrc=$?
+	qpid=
+	for p in "${tpids[@]}"; do wait "$p" 2>/dev/null || true; done
+	tpids=()
+	if [ "$boot" = 1 ] && { [ "$qrc" = 139 ] || [ "$qrc" = 134 ]; } &&
+		[ ! -s "$share/output" ] && [ ! -s "$share/status" ] &&
+		! grep -q "^GPUD-VM-EXIT $nonce " "$console_log"; then
+		echo "vm-run.sh: qemu crashed during boot (exit $qrc, nothing run yet); booting once more" >&2
+		tail -n 5 "$console_log" >&2
+		: >"$console_log"
+		continue
+	fi
+	break
+done
 elapsed=$(echo "$(date +%s.%N) - $start" | bc)
 [ -n "$log_file" ] && cp "$console_log" "$log_file"
 
