@@ -6,7 +6,8 @@
  *   gpudd_main.c    options, the listening socket, the event loop, stop
  *   gpudd_client.c  one connection: credentials, hello, requests, release
  *   gpudd_nic.c     one interface: the gpud_nic that remembers and restores
- *                   it, the queue pool, RSS recomputation, header split
+ *                   it, RX channels, the queue pool, RSS recomputation,
+ *                   header split
  *   gpudd_conns.c   rules removed when their connection closes (sock_diag)
  *   gpudd_status.c  the status document
  *   gpudd_pool.c    pure queue allocator and RSS table
@@ -39,6 +40,12 @@ struct gpudd_pool_cfg {
 	unsigned int first, last;	/* last 0: up to the last queue */
 };
 
+/* --channels IF:N: the RX channel count gpudd sets on IF. */
+struct gpudd_chan_cfg {
+	char ifname[GPUD_PROTO_IFNAME_MAX];
+	unsigned int count;
+};
+
 struct gpudd_cfg {
 	const char *sock_path;
 	const char *group;		/* besides root */
@@ -46,6 +53,8 @@ struct gpudd_cfg {
 	bool have_gid;
 	struct gpudd_pool_cfg pools[GPUDD_MAX_POOLS];
 	int npools;
+	struct gpudd_chan_cfg chans[GPUDD_MAX_POOLS];
+	int nchans;
 };
 
 struct gpudd_nic {
@@ -56,6 +65,9 @@ struct gpudd_nic {
 	uint32_t rss_size;		/* 0: no RSS table to manage */
 	bool rss_touched;
 	bool hds_on;
+	bool ch_known;			/* the driver reports an RX channel count */
+	bool ch_set;			/* we changed it */
+	unsigned int ch_count, ch_orig;	/* now, and as found (restored at stop) */
 	struct gpudd_nic *next;
 };
 
@@ -120,7 +132,11 @@ bool gpudd_client_allowed(const struct gpudd *d, int fd, const struct ucred *cre
 			  char *why, size_t len);
 
 /* gpudd_nic.c */
-/* The interface, opened (and its pool made) on first use. -errno + @why. */
+/*
+ * The interface, opened (and its pool made) on first use, or at start for a
+ * --pool/--channels naming it: the RX channel count is raised to what the
+ * pool needs (or set to --channels) first. -errno + @why.
+ */
 int gpudd_nic_get(struct gpudd *d, const char *ifname, struct gpudd_nic **out, char *why,
 		  size_t len);
 /* Puts RSS over the queues nobody holds. */

@@ -4,6 +4,7 @@
  * process (see docs/setup.md, "Many processes per node: gpudd").
  *
  *   gpudd [-f] [-s SOCKET] [-g GROUP] [--pool IFNAME:FIRST-LAST]...
+ *         [--channels IFNAME:N]...
  *
  * One thread, one poll loop: every request is answered before the next is
  * read, so the agent's state needs no locks and a request's time is bounded
@@ -80,18 +81,52 @@ static void restore_journals(void)
 		gpudd_log("cannot read the NIC journals: %s", gpud_errmsg());
 	else if (st.journals)
 		gpudd_log("restored what %u dead process(es) left: %u rule(s), %u RSS table(s), "
-			  "%u header-split setting(s)", st.journals, st.rules, st.rss, st.hds);
+			  "%u channel count(s), %u header-split setting(s)", st.journals, st.rules,
+			  st.rss, st.channels, st.hds);
+}
+
+/*
+ * The interfaces --pool and --channels name are configured before the first
+ * client, so a channel count is raised (and RSS spread over it) before any
+ * queue is handed out, and a pool that cannot fit stops gpudd with the fix.
+ * An interface not there yet is configured when a client first asks for it.
+ */
+static int open_configured(struct gpudd *d)
+{
+	for (int i = 0; i < d->cfg.npools + d->cfg.nchans; i++) {
+		const char *ifname = i < d->cfg.npools ? d->cfg.pools[i].ifname :
+							 d->cfg.chans[i - d->cfg.npools].ifname;
+		struct gpudd_nic *n;
+		char why[512];
+		int err;
+
+		if (!strcmp(ifname, "*"))
+			continue;
+		err = gpudd_nic_get(d, ifname, &n, why, sizeof(why));
+		if (err == -ENODEV) {
+			gpudd_log("%s: not here yet: configured when a client first asks for it",
+				  ifname);
+		} else if (err) {
+			gpudd_log("%s", why);
+			return err;
+		}
+	}
+	return 0;
 }
 
 static void usage(FILE *f)
 {
 	fputs("usage: gpudd [-f] [-s SOCKET] [-g GROUP] [--pool IFNAME:FIRST-LAST]...\n"
+	      "             [--channels IFNAME:N]...\n"
 	      "  -f, --foreground  stay in the foreground, log to stderr (else syslog)\n"
 	      "  -s, --socket PATH listening socket (default " GPUD_AGENT_SOCK_DEFAULT ")\n"
 	      "  -g, --group NAME  who may connect besides root (default gpudirect)\n"
 	      "  --pool IF:A-B     queues A..B of IF (or * for every interface) are\n"
 	      "                    handed to clients; default 1..last (queue 0 stays\n"
-	      "                    with RSS for plain traffic)\n", f);
+	      "                    with RSS for plain traffic); when the pool reaches\n"
+	      "                    past IF's RX queues, gpudd raises its channel count\n"
+	      "                    (up to the driver's maximum) and puts it back at stop\n"
+	      "  --channels IF:N   set IF's RX channel count to N while gpudd runs\n", f);
 }
 
 static int parse_pool(const char *s, struct gpudd_pool_cfg *pc)
@@ -115,6 +150,24 @@ static int parse_pool(const char *s, struct gpudd_pool_cfg *pc)
 	return 0;
 }
 
+static int parse_chan(const char *s, struct gpudd_chan_cfg *cc)
+{
+	const char *colon = strrchr(s, ':');
+	char *end;
+	unsigned long n;
+
+	if (!colon || colon == s || (size_t)(colon - s) >= sizeof(cc->ifname) ||
+	    !strncmp(s, "*:", 2))
+		return -EINVAL;
+	n = strtoul(colon + 1, &end, 10);
+	if (end == colon + 1 || *end || n < 2 || n > GPUDD_MAX_QUEUES)
+		return -EINVAL;
+	memcpy(cc->ifname, s, (size_t)(colon - s));
+	cc->ifname[colon - s] = 0;
+	cc->count = (unsigned int)n;
+	return 0;
+}
+
 static int parse_args(int argc, char **argv, struct gpudd_cfg *cfg, bool *fg)
 {
 	static const struct option lo[] = {
@@ -122,6 +175,7 @@ static int parse_args(int argc, char **argv, struct gpudd_cfg *cfg, bool *fg)
 		{ "socket", required_argument, NULL, 's' },
 		{ "group", required_argument, NULL, 'g' },
 		{ "pool", required_argument, NULL, 'p' },
+		{ "channels", required_argument, NULL, 'c' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -142,6 +196,16 @@ static int parse_args(int argc, char **argv, struct gpudd_cfg *cfg, bool *fg)
 				return -EINVAL;
 			}
 			cfg->npools++;
+			break;
+		case 'c':
+			if (cfg->nchans == GPUDD_MAX_POOLS ||
+			    parse_chan(optarg, &cfg->chans[cfg->nchans])) {
+				fprintf(stderr, "gpudd: bad --channels %s (IFNAME:N, 2 <= N <= %d; "
+					"queue 0 stays for plain traffic)\n", optarg,
+					GPUDD_MAX_QUEUES);
+				return -EINVAL;
+			}
+			cfg->nchans++;
 			break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); return -EINVAL;
@@ -323,9 +387,16 @@ int main(int argc, char **argv)
 	/* Before listening: a client never sees the NIC a dead agent left. */
 	restore_journals();
 	gpudd_conns_open(&d);
-	err = listen_socket(&d);
-	if (err)
+	err = open_configured(&d);
+	if (err) {
+		gpudd_nics_free(&d);
 		return 1;
+	}
+	err = listen_socket(&d);
+	if (err) {
+		gpudd_nics_free(&d);
+		return 1;
+	}
 	gpudd_log("serving %s (group %s), protocol %d..%d", d.socket_activated ?
 		  "the socket systemd passed" : d.cfg.sock_path, d.cfg.group,
 		  GPUD_PROTO_VERSION_MIN, GPUD_PROTO_VERSION_MAX);

@@ -44,8 +44,15 @@ static void put_nic(struct out *o, const struct gpudd_nic *n)
 	put(o, "{\"ifname\":");
 	put_str(o, n->ifname);
 	put(o, ",\"ifindex\":%d,\"rx_queues\":%u,\"pool\":[%u,%u],\"header_split\":%s,"
-	    "\"rss_managed\":%s,\"rss_queues\":[", n->ifindex, n->pool.nrxq, n->pool.first,
+	    "\"rss_managed\":%s,\"rx_channels\":", n->ifindex, n->pool.nrxq, n->pool.first,
 	    n->pool.last, n->hds_on ? "true" : "false", n->rss_size ? "true" : "false");
+	/* The RX channel count is gpudd's too: as set, and what stop puts back. */
+	if (n->ch_known)
+		put(o, "{\"count\":%u,\"original\":%u,\"changed\":%s}", n->ch_count,
+		    n->ch_orig, n->ch_set ? "true" : "false");
+	else
+		put(o, "null");
+	put(o, ",\"rss_queues\":[");
 	/* The spread as gpudd set it: from the pool state it was computed from. */
 	if (gpudd_rss_table(&n->pool, t, n->pool.nrxq) > 0)
 		for (unsigned int i = 0; i < n->pool.nrxq; i++)

@@ -90,12 +90,13 @@ int gpudctl_cleanup(const struct gpudctl_opts *o, int argc, char **argv)
 			gpudctl_json_str(stdout, gpud_errmsg());
 		}
 		printf(",\"journals\":%u,\"rules_removed\":%u,\"rss_restored\":%u,"
-		       "\"header_split_restored\":%u,\"live_owners\":%u,\"other_netns\":%u}\n",
-		       st.journals, st.rules, st.rss, st.hds, st.live, st.other_netns);
+		       "\"header_split_restored\":%u,\"channels_restored\":%u,\"live_owners\":%u,"
+		       "\"other_netns\":%u}\n", st.journals, st.rules, st.rss, st.hds, st.channels,
+		       st.live, st.other_netns);
 	} else if (!err) {
 		printf("%s: undid what %u dead process(es) left: %u rule(s) removed, %u RSS "
-		       "table(s) and %u header-split setting(s) restored\n", argv[1], st.journals,
-		       st.rules, st.rss, st.hds);
+		       "table(s), %u channel count(s) and %u header-split setting(s) restored\n",
+		       argv[1], st.journals, st.rules, st.rss, st.channels, st.hds);
 		if (st.live)
 			printf("%s: %u journal(s) of running processes left alone (they restore "
 			       "on exit)\n", argv[1], st.live);

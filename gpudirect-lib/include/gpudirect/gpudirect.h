@@ -458,6 +458,7 @@ struct gpud_cleanup_stats {
 	unsigned int hds;	/* header-split settings restored */
 	unsigned int live;	/* journals of running processes, left alone */
 	unsigned int other_netns;	/* journals of another namespace, left alone */
+	unsigned int channels;	/* RX channel counts restored (gpudd raises them) */
 };
 GPUD_API int gpud_nic_cleanup(const char *ifname, struct gpud_cleanup_stats *st);
 

@@ -234,6 +234,8 @@ static void jrestore(const struct jrec *j, struct gpud_cleanup_stats *st)
 			if (err)
 				gpud_log(GPUD_LOG_WARN, "cleanup %s: channels: %s", j->ifname,
 					 strerror(-err));
+			else
+				st->channels++;
 		}
 		if (j->hds >= 0) {
 			err = gpud_ethtool_set_hds(eth, ifindex, (uint8_t)j->hds);
@@ -303,7 +305,12 @@ int gpud_nic_cleanup(const char *ifname, struct gpud_cleanup_stats *out)
 	}
 	closedir(d);
 done:
-	if (out)
-		memcpy(out, &st, sizeof(st));
+	/* An older caller's struct is shorter: only what it has room for. */
+	if (out) {
+		size_t n = out->sz < sizeof(st) ? out->sz : sizeof(st);
+
+		st.sz = out->sz;
+		memcpy(out, &st, n);
+	}
 	return 0;
 }

@@ -112,6 +112,11 @@ int gpud_rss_set(int fd, const char *ifname, const uint32_t *table, uint32_t siz
 int gpud_nic_rss_set_table(struct gpud_nic *nic, const uint32_t *table, uint32_t size);
 /* The device's RSS table size. */
 int gpud_nic_rss_size(struct gpud_nic *nic, uint32_t *size);
+/*
+ * The RX channel count gpud_nic_set_rx_channels() changes ("combined" or
+ * "rx") and the driver's maximum for it. -EOPNOTSUPP: the driver has neither.
+ */
+int gpud_nic_rx_channels(struct gpud_nic *nic, unsigned int *count, unsigned int *max);
 
 /* ---- through gpudd (nic_agent.c) ---- */
 

@@ -273,6 +273,39 @@ out:
 	return err;
 }
 
+/*
+ * Which count stands for the RX queues: "combined" where the driver pairs RX
+ * with TX (most NICs), else "rx" (veth). 0 when it reports neither.
+ */
+static unsigned int rx_channel_kind(const struct gpud_channels *ch)
+{
+	if (ch->max_combined && (ch->combined || !ch->max_rx))
+		return GPUD_CH_COMBINED;
+	return ch->max_rx ? GPUD_CH_RX : 0;
+}
+
+int gpud_nic_rx_channels(struct gpud_nic *nic, unsigned int *count, unsigned int *max)
+{
+	struct gpud_channels ch;
+	unsigned int which;
+	int err;
+
+	if (!nic || !count || !max)
+		return gpud_err(-EINVAL, "rx channels: bad arguments");
+	pthread_mutex_lock(&nic->lock);
+	err = gpud_ethtool_get_channels(nic->eth, nic->ifindex, &ch);
+	pthread_mutex_unlock(&nic->lock);
+	if (err)
+		return err;
+	which = rx_channel_kind(&ch);
+	if (!which)
+		return gpud_err(-EOPNOTSUPP, "%s: the driver reports no RX channels to change",
+				nic->name);
+	*count = which == GPUD_CH_COMBINED ? ch.combined : ch.rx;
+	*max = which == GPUD_CH_COMBINED ? ch.max_combined : ch.max_rx;
+	return 0;
+}
+
 int gpud_nic_set_rx_channels(struct gpud_nic *nic, unsigned int count)
 {
 	struct gpud_channels cur, want;
@@ -283,7 +316,9 @@ int gpud_nic_set_rx_channels(struct gpud_nic *nic, unsigned int count)
 		return gpud_err(-EINVAL, "set rx channels: needs a nic and a count > 0");
 	if (nic->agent)
 		return gpud_err(-EPERM, "set rx channels %s: gpudd owns the channel counts of "
-				"this node's NICs (set them before starting it)", nic->name);
+				"this node's NICs: it raises them to what its pool needs "
+				"(gpudd --pool %s:FIRST-LAST, or --channels %s:N)", nic->name,
+				nic->name, nic->name);
 	pthread_mutex_lock(&nic->lock);
 	err = nic_claim(nic);
 	if (err)
@@ -292,12 +327,10 @@ int gpud_nic_set_rx_channels(struct gpud_nic *nic, unsigned int count)
 	if (err)
 		goto out;
 	want = cur;
-	/* Most NICs pair RX with TX in "combined" channels; veth has RX only. */
-	if (cur.max_combined && (cur.combined || !cur.max_rx)) {
-		which = GPUD_CH_COMBINED;
+	which = rx_channel_kind(&cur);
+	if (which == GPUD_CH_COMBINED) {
 		want.combined = count;
-	} else if (cur.max_rx) {
-		which = GPUD_CH_RX;
+	} else if (which == GPUD_CH_RX) {
 		want.rx = count;
 	} else {
 		err = gpud_err(-EOPNOTSUPP, "%s: the driver reports no RX channels to change",

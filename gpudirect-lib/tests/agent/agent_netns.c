@@ -5,7 +5,11 @@
  * with its own error while the agent keeps serving, flow rules only for a
  * connected socket of the agent's namespace, queues distinct per process
  * and released when a client is killed with SIGKILL, bind errors through
- * the agent the same as without it, and `gpudctl agent status -j`.
+ * the agent the same as without it, and `gpudctl agent status -j`. The RX
+ * channel count is the agent's: raised for a pool past the interface's
+ * queues (a second veth, 2 of 8 in use), shown in the status, refused to a
+ * client, put back at stop and, after a kill -9, by the next gpudd; a pool
+ * past the driver's maximum stops gpudd with the fix.
  *
  * The "gpudirect" group of the test is an existing one (gid 65534, nogroup
  * on Debian), so nothing on the host is changed: uid 65534 is in it by its
@@ -619,17 +623,22 @@ static void test_agent_kill9(void)
 
 /* ---- without an agent: a killed process's changes, undone by gpudctl cleanup ---- */
 
-static int rx_queues_direct(void)
+static int rx_queues_of(const char *ifname)
 {
 	struct gpud_agent_opts off = { .sz = sizeof(off), .mode = GPUD_AGENT_OFF };
 	struct gpud_nic *nic;
 	int n;
 
-	T_ASSERT_OK(gpud_nic_open_opts(IFQ, &off, &nic));
+	T_ASSERT_OK(gpud_nic_open_opts(ifname, &off, &nic));
 	T_ASSERT(!gpud_nic_via_agent(nic));
 	n = gpud_nic_rx_queues(nic);
 	gpud_nic_free(nic);
 	return n;
+}
+
+static int rx_queues_direct(void)
+{
+	return rx_queues_of(IFQ);
 }
 
 static void cleanup_json(const char *gpudctl, char *out, size_t len)
@@ -684,11 +693,130 @@ static void test_cleanup(const char *gpudctl)
 	waitpid(pid, NULL, 0);
 	T_ASSERT_EQ(2, rx_queues_direct());	/* SIGKILL: nothing ran */
 	cleanup_json(gpudctl, out, sizeof(out));
-	if (!strstr(out, "\"journals\":1"))
+	if (!strstr(out, "\"journals\":1") || !strstr(out, "\"channels_restored\":1"))
 		T_FAIL("cleanup after SIGKILL: %s", out);
 	T_ASSERT_EQ(4, rx_queues_direct());
 	T_ASSERT(access(jpath, F_OK) && errno == ENOENT);
 	t_log("gpudctl cleanup after kill -9: %s", out);
+}
+
+/* ---- the RX channel count is gpudd's: raised for its pool, put back ---- */
+
+#define IFC "mc0"	/* veth end with 8 RX queues, 2 in use */
+
+/* gpudd on @sock for IFC's pool FIRST-@last (0: no --pool), its log @log. */
+static pid_t gpudd_spawn(const char *sock, const char *log, unsigned int last)
+{
+	char pool[32];
+	pid_t pid;
+
+	snprintf(pool, sizeof(pool), IFC ":1-%u", last);
+	pid = fork();
+	T_ASSERT(pid >= 0);
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+		dup2(fd, 2);
+		if (last)
+			execl(getenv("GPUDD"), "gpudd", "-f", "-s", sock, "-g", group, "--pool",
+			      pool, (char *)NULL);
+		else
+			execl(getenv("GPUDD"), "gpudd", "-f", "-s", sock, "-g", group,
+			      (char *)NULL);
+		_exit(127);
+	}
+	return pid;
+}
+
+static void wait_listening(const char *sock, const char *log)
+{
+	for (int i = 0; i < 200 && access(sock, F_OK); i++)
+		usleep(50000);
+	if (access(sock, F_OK))
+		T_FAIL("gpudd did not listen on %s within 10 s (log %s)", sock, log);
+}
+
+static void log_text(const char *log, char *buf, size_t len)
+{
+	FILE *f = fopen(log, "r");
+	size_t n = f ? fread(buf, 1, len - 1, f) : 0;
+
+	buf[n] = 0;
+	if (f)
+		fclose(f);
+}
+
+static void stop_gpudd(pid_t pid, const char *log)
+{
+	int st;
+
+	kill(pid, SIGTERM);
+	T_ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		T_FAIL("gpudd ended with status 0x%x (log %s)", st, log);
+}
+
+static void test_channels(void)
+{
+	struct gpud_agent_opts o = { .sz = sizeof(o) };
+	char sock[120], log[120], text[4096], *json = NULL;
+	struct gpud_nic *nic;
+	unsigned int q;
+	pid_t pid;
+	int st;
+
+	snprintf(sock, sizeof(sock), "%s/ch.sock", dir);
+	snprintf(log, sizeof(log), "%s/gpudd-ch.log", dir);
+	o.path = sock;
+	T_ASSERT_EQ(2, rx_queues_of(IFC));
+
+	/* A pool past the driver's maximum (8): gpudd does not start, and says why. */
+	pid = gpudd_spawn(sock, log, 9);
+	T_ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	log_text(log, text, sizeof(text));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 1 || !strstr(text, "at most 8") ||
+	    !strstr(text, "--pool " IFC ":1-7"))
+		T_FAIL("pool 1-9 on an 8-queue maximum: status 0x%x, log: %s", st, text);
+	T_ASSERT(access(sock, F_OK) && errno == ENOENT);	/* never listened */
+	T_ASSERT_EQ(2, rx_queues_of(IFC));
+	t_log("pool past the maximum refused: %s", text);
+
+	/* Pool 1-5: raised to 6 before the first client, shown, put back at stop. */
+	pid = gpudd_spawn(sock, log, 5);
+	wait_listening(sock, log);
+	T_ASSERT_EQ(6, rx_queues_of(IFC));
+	T_ASSERT_OK(gpud_agent_status(&o, &json));
+	if (!strstr(json, "\"rx_channels\":{\"count\":6,\"original\":2,\"changed\":true}"))
+		T_FAIL("status does not show 6 RX channels, originally 2: %s", json);
+	free(json);
+	T_ASSERT_OK(gpud_nic_open_opts(IFC, &o, &nic));
+	T_ASSERT_OK(gpud_nic_alloc_queues(nic, 1, 0, &q));
+	T_ASSERT_EQ(5, q);	/* a queue that exists only because gpudd raised the count */
+	T_ASSERT_EQ(-EPERM, gpud_nic_set_rx_channels(nic, 8));
+	if (!strstr(gpud_errmsg(), "gpudd --pool"))
+		T_FAIL("a client's channel change: the refusal does not name gpudd --pool: %s",
+		       gpud_errmsg());
+	t_log("client's channel change refused: %s", gpud_errmsg());
+	gpud_nic_free(nic);
+	stop_gpudd(pid, log);
+	T_ASSERT_EQ(2, rx_queues_of(IFC));
+
+	/* kill -9: the count stays; the next gpudd (no pool on IFC) puts it back first. */
+	pid = gpudd_spawn(sock, log, 5);
+	wait_listening(sock, log);
+	T_ASSERT_EQ(6, rx_queues_of(IFC));
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	T_ASSERT_EQ(6, rx_queues_of(IFC));
+	unlink(sock);
+	pid = gpudd_spawn(sock, log, 0);
+	wait_listening(sock, log);
+	T_ASSERT_EQ(2, rx_queues_of(IFC));
+	log_text(log, text, sizeof(text));
+	if (!strstr(text, "1 channel count(s)"))
+		T_FAIL("the restarted gpudd does not say it restored the channel count: %s", text);
+	stop_gpudd(pid, log);
+	t_log("after kill -9 of gpudd: the next one restored " IFC " to 2 RX channels");
 }
 
 /*
@@ -756,6 +884,11 @@ int main(int argc, char **argv)
 			   "peer name mq1 numrxqueues 4 numtxqueues 4 && ip link set " IFQ
 			   " up && ip link set mq1 up"))
 		T_FAIL("cannot create the 4-queue veth pair");
+	/* 8 RX queues of which 2 in use: room for gpudd to raise the count. */
+	if (t_netpair_exec(&np, 0, "ip link add " IFC " numrxqueues 8 numtxqueues 8 type veth "
+			   "peer name mc1 numrxqueues 8 numtxqueues 8 && ethtool -L " IFC
+			   " rx 2 && ip link set " IFC " up && ip link set mc1 up"))
+		T_FAIL("cannot create the 8-queue veth pair with 2 RX channels (ethtool -L)");
 	T_ASSERT_OK(t_netpair_enter(&np, 0));
 	atexit(cleanup);
 	agent_start();
@@ -769,6 +902,7 @@ int main(int argc, char **argv)
 	agent_stop();
 	test_socket_activation();
 	test_cleanup(argv[2]);
+	test_channels();
 	printf("agent_netns: ok\n");
 	return T_EXIT_PASS;
 }
