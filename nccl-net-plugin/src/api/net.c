@@ -23,7 +23,8 @@ struct dm_ctx {
 
 static void lib_log(enum gpud_log_level level, const char *msg, void *ctx)
 {
-	if (level <= GPUD_LOG_WARN)
+	/* an error the plugin reports itself, in its words, stays at INFO */
+	if (level <= GPUD_LOG_WARN && !(level == GPUD_LOG_ERROR && dm_lib_errors_owned()))
 		DM_WARN("libgpudirect: %s", msg);
 	else
 		DM_INFO("libgpudirect: %s", msg);

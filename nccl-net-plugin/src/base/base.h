@@ -40,6 +40,13 @@ void dm_log(ncclDebugLogLevel level, const char *file, int line, const char *fmt
 #define DM_WARN(...) dm_log(NCCL_LOG_WARN, __FILE__, __LINE__, __VA_ARGS__)
 #define DM_INFO(...) dm_log(NCCL_LOG_INFO, __FILE__, __LINE__, __VA_ARGS__)
 #define DM_TRACE(...) dm_log(NCCL_LOG_TRACE, __FILE__, __LINE__, __VA_ARGS__)
+/*
+ * While on, the calling thread's libgpudirect errors are the caller's to
+ * report, with what they mean for the job (one WARN, not two): the library's
+ * own line goes to INFO.
+ */
+void dm_lib_errors_own(bool on);
+bool dm_lib_errors_owned(void);
 /* -errno (or a plugin code below) → ncclResult_t at the ABI edge */
 ncclResult_t dm_result(int err);
 /* Errors that mean "the other side did something wrong", not our system. */

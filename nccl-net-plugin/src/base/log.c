@@ -12,6 +12,17 @@
 #include <time.h>
 
 static _Atomic(ncclDebugLogger_t) logger;
+static __thread bool lib_errors_owned;
+
+void dm_lib_errors_own(bool on)
+{
+	lib_errors_owned = on;
+}
+
+bool dm_lib_errors_owned(void)
+{
+	return lib_errors_owned;
+}
 
 void dm_log_set(ncclDebugLogger_t fn)
 {

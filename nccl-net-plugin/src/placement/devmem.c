@@ -434,6 +434,8 @@ int dm_devmem_setup_comm(struct dm_comm *c)
 		goto out;
 	}
 	d = &ddev[c->dev];
+	/* every failure below is reported once, below, with its reason */
+	dm_lib_errors_own(true);
 	pthread_mutex_lock(&dm_devmem_lock);
 	if (!d->failed && !d->pool) {
 		d->err = dev_setup(c->dev, d);
@@ -451,6 +453,7 @@ int dm_devmem_setup_comm(struct dm_comm *c)
 		d->users++;
 	}
 	pthread_mutex_unlock(&dm_devmem_lock);
+	dm_lib_errors_own(false);
 	if (err) {
 		if (dm_cfg.mode == DM_MODE_DEVMEM) {
 			DM_WARN("recv comm on %s: NCCL_DEVMEM_MODE=devmem but devmem is unavailable: %s",
