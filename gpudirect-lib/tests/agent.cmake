@@ -49,18 +49,16 @@ else()
   message(STATUS "gpudirect-lib: no clang with libFuzzer; agent_fuzz_proto not registered")
 endif()
 
-# vm: four unprivileged receivers through gpudd on an 8-queue netdevsim port,
-# plain TCP meanwhile, one receiver killed with SIGKILL, the NIC as found after;
+# vm: four unprivileged receivers through gpudd on an 8-queue netdevsim port
+# (t_netpair) found with 4 channels, which gpudd raises for its pool; plain
+# TCP meanwhile, one receiver killed with SIGKILL, the NIC as found after;
 # a rule gone with its connection; gpudctl agent bench.
 add_executable(agent_vm_nsim ${AGENT_TEST_DIR}/agent_vm_nsim.c)
 target_link_libraries(agent_vm_nsim PRIVATE gpud_devmem_testutil gpudirect_internal)
-set(AGENT_NSIM_PAIR ${PROJECT_SOURCE_DIR}/kernel-patches/scripts/nsim-pair.sh)
 if(COMMAND gpud_add_vm_test)
   gpud_add_vm_test(NAME agent_vm_nsim
-    COMMAND agent_vm_nsim $<TARGET_FILE:gpudd> ${AGENT_NSIM_PAIR}
-            $<TARGET_FILE:gpudctl> TIMEOUT 600)
+    COMMAND agent_vm_nsim $<TARGET_FILE:gpudd> $<TARGET_FILE:gpudctl> TIMEOUT 600)
 else()
-  add_test(NAME agent_vm_nsim COMMAND agent_vm_nsim $<TARGET_FILE:gpudd> ${AGENT_NSIM_PAIR}
-    $<TARGET_FILE:gpudctl>)
+  add_test(NAME agent_vm_nsim COMMAND agent_vm_nsim $<TARGET_FILE:gpudd> $<TARGET_FILE:gpudctl>)
   set_tests_properties(agent_vm_nsim PROPERTIES LABELS vm SKIP_RETURN_CODE 77 TIMEOUT 600)
 endif()

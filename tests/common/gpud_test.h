@@ -123,10 +123,17 @@ struct t_netpair {
 	int guardian_fd;	/* write end of the guardian's pipe */
 	int guardian_pid;
 	int owner_pid;		/* test pid: names and netdevsim ids derive from it */
+	unsigned int queues;	/* per end; 0: the kind's default */
 };
 
 /* Creates the pair; skips (77) when the kind cannot be made here. */
 void t_netpair_setup(struct t_netpair *p, enum t_link_kind kind);
+/*
+ * The same with @queues RX/TX queues per end (0: the kind's default, 4 for
+ * netdevsim, the kernel's for veth): queue 0 stays with RSS, the others are
+ * for devmem.
+ */
+void t_netpair_setup_queues(struct t_netpair *p, enum t_link_kind kind, unsigned int queues);
 /* Removes the pair now (also done automatically at exit). */
 void t_netpair_teardown(struct t_netpair *p);
 /* Moves the calling thread into namespace @side (0 = a, 1 = b). */

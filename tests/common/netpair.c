@@ -50,10 +50,14 @@ static void start_guardian(struct t_netpair *p)
 
 static void setup_veth(struct t_netpair *p)
 {
+	char q[64] = "";
+
 	snprintf(p->ifname[0], sizeof(p->ifname[0]), "gpud0");
 	snprintf(p->ifname[1], sizeof(p->ifname[1]), "gpud1");
-	if (netns_run("ip link add %s netns %s type veth peer name %s netns %s",
-		      p->ifname[0], p->ns[0], p->ifname[1], p->ns[1]))
+	if (p->queues)
+		snprintf(q, sizeof(q), " numrxqueues %u numtxqueues %u", p->queues, p->queues);
+	if (netns_run("ip link add %s netns %s%s type veth peer name %s netns %s%s",
+		      p->ifname[0], p->ns[0], q, p->ifname[1], p->ns[1], q))
 		T_FAIL("cannot create veth pair between %s and %s", p->ns[0], p->ns[1]);
 }
 
@@ -65,8 +69,9 @@ static void setup_nsim(struct t_netpair *p)
 		t_skip("netdevsim is not available (CONFIG_NETDEVSIM): run inside the patched-kernel VM");
 	for (int s = 0; s < 2; s++) {
 		snprintf(p->ifname[s], sizeof(p->ifname[s]), "nsim%d", s);
-		/* one port, 4 queue pairs: queue 0 for RSS, others for devmem */
-		if (netns_nsim_add(nsim_id(p, s), 4, p->ns[s], p->ifname[s], why, sizeof(why)))
+		/* one port, 4 queue pairs by default: queue 0 for RSS, others for devmem */
+		if (netns_nsim_add(nsim_id(p, s), p->queues ? p->queues : 4, p->ns[s],
+				   p->ifname[s], why, sizeof(why)))
 			T_FAIL("%s", why);
 	}
 	for (int s = 0; s < 2; s++) {
@@ -80,12 +85,18 @@ static void setup_nsim(struct t_netpair *p)
 
 void t_netpair_setup(struct t_netpair *p, enum t_link_kind kind)
 {
+	t_netpair_setup_queues(p, kind, 0);
+}
+
+void t_netpair_setup_queues(struct t_netpair *p, enum t_link_kind kind, unsigned int queues)
+{
 	char path[96];
 	pid_t me = getpid();
 
 	t_require_root();
 	memset(p, 0, sizeof(*p));
 	p->kind = kind;
+	p->queues = queues;
 	p->nsfd[0] = p->nsfd[1] = -1;
 	p->owner_pid = (int)me;
 	if (kind == T_LINK_NSIM)

@@ -7,15 +7,21 @@
  * connections to the same port's address must all succeed (RSS never sends
  * them to a bound queue). One more receiver is killed with SIGKILL
  * mid-transfer: its binding, queue and rule disappear from the agent and the
- * NIC, the others are not disturbed. When gpudd stops, header split and the
- * RSS table are as they were before it started. A rule whose socket the
- * client closes goes within seconds, while the client stays.
+ * NIC, the others are not disturbed. A rule whose socket the client closes
+ * goes within seconds, while the client stays.
+ *
+ * The port is found with 4 of its 8 channels in use: gpudd, given the pool
+ * 1-7, raises the count to 8 before its first client and spreads RSS over
+ * the new count at once; the held queues (the new ones among them) stay out
+ * of RSS. A pool past the driver's maximum stops gpudd with the fix. When
+ * gpudd stops, the channel count, header split and the RSS table are as
+ * they were before it started; after a kill -9 the next gpudd puts them
+ * back.
  *
  * Then `gpudctl agent bench` times a rank's connect + bind through it.
  *
- * argv[1] = gpudd, argv[2] = kernel-patches/scripts/nsim-pair.sh,
- * argv[3] = gpudctl.
- * Outside the VM: skip.
+ * argv[1] = gpudd, argv[2] = gpudctl. The netdevsim pair is the shared
+ * fixture's (t_netpair, 8 queues). Outside the VM: skip.
  */
 #define _GNU_SOURCE
 #include "gpud_devmem_test.h"
@@ -34,7 +40,6 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define PREFIX "gpagt"
 #define IF_A "nsim0"
 #define ADDR_A "198.18.0.1"
 #define NRECV 4
@@ -44,8 +49,11 @@
 #define NPLAIN 200
 #define TOTAL (48ull << 20)
 #define MEM_SIZE (16u << 20)
+#define NQUEUES 8	/* the driver's maximum */
+#define NQUEUES0 4	/* in use when gpudd starts */
 
-static char sock_path[108], dir[64], logpath[96], state[96], nsim[256];
+static char sock_path[108], dir[64], logpath[96], state[96];
+static struct t_netpair np;
 static pid_t agent_pid;
 static int ns_a, ns_b;
 static int hold[2] = { -1, -1 };	/* receivers stay bound until its write end closes */
@@ -56,25 +64,91 @@ static void cleanup(void)
 
 	if (agent_pid > 0)
 		kill(agent_pid, SIGKILL);
-	snprintf(cmd, sizeof(cmd), "%s down " PREFIX " >/dev/null 2>&1; rm -rf %s", nsim, dir);
+	/* the namespaces and netdevsim devices are the fixture guardian's */
+	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
 	if (system(cmd))
 		fprintf(stderr, "cleanup: %s failed\n", cmd);
 }
 
-static void agent_start(const char *gpudd, const char *group)
+/* gpudd with --pool @pool (NULL: none); its log replaces the last one. */
+static pid_t agent_spawn(const char *gpudd, const char *group, const char *pool)
 {
-	agent_pid = fork();
-	T_ASSERT(agent_pid >= 0);
-	if (agent_pid == 0) {
+	pid_t pid = fork();
+
+	T_ASSERT(pid >= 0);
+	if (pid == 0) {
 		int fd = open(logpath, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
 		dup2(fd, 2);
-		execl(gpudd, "gpudd", "-f", "-s", sock_path, "-g", group, (char *)NULL);
+		if (pool)
+			execl(gpudd, "gpudd", "-f", "-s", sock_path, "-g", group, "--pool", pool,
+			      (char *)NULL);
+		else
+			execl(gpudd, "gpudd", "-f", "-s", sock_path, "-g", group, (char *)NULL);
 		_exit(127);
 	}
+	return pid;
+}
+
+static void agent_start(const char *gpudd, const char *group, const char *pool)
+{
+	agent_pid = agent_spawn(gpudd, group, pool);
 	for (int i = 0; i < 400 && access(sock_path, F_OK); i++)
 		usleep(50000);
-	T_ASSERT_OK(access(sock_path, F_OK));
+	if (access(sock_path, F_OK))
+		T_FAIL("gpudd did not listen on %s within 20 s (log %s)", sock_path, logpath);
+}
+
+static void agent_log(char *buf, size_t len)
+{
+	FILE *f = fopen(logpath, "r");
+	size_t n = f ? fread(buf, 1, len - 1, f) : 0;
+
+	buf[n] = 0;
+	if (f)
+		fclose(f);
+}
+
+/* RX queues of IF_A now, read directly. */
+static int rx_queues(void)
+{
+	struct gpud_agent_opts off = { .sz = sizeof(off), .mode = GPUD_AGENT_OFF };
+	struct gpud_nic *nic;
+	int n;
+
+	T_ASSERT_OK(gpud_nic_open_opts(IF_A, &off, &nic));
+	n = gpud_nic_rx_queues(nic);
+	gpud_nic_free(nic);
+	return n;
+}
+
+/* The NIC as the test finds it: @n combined channels, set behind gpud_nic's back (kept). */
+static void set_channels_kept(unsigned int n)
+{
+	struct gpud_channels ch = { .combined = n };
+	struct gpud_nl *eth;
+
+	T_ASSERT_OK(gpud_ethtool_open(&eth));
+	T_ASSERT_OK(gpud_ethtool_set_channels(eth, (int)if_nametoindex(IF_A), &ch,
+					      GPUD_CH_COMBINED));
+	gpud_nl_close(eth);
+	T_ASSERT_EQ(n, rx_queues());
+}
+
+/* A pool past the driver's maximum: gpudd does not start, names the maximum and the fix. */
+static void pool_too_big(const char *gpudd, const char *group)
+{
+	char text[2048];
+	pid_t pid = agent_spawn(gpudd, group, IF_A ":1-8");
+	int st;
+
+	T_ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	agent_log(text, sizeof(text));
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 1 || !strstr(text, "at most 8") ||
+	    !strstr(text, "--pool " IF_A ":1-7"))
+		T_FAIL("pool 1-8 on an 8-channel maximum: status 0x%x, log: %s", st, text);
+	T_ASSERT_EQ(NQUEUES0, rx_queues());
+	t_log("pool past the driver's maximum: %s", text);
 }
 
 struct recv_report {
@@ -312,6 +386,37 @@ static void read_rss(uint32_t **t, uint32_t *size)
 	close(fd);
 }
 
+/* Every RSS entry below @nq and outside @first..@last (held); true if @want is in it. */
+static bool rss_check(unsigned int nq, unsigned int first, unsigned int last, unsigned int want)
+{
+	uint32_t *t, size;
+	bool has = false;
+
+	read_rss(&t, &size);
+	for (uint32_t i = 0; i < size; i++) {
+		if (t[i] >= nq || (t[i] >= first && t[i] <= last))
+			T_FAIL("RSS entry %u is queue %u (queues %u, held %u-%u)", i, t[i], nq,
+			       first, last);
+		has |= t[i] == want;
+	}
+	free(t);
+	return has;
+}
+
+static bool status_has(const char *needle)
+{
+	struct gpud_agent_opts o = { .sz = sizeof(o), .path = sock_path };
+	char *json = NULL;
+	bool has;
+
+	T_ASSERT_OK(gpud_agent_status(&o, &json));
+	has = strstr(json, needle) != NULL;
+	if (!has)
+		t_log("status without %s: %s", needle, json);
+	free(json);
+	return has;
+}
+
 static int queue_dmabuf(int ifindex, unsigned int q)
 {
 	struct gpud_queue_info qi[64];
@@ -476,18 +581,17 @@ int main(int argc, char **argv)
 	enum gpud_hds hds0, hds1;
 	struct gpud_nic *probe;
 	struct group *gr;
-	char cmd[400], c;
+	char text[4096], c;
 	double t0;
 
-	if (argc < 4)
-		T_FAIL("usage: agent_vm_nsim GPUDD NSIM_PAIR_SH GPUDCTL");
+	if (argc < 3)
+		T_FAIL("usage: agent_vm_nsim GPUDD GPUDCTL");
 	t_require_vm();
 	t_require_root();
 	t_require_file("/dev/udmabuf", "host memory as a dma-buf (CONFIG_UDMABUF)");
 	gr = getgrgid(65534);
 	if (!gr)
 		t_skip("no group with gid 65534 to stand in for the gpudirect group");
-	snprintf(nsim, sizeof(nsim), "%s", argv[2]);
 	snprintf(dir, sizeof(dir), "/tmp/gpudd-vm-%d", (int)getpid());
 	snprintf(sock_path, sizeof(sock_path), "%s/run/gpudd.sock", dir);
 	snprintf(logpath, sizeof(logpath), "%s/gpudd.log", dir);
@@ -495,27 +599,31 @@ int main(int argc, char **argv)
 	mkdir(dir, 0755);
 	chmod(dir, 0755);
 	setenv("GPUD_STATE_DIR", state, 1);
+	t_netpair_setup_queues(&np, T_LINK_NSIM, NQUEUES);
 	atexit(cleanup);
-	snprintf(cmd, sizeof(cmd), "%s up " PREFIX " --queues 8 >/dev/null", nsim);
-	if (system(cmd))
-		T_FAIL("%s failed", cmd);
-	ns_a = open("/var/run/netns/" PREFIX "a", O_RDONLY | O_CLOEXEC);
-	ns_b = open("/var/run/netns/" PREFIX "b", O_RDONLY | O_CLOEXEC);
-	T_ASSERT(ns_a >= 0 && ns_b >= 0);
-	T_ASSERT_OK(setns(ns_a, CLONE_NEWNET) ? -errno : 0);
+	ns_a = np.nsfd[0];
+	ns_b = np.nsfd[1];
+	T_ASSERT_OK(t_netpair_enter(&np, 0));
 	ifindex = (int)if_nametoindex(IF_A);
 
-	/* What the NIC looked like before the agent. */
+	/* What the NIC looked like before the agent: 4 of 8 channels in use. */
+	set_channels_kept(NQUEUES0);
 	{
 		struct gpud_agent_opts off = { .sz = sizeof(off), .mode = GPUD_AGENT_OFF };
 
 		T_ASSERT_OK(gpud_nic_open_opts(IF_A, &off, &probe));
-		T_ASSERT_EQ(8, gpud_nic_rx_queues(probe));
 		T_ASSERT_OK(gpud_nic_get_header_split(probe, &hds0));
 		gpud_nic_free(probe);
 	}
 	read_rss(&rss0, &size0);
-	agent_start(argv[1], gr->gr_name);
+	pool_too_big(argv[1], gr->gr_name);
+	agent_start(argv[1], gr->gr_name, IF_A ":1-7");
+	/* Raised before the first client, RSS over all 8 at once (none held yet). */
+	T_ASSERT_EQ(NQUEUES, rx_queues());
+	T_ASSERT(status_has("\"rx_channels\":{\"count\":8,\"original\":4,\"changed\":true}"));
+	T_ASSERT(rss_check(NQUEUES, NQUEUES, NQUEUES, NQUEUES - 1));
+	t_log("gpudd raised %s from %d to %d RX channels; RSS spreads over all %d", IF_A,
+	      NQUEUES0, NQUEUES, NQUEUES);
 
 	T_ASSERT_OK(pipe(prog));
 	T_ASSERT_OK(pipe(hold));
@@ -545,6 +653,8 @@ int main(int argc, char **argv)
 		usleep(50000);
 	}
 	t_log("killed receiver's state gone %.0f ms after SIGKILL", (t_now() - t0) * 1e3);
+	/* Held: 7..4, all four raised by gpudd; the killed one's queue 3 is back in RSS. */
+	T_ASSERT(rss_check(NQUEUES, NQUEUES - NRECV, NQUEUES - 1, NQUEUES - 1 - KILLED));
 
 	failed = plain_tcp();
 	for (int r = 0; r < NRECV; r++)
@@ -573,7 +683,7 @@ int main(int argc, char **argv)
 	}
 	waitpid(spid[KILLED], NULL, 0);
 	rule_goes_with_conn();
-	bench(argv[3]);
+	bench(argv[2]);
 
 	kill(agent_pid, SIGTERM);
 	waitpid(agent_pid, &st, 0);
@@ -586,23 +696,22 @@ int main(int argc, char **argv)
 		T_ASSERT_OK(gpud_nic_get_header_split(probe, &hds1));
 		gpud_nic_free(probe);
 	}
+	T_ASSERT_EQ(NQUEUES0, rx_queues());
 	read_rss(&rss1, &size1);
 	T_ASSERT_EQ(hds0, hds1);
 	T_ASSERT_EQ(size0, size1);
 	T_ASSERT(!memcmp(rss0, rss1, size0 * sizeof(*rss0)));
 	free(rss1);
 
-	/* gpudd killed with SIGKILL holding a queue: the next one restores the NIC. */
-	agent_start(argv[1], gr->gr_name);
+	/* gpudd killed with SIGKILL holding queues: the next one restores the NIC. */
+	agent_start(argv[1], gr->gr_name, IF_A ":1-7");
 	{
 		struct gpud_agent_opts ao = { .sz = sizeof(ao), .path = sock_path };
 		unsigned int q[2];
 
 		T_ASSERT_OK(gpud_nic_open_opts(IF_A, &ao, &probe));
 		T_ASSERT_OK(gpud_nic_alloc_queues(probe, 2, -1, q));
-		read_rss(&rss1, &size1);
-		T_ASSERT(memcmp(rss0, rss1, size0 * sizeof(*rss0)));	/* 7 and 6 left RSS */
-		free(rss1);
+		T_ASSERT(rss_check(NQUEUES, NQUEUES - 2, NQUEUES - 1, 0));	/* 7 and 6 left RSS */
 		kill(agent_pid, SIGKILL);
 		waitpid(agent_pid, NULL, 0);
 		agent_pid = 0;
@@ -610,11 +719,16 @@ int main(int argc, char **argv)
 		t_log("client after gpudd's SIGKILL: %s", gpud_errmsg());
 		gpud_nic_free(probe);
 	}
+	T_ASSERT_EQ(NQUEUES, rx_queues());	/* SIGKILL: nothing ran */
 	unlink(sock_path);
-	agent_start(argv[1], gr->gr_name);
+	/* No pool this time, so what it restored is what is left to see. */
+	agent_start(argv[1], gr->gr_name, NULL);
 	read_rss(&rss1, &size1);
-	if (memcmp(rss0, rss1, size0 * sizeof(*rss0)))
-		T_FAIL("the restarted gpudd did not restore the RSS table (log %s)", logpath);
+	agent_log(text, sizeof(text));
+	if (memcmp(rss0, rss1, size0 * sizeof(*rss0)) || rx_queues() != NQUEUES0 ||
+	    !strstr(text, "1 channel count(s)"))
+		T_FAIL("the restarted gpudd did not restore the RSS table and %d RX channels "
+		       "(now %d; log: %s)", NQUEUES0, rx_queues(), text);
 	free(rss1);
 	kill(agent_pid, SIGTERM);
 	waitpid(agent_pid, &st, 0);
