@@ -465,6 +465,45 @@ static bool agent_lists_rule(uint32_t loc)
 	return has;
 }
 
+/* Rules gpudd lists, and whether one steers to queue @q. */
+static unsigned int agent_rules(unsigned int q, bool *to_q)
+{
+	struct gpud_agent_opts o = { .sz = sizeof(o), .path = sock_path };
+	char needle[32], *json = NULL;
+	unsigned int n = 0;
+
+	T_ASSERT_OK(gpud_agent_status(&o, &json));
+	for (const char *p = json; (p = strstr(p, "\"rule\":")); p++)
+		n++;
+	snprintf(needle, sizeof(needle), ",\"queue\":%u,\"flow\"", q);
+	*to_q = strstr(json, needle) != NULL;
+	free(json);
+	return n;
+}
+
+/*
+ * The NIC holds exactly the rules gpudd lists, none to the killed
+ * receiver's queue @q: its rule went from the NIC, not only from the agent.
+ * Counted between two looks that agree, as a survivor may be adding its own.
+ */
+static void nic_rules_as_listed(unsigned int q)
+{
+	for (int tries = 0; tries < 100; tries++) {
+		bool to_q, to_q2;
+		unsigned int a = agent_rules(q, &to_q), nic = ntuple_rules();
+
+		if (a != agent_rules(q, &to_q2))
+			continue;
+		if (to_q || nic != a)
+			T_FAIL("after SIGKILL: gpudd lists %u rule(s)%s, the NIC has %u", a,
+			       to_q ? ", one to the killed receiver's queue" : "", nic);
+		t_log("after SIGKILL: %u rule(s) on the NIC, as gpudd lists, none to queue %u",
+		      nic, q);
+		return;
+	}
+	T_FAIL("gpudd's rule list kept changing");
+}
+
 static bool agent_has_rules(void)
 {
 	struct gpud_agent_opts o = { .sz = sizeof(o), .path = sock_path };
@@ -653,6 +692,7 @@ int main(int argc, char **argv)
 		usleep(50000);
 	}
 	t_log("killed receiver's state gone %.0f ms after SIGKILL", (t_now() - t0) * 1e3);
+	nic_rules_as_listed(8 - 1 - KILLED);
 	/* Held: 7..4, all four raised by gpudd; the killed one's queue 3 is back in RSS. */
 	T_ASSERT(rss_check(NQUEUES, NQUEUES - NRECV, NQUEUES - 1, NQUEUES - 1 - KILLED));
 
