@@ -8,7 +8,9 @@
  * them to a bound queue). One more receiver is killed with SIGKILL
  * mid-transfer: its binding, queue and rule disappear from the agent and the
  * NIC, the others are not disturbed. A rule whose socket the client closes
- * goes within seconds, while the client stays.
+ * goes within seconds, while the client stays. A bound client asking for a
+ * rule for another process's connection is refused, and that process reads
+ * its whole stream plainly.
  *
  * The port is found with 4 of its 8 channels in use: gpudd, given the pool
  * 1-7, raises the count to 8 before its first client and spreads RSS over
@@ -590,6 +592,103 @@ static void rule_goes_with_conn(void)
 	gpud_nic_free(nic);
 }
 
+/*
+ * Another process's connection: a receiver holding a bound queue asks for a
+ * rule for it by its 4-tuple (refused, -EPERM) and with a socket that is not
+ * connected (refused by gpudd, -ENOTCONN); the NIC's rules do not change and
+ * the other process reads its whole stream with plain recv() (had a byte of
+ * it been steered into the asker's dma-buf, recv() would fail with EFAULT).
+ */
+#define STEAL_PORT (PLAIN_PORT + 2)
+#define STEAL_SPORT 40123
+#define STEAL_BYTES (4u << 20)
+
+static void steal_refused(void)
+{
+	struct gpud_agent_opts ao = { .sz = sizeof(ao), .path = sock_path };
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(STEAL_PORT) };
+	struct gpud_mem_opts mo = { .sz = sizeof(mo) };
+	struct gpud_flow f = { .sz = sizeof(f), .family = AF_INET };
+	uint32_t before = ntuple_rules(), loc;
+	int lfd, one = 1, go[2], st, tfd;
+	struct gpud_binding *b;
+	struct gpud_mem *mem;
+	struct gpud_nic *nic;
+	pid_t victim, snd;
+	unsigned int q;
+
+	T_ASSERT_OK(gpud_nic_open_opts(IF_A, &ao, &nic));
+	T_ASSERT_OK(gpud_nic_alloc_queues(nic, 1, -1, &q));
+	T_ASSERT_OK(gpud_mem_create(GPUD_MEM_HOST, MEM_SIZE, &mo, &mem));
+	T_ASSERT_OK(gpud_bind_rx_opts(gpud_nic_ifindex(nic), mem, &q, 1, &ao, &b));
+	inet_pton(AF_INET, ADDR_A, &a.sin_addr);
+	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	T_ASSERT_OK(bind(lfd, (struct sockaddr *)&a, sizeof(a)) ? -errno : 0);
+	T_ASSERT_OK(listen(lfd, 1) ? -errno : 0);
+	T_ASSERT_OK(pipe(go));
+	victim = fork();	/* the other process: accepts, reads all of it plainly */
+	T_ASSERT(victim >= 0);
+	if (victim == 0) {
+		static char buf[STEAL_BYTES];
+		int cfd = accept4(lfd, NULL, NULL, 0);
+		ssize_t got = 0, r = 1;
+
+		while (cfd >= 0 && got < (ssize_t)sizeof(buf) &&
+		       (r = recv(cfd, buf + got, sizeof(buf) - (size_t)got, 0)) > 0)
+			got += r;
+		if (got != (ssize_t)sizeof(buf))
+			_exit(r < 0 && errno == EFAULT ? 4 : 3);
+		_exit(t_pattern_check(77, 0, buf, sizeof(buf)) < 0 ? 0 : 5);
+	}
+	close(lfd);
+	snd = fork();	/* from b, a source port the asker knows; sends when told */
+	T_ASSERT(snd >= 0);
+	if (snd == 0) {
+		static char buf[STEAL_BYTES];
+		struct sockaddr_in src = { .sin_family = AF_INET, .sin_port = htons(STEAL_SPORT) };
+		int fd;
+		char c;
+
+		close(go[1]);
+		if (setns(ns_b, CLONE_NEWNET))
+			_exit(2);
+		fd = socket(AF_INET, SOCK_STREAM, 0);
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+		if (bind(fd, (struct sockaddr *)&src, sizeof(src)) ||
+		    connect(fd, (struct sockaddr *)&a, sizeof(a)) || read(go[0], &c, 1) != 1)
+			_exit(3);
+		t_pattern_fill(77, 0, buf, sizeof(buf));
+		_exit(send(fd, buf, sizeof(buf), MSG_NOSIGNAL) == (ssize_t)sizeof(buf) ? 0 : 4);
+	}
+	close(go[0]);
+	usleep(200000);	/* connected: its 4-tuple exists */
+	inet_pton(AF_INET, ADDR_A, f.dst_addr);
+	inet_pton(AF_INET, "198.18.0.2", f.src_addr);
+	f.dst_port = htons(STEAL_PORT);
+	f.src_port = htons(STEAL_SPORT);
+	T_ASSERT_EQ(-EPERM, gpud_nic_add_flow(nic, &f, q, &loc));
+	t_log("rule by another connection's 4-tuple: %s", gpud_errmsg());
+	tfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	T_ASSERT_EQ(-ENOTCONN, gpud_nic_add_flow_sock(nic, tfd, q, &loc));
+	t_log("rule with an unconnected socket: %s", gpud_errmsg());
+	close(tfd);
+	T_ASSERT_EQ(before, ntuple_rules());
+	T_ASSERT_EQ(1, write(go[1], "g", 1));
+	close(go[1]);
+	T_ASSERT_EQ(snd, waitpid(snd, &st, 0));
+	T_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	T_ASSERT_EQ(victim, waitpid(victim, &st, 0));
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		T_FAIL("the other process's stream, with the asker bound to queue %u: status 0x%x "
+		       "(4: EFAULT, its bytes went to a dma-buf)", q, st);
+	t_log("the other process read its %u MiB byte-exact, plainly; the asker's queue %u "
+	      "got none of it", STEAL_BYTES >> 20, q);
+	gpud_binding_free(b);
+	gpud_mem_free(mem);
+	gpud_nic_free(nic);
+}
+
 /* gpudctl agent bench: a rank's start-up through gpudd, measured by the tool users run. */
 static void bench(const char *gpudctl)
 {
@@ -723,6 +822,7 @@ int main(int argc, char **argv)
 	}
 	waitpid(spid[KILLED], NULL, 0);
 	rule_goes_with_conn();
+	steal_refused();
 	bench(argv[2]);
 
 	kill(agent_pid, SIGTERM);
