@@ -704,28 +704,37 @@ static void test_cleanup(const char *gpudctl)
 
 #define IFC "mc0"	/* veth end with 8 RX queues, 2 in use */
 
-/* gpudd on @sock for IFC's pool FIRST-@last (0: no --pool), its log @log. */
-static pid_t gpudd_spawn(const char *sock, const char *log, unsigned int last)
-{
-	char pool[32];
-	pid_t pid;
+static void log_text(const char *log, char *buf, size_t len);
 
-	snprintf(pool, sizeof(pool), IFC ":1-%u", last);
-	pid = fork();
+/* gpudd on @sock with @opt @val (@opt NULL: neither), its log @log. */
+static pid_t gpudd_spawn(const char *sock, const char *log, const char *opt, const char *val)
+{
+	pid_t pid = fork();
+
 	T_ASSERT(pid >= 0);
 	if (pid == 0) {
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
 
 		dup2(fd, 2);
-		if (last)
-			execl(getenv("GPUDD"), "gpudd", "-f", "-s", sock, "-g", group, "--pool",
-			      pool, (char *)NULL);
-		else
-			execl(getenv("GPUDD"), "gpudd", "-f", "-s", sock, "-g", group,
-			      (char *)NULL);
+		execl(getenv("GPUDD"), "gpudd", "-f", "-s", sock, "-g", group, opt, val,
+		      (char *)NULL);
 		_exit(127);
 	}
 	return pid;
+}
+
+/* gpudd that must not start: its exit status 1 and log in @text. */
+static void gpudd_refused(const char *sock, const char *log, const char *opt, const char *val,
+			  char *text, size_t len)
+{
+	pid_t pid = gpudd_spawn(sock, log, opt, val);
+	int st;
+
+	T_ASSERT_EQ(pid, waitpid(pid, &st, 0));
+	log_text(log, text, len);
+	if (!WIFEXITED(st) || WEXITSTATUS(st) != 1)
+		T_FAIL("gpudd %s %s: status 0x%x, expected exit 1; log: %s", opt, val, st, text);
+	T_ASSERT(access(sock, F_OK) && errno == ENOENT);	/* never listened */
 }
 
 static void wait_listening(const char *sock, const char *log)
@@ -763,7 +772,6 @@ static void test_channels(void)
 	struct gpud_nic *nic;
 	unsigned int q;
 	pid_t pid;
-	int st;
 
 	snprintf(sock, sizeof(sock), "%s/ch.sock", dir);
 	snprintf(log, sizeof(log), "%s/gpudd-ch.log", dir);
@@ -771,18 +779,30 @@ static void test_channels(void)
 	T_ASSERT_EQ(2, rx_queues_of(IFC));
 
 	/* A pool past the driver's maximum (8): gpudd does not start, and says why. */
-	pid = gpudd_spawn(sock, log, 9);
-	T_ASSERT_EQ(pid, waitpid(pid, &st, 0));
-	log_text(log, text, sizeof(text));
-	if (!WIFEXITED(st) || WEXITSTATUS(st) != 1 || !strstr(text, "at most 8") ||
-	    !strstr(text, "--pool " IFC ":1-7"))
-		T_FAIL("pool 1-9 on an 8-queue maximum: status 0x%x, log: %s", st, text);
-	T_ASSERT(access(sock, F_OK) && errno == ENOENT);	/* never listened */
+	gpudd_refused(sock, log, "--pool", IFC ":1-9", text, sizeof(text));
+	if (!strstr(text, "at most 8") || !strstr(text, "--pool " IFC ":1-7"))
+		T_FAIL("pool 1-9 on an 8-queue maximum: %s", text);
 	T_ASSERT_EQ(2, rx_queues_of(IFC));
 	t_log("pool past the maximum refused: %s", text);
+	gpudd_refused(sock, log, "--channels", IFC ":9", text, sizeof(text));
+	if (!strstr(text, "at most 8"))
+		T_FAIL("--channels 9 on an 8-queue maximum: %s", text);
+	T_ASSERT_EQ(2, rx_queues_of(IFC));
+
+	/* --channels: set outright, put back at stop. */
+	pid = gpudd_spawn(sock, log, "--channels", IFC ":8");
+	wait_listening(sock, log);
+	T_ASSERT_EQ(8, rx_queues_of(IFC));
+	T_ASSERT_OK(gpud_agent_status(&o, &json));
+	if (!strstr(json, "\"rx_channels\":{\"count\":8,\"original\":2,\"changed\":true}") ||
+	    !strstr(json, "\"pool\":[1,7]"))
+		T_FAIL("--channels " IFC ":8: status %s", json);
+	free(json);
+	stop_gpudd(pid, log);
+	T_ASSERT_EQ(2, rx_queues_of(IFC));
 
 	/* Pool 1-5: raised to 6 before the first client, shown, put back at stop. */
-	pid = gpudd_spawn(sock, log, 5);
+	pid = gpudd_spawn(sock, log, "--pool", IFC ":1-5");
 	wait_listening(sock, log);
 	T_ASSERT_EQ(6, rx_queues_of(IFC));
 	T_ASSERT_OK(gpud_agent_status(&o, &json));
@@ -802,14 +822,14 @@ static void test_channels(void)
 	T_ASSERT_EQ(2, rx_queues_of(IFC));
 
 	/* kill -9: the count stays; the next gpudd (no pool on IFC) puts it back first. */
-	pid = gpudd_spawn(sock, log, 5);
+	pid = gpudd_spawn(sock, log, "--pool", IFC ":1-5");
 	wait_listening(sock, log);
 	T_ASSERT_EQ(6, rx_queues_of(IFC));
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	T_ASSERT_EQ(6, rx_queues_of(IFC));
 	unlink(sock);
-	pid = gpudd_spawn(sock, log, 0);
+	pid = gpudd_spawn(sock, log, NULL, NULL);
 	wait_listening(sock, log);
 	T_ASSERT_EQ(2, rx_queues_of(IFC));
 	log_text(log, text, sizeof(text));
