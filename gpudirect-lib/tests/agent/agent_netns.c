@@ -765,10 +765,32 @@ static void stop_gpudd(pid_t pid, const char *log)
 		T_FAIL("gpudd ended with status 0x%x (log %s)", st, log);
 }
 
+/*
+ * gpudd with @opt @val, listening, IFC raised from 2 to @nq RX queues and
+ * the status saying so, with @also in it too.
+ */
+static pid_t gpudd_raised(const char *sock, const char *log, const char *opt, const char *val,
+			  int nq, const char *also)
+{
+	struct gpud_agent_opts o = { .sz = sizeof(o), .path = sock };
+	char want[96], *json = NULL;
+	pid_t pid = gpudd_spawn(sock, log, opt, val);
+
+	wait_listening(sock, log);
+	T_ASSERT_EQ(nq, rx_queues_of(IFC));
+	T_ASSERT_OK(gpud_agent_status(&o, &json));
+	snprintf(want, sizeof(want), "\"rx_channels\":{\"count\":%d,\"original\":2,"
+		 "\"changed\":true}", nq);
+	if (!strstr(json, want) || !strstr(json, also))
+		T_FAIL("gpudd %s %s: the status lacks %s or %s: %s", opt, val, want, also, json);
+	free(json);
+	return pid;
+}
+
 static void test_channels(void)
 {
 	struct gpud_agent_opts o = { .sz = sizeof(o) };
-	char sock[120], log[120], text[4096], *json = NULL;
+	char sock[120], log[120], text[4096];
 	struct gpud_nic *nic;
 	unsigned int q;
 	pid_t pid;
@@ -789,26 +811,13 @@ static void test_channels(void)
 		T_FAIL("--channels 9 on an 8-queue maximum: %s", text);
 	T_ASSERT_EQ(2, rx_queues_of(IFC));
 
-	/* --channels: set outright, put back at stop. */
-	pid = gpudd_spawn(sock, log, "--channels", IFC ":8");
-	wait_listening(sock, log);
-	T_ASSERT_EQ(8, rx_queues_of(IFC));
-	T_ASSERT_OK(gpud_agent_status(&o, &json));
-	if (!strstr(json, "\"rx_channels\":{\"count\":8,\"original\":2,\"changed\":true}") ||
-	    !strstr(json, "\"pool\":[1,7]"))
-		T_FAIL("--channels " IFC ":8: status %s", json);
-	free(json);
+	/* --channels: set outright (pool 1-7 then), put back at stop. */
+	pid = gpudd_raised(sock, log, "--channels", IFC ":8", 8, "\"pool\":[1,7]");
 	stop_gpudd(pid, log);
 	T_ASSERT_EQ(2, rx_queues_of(IFC));
 
 	/* Pool 1-5: raised to 6 before the first client, shown, put back at stop. */
-	pid = gpudd_spawn(sock, log, "--pool", IFC ":1-5");
-	wait_listening(sock, log);
-	T_ASSERT_EQ(6, rx_queues_of(IFC));
-	T_ASSERT_OK(gpud_agent_status(&o, &json));
-	if (!strstr(json, "\"rx_channels\":{\"count\":6,\"original\":2,\"changed\":true}"))
-		T_FAIL("status does not show 6 RX channels, originally 2: %s", json);
-	free(json);
+	pid = gpudd_raised(sock, log, "--pool", IFC ":1-5", 6, "\"pool\":[1,5]");
 	T_ASSERT_OK(gpud_nic_open_opts(IFC, &o, &nic));
 	T_ASSERT_OK(gpud_nic_alloc_queues(nic, 1, 0, &q));
 	T_ASSERT_EQ(5, q);	/* a queue that exists only because gpudd raised the count */
@@ -822,9 +831,7 @@ static void test_channels(void)
 	T_ASSERT_EQ(2, rx_queues_of(IFC));
 
 	/* kill -9: the count stays; the next gpudd (no pool on IFC) puts it back first. */
-	pid = gpudd_spawn(sock, log, "--pool", IFC ":1-5");
-	wait_listening(sock, log);
-	T_ASSERT_EQ(6, rx_queues_of(IFC));
+	pid = gpudd_raised(sock, log, "--pool", IFC ":1-5", 6, "\"pool\":[1,5]");
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
 	T_ASSERT_EQ(6, rx_queues_of(IFC));
