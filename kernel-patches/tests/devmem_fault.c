@@ -26,6 +26,12 @@
  *            must have put the old queue instance back (same NAPI, same
  *            page pool, serving a plain flow), nothing may stay attached to
  *            the dma-buf, and the next bind must work
+ *   vmap     the emulated DMA's mapping of the dma-buf fails (netdevsim's
+ *            fail_dmabuf_vmap knob: as for an exporter without vmap): the
+ *            bind must fail with EINVAL and the driver's warning in the
+ *            kernel log, a plain flow on the queue must go on across it,
+ *            and once the knob cleared a bind must receive byte-exact
+ *            devmem
  *
  * Usage: devmem_fault MODE. Outside the VM: skip.
  */
@@ -38,6 +44,7 @@
 #include <poll.h>
 #include <signal.h>
 #include <sys/ioctl.h>
+#include <sys/klog.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <linux/sockios.h>
@@ -369,12 +376,15 @@ static void knob_path(char *buf, size_t len, const char *knob)
 		 t_netpair_nsim_id(&d.np, 0), knob);
 }
 
-/* Receives @total bytes of pattern SEED on a plain socket, 60 s at most. */
-static void recv_plain(int cfd, uint64_t total)
+/*
+ * Receives pattern SEED on a plain socket from stream offset *off until
+ * @total, 60 s at most.
+ */
+static void recv_plain(int cfd, uint64_t *offp, uint64_t total)
 {
 	static char buf[64 << 10];
 	double t0 = t_now();
-	uint64_t off = 0;
+	uint64_t off = *offp;
 	long bad;
 
 	while (off < total) {
@@ -394,6 +404,7 @@ static void recv_plain(int cfd, uint64_t total)
 		if (bad >= 0)
 			T_FAIL("plain flow: byte %llu differs", (unsigned long long)(off + bad));
 		off += (uint64_t)r;
+		*offp = off;
 	}
 }
 
@@ -405,6 +416,7 @@ static void mode_restart(void)
 	struct gpud_binding *b = NULL;
 	char knob[128], val[8] = "";
 	int err, lfd, cfd, st;
+	uint64_t off;
 	pid_t spid;
 
 	T_ASSERT_OK(t_netpair_enter(&d.np, 0));
@@ -448,7 +460,8 @@ static void mode_restart(void)
 	spid = t_devmem_sender(&d, SEED, total);
 	cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
 	T_ASSERT(cfd >= 0);
-	recv_plain(cfd, total);
+	off = 0;
+	recv_plain(cfd, &off, total);
 	T_ASSERT_EQ(spid, waitpid(spid, &st, 0));
 	T_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	close(cfd);
@@ -463,6 +476,131 @@ static void mode_restart(void)
 	close(lfd);
 	gpud_nic_free(d.nic);
 	d.nic = NULL;
+}
+
+/* include/linux/syslog.h; glibc's sys/klog.h has only klogctl() */
+#define SYSLOG_ACTION_READ_ALL 3
+#define SYSLOG_ACTION_SIZE_BUFFER 10
+
+/*
+ * Kernel log lines containing @needle (klogctl: the whole ring buffer); the
+ * last one is copied to @line.
+ */
+static int klog_count(const char *needle, char *line, size_t len)
+{
+	int size = klogctl(SYSLOG_ACTION_SIZE_BUFFER, NULL, 0), n, count = 0;
+	char *buf, *p, *end;
+
+	T_ASSERT(size > 0);
+	buf = malloc((size_t)size + 1);
+	T_ASSERT(buf != NULL);
+	n = klogctl(SYSLOG_ACTION_READ_ALL, buf, size);
+	T_ASSERT(n >= 0);
+	buf[n] = '\0';
+	for (p = buf; (p = strstr(p, needle)); p += strlen(needle)) {
+		end = strchr(p, '\n');
+		snprintf(line, len, "%.*s", end ? (int)(end - p) : (int)strlen(p), p);
+		count++;
+	}
+	free(buf);
+	return count;
+}
+
+/*
+ * (g) The exporter gives no kernel mapping: netdevsim's fail_dmabuf_vmap
+ * knob makes the next dma_buf_vmap() of a bound dma-buf fail as for an
+ * exporter without vmap (-EINVAL), through the driver's real refusal.
+ * The queue's new memory is never built, so the old queue must not even
+ * pause: a plain flow running across the bind arrives byte-exact.
+ */
+static void mode_vmap(void)
+{
+	static const char warn[] =
+		"queue 1: emulated DMA needs a kernel mapping of the dma-buf, exporter ";
+	const uint64_t total = 4ull << 20;
+	uint32_t napi, pool, bound, pool_dmabuf, napi2, pool2;
+	struct gpud_binding *b = NULL;
+	char knob[128], val[8] = "", line[256] = "";
+	int err, lfd, cfd, st, warns;
+	struct gpud_rx_stats rs;
+	struct gpud_rx *rx;
+	uint64_t off = 0;
+	pid_t spid;
+
+	T_ASSERT_OK(t_netpair_enter(&d.np, 0));
+	t_devmem_nic_setup(&d);
+	t_devmem_mem_create(&d, MEM_SIZE);
+	knob_path(knob, sizeof(knob), "fail_dmabuf_vmap");
+	if (access(knob, W_OK))
+		t_skip("%s missing: a kernel without the series' vmap fault knob (patch 0012)",
+		       knob);
+
+	napi = queue_napi(d.ifindex, RXQ, &bound);
+	pool = napi_pool(d.ifindex, napi, &pool_dmabuf);
+	T_ASSERT(napi != 0 && pool != 0);
+	T_ASSERT_EQ(0u, bound);
+
+	/* A plain flow on the queue, half received before the bind. */
+	lfd = t_devmem_listen(&d);
+	spid = t_devmem_sender(&d, SEED, total);
+	cfd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	T_ASSERT(cfd >= 0);
+	recv_plain(cfd, &off, total / 2);
+
+	warns = klog_count(warn, line, sizeof(line));
+	T_ASSERT_OK(knob_write(knob, "1"));
+	err = gpud_bind_rx(d.ifindex, d.mem, &d.rxq, 1, &b);
+	t_log("bind with the next dma-buf mapping failing: %d: %s", err,
+	      err ? gpud_errmsg() : "");
+	if (err != -EINVAL)
+		T_FAIL("bind returned %d, want -EINVAL (dma_buf_vmap() without vmap)", err);
+	T_ASSERT(b == NULL);
+	if (klog_count(warn, line, sizeof(line)) != warns + 1)
+		T_FAIL("kernel log: want one new '%s...' line, have %d before, %d after", warn,
+		       warns, klog_count(warn, line, sizeof(line)));
+	t_log("kernel log: %s", line);
+	if (!strstr(line, "gave none: -EINVAL") && !strstr(line, "gave none: -22"))
+		T_FAIL("the warning names another error than EINVAL: %s", line);
+	T_ASSERT_OK(knob_read(knob, val, sizeof(val)));
+	if (val[0] != 'N')
+		T_FAIL("%s reads '%s' after the failed mapping, want N (one shot)", knob, val);
+
+	/* The old instance never stopped: same NAPI, same pool, nothing bound. */
+	napi2 = queue_napi(d.ifindex, RXQ, &bound);
+	pool2 = napi_pool(d.ifindex, napi2, &pool_dmabuf);
+	t_log("queue %u: NAPI %u -> %u, page pool %u -> %u, dma-buf %u", RXQ, napi, napi2,
+	      pool, pool2, bound);
+	T_ASSERT_EQ(napi, napi2);
+	T_ASSERT_EQ(pool, pool2);
+	T_ASSERT_EQ(0u, bound);
+	T_ASSERT_EQ(0u, pool_dmabuf);
+	for (int i = 0; i < 500 && t_dmabuf_attachments(gpud_mem_dmabuf_fd(d.mem)); i++)
+		usleep(10000);
+	T_ASSERT_EQ(0, t_dmabuf_attachments(gpud_mem_dmabuf_fd(d.mem)));
+
+	/* ... and kept serving the flow across the failed bind. */
+	recv_plain(cfd, &off, total);
+	T_ASSERT_EQ(spid, waitpid(spid, &st, 0));
+	T_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	close(cfd);
+	t_log("plain flow: %llu bytes byte-exact across the failed bind",
+	      (unsigned long long)total);
+
+	/* The knob was one shot: a bind now maps and receives devmem. */
+	b = t_devmem_bind(&d);
+	spid = t_devmem_sender(&d, SEED, total);
+	rx = accept_rx(lfd, b, &cfd);
+	off = t_devmem_recv_to_eof(rx, d.mem, SEED, 0);
+	T_ASSERT_EQ(total, off);
+	T_ASSERT_EQ(spid, waitpid(spid, &st, 0));
+	T_ASSERT(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	gpud_rx_get_stats(rx, &rs);
+	t_log("after the knob cleared: bound, %llu bytes byte-exact (devmem %llu, copied %llu)",
+	      (unsigned long long)off, (unsigned long long)rs.bytes_devmem,
+	      (unsigned long long)rs.bytes_copied);
+	T_ASSERT_EQ(total, rs.bytes_devmem);
+	T_ASSERT_EQ(0, rs.bytes_copied);
+	t_devmem_close(&d, rx, cfd, lfd, b, 15);
 }
 
 static bool nsim_has_netdev_here(unsigned int id)
@@ -632,6 +770,7 @@ int main(int argc, char **argv)
 		{ "exhaust", mode_exhaust },
 		{ "unbind", mode_unbind },
 		{ "restart", mode_restart },
+		{ "vmap", mode_vmap },
 	};
 	double t0 = t_now();
 
@@ -645,6 +784,6 @@ int main(int argc, char **argv)
 		t_log("devmem_fault %s: pass (%.1f s)", argv[1], t_now() - t0);
 		return T_EXIT_PASS;
 	}
-	fprintf(stderr, "usage: %s kill|deldev|netns|exhaust|unbind|restart\n", argv[0]);
+	fprintf(stderr, "usage: %s kill|deldev|netns|exhaust|unbind|restart|vmap\n", argv[0]);
 	return T_EXIT_FAIL;
 }

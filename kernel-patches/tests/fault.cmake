@@ -8,7 +8,7 @@
 add_executable(devmem_fault ${CMAKE_CURRENT_LIST_DIR}/devmem_fault.c)
 target_link_libraries(devmem_fault PRIVATE gpud_devmem_testutil)
 add_dependencies(gpud_kernel_vm_tests devmem_fault)
-foreach(mode kill deldev netns exhaust unbind restart)
+foreach(mode kill deldev netns exhaust unbind restart vmap)
   gpud_add_vm_test(NAME devmem_fault_${mode} COMMAND devmem_fault ${mode}
     TIMEOUT ${GPUD_KP_TIMEOUT} LABELS kernel vm-debug ${GPUD_KP_VM_ARGS})
 endforeach()
