@@ -69,6 +69,11 @@ struct report {
 	int state;		/* 0 finished, 1 failed (comm error), 2 setup failed */
 	unsigned int queue;	/* what gpudd gave this rank, from the plugin's INFO line */
 	uint64_t rx, tx;
+	/* Start-up, logged (issue 16: first byte within 1 s of connect): from
+	 * the first connect call to both comms up (gpudd's queue, rule and bind
+	 * included), and from "go" to the first message (1 byte) received.
+	 */
+	double up_ms, first_ms;
 	int warns;
 	char msg[700];
 };
@@ -209,6 +214,8 @@ static void transfer(struct h_plugin *p, int node, int rank, void *sc, void *rc,
 
 	T_ASSERT_EQ(ncclSuccess, h_regmr(p, sc, sbuf, MAXMSG, &smh));
 	T_ASSERT_EQ(ncclSuccess, h_regmr(p, rc, rbuf, MAXMSG, &rmh));
+	double t_go = t_now();
+
 	for (size_t it = 0; endless || it < NITER; it++) {
 		size_t sz = sizes[it % NITER];
 		void *sreq = NULL, *rreq = NULL, *data = rbuf;
@@ -242,6 +249,8 @@ static void transfer(struct h_plugin *p, int node, int rank, void *sc, void *rc,
 		if (bad >= 0)
 			T_FAIL("rank %d/%d: iteration %zu: byte %ld of %zu differs", node, rank, it,
 			       bad, sz);
+		if (it == 0)
+			rep->first_ms = (t_now() - t_go) * 1e3;
 		rep->rx += sz;
 		rep->tx += sz;
 		if (victim && it == 2 && !xwrite(io[node][rank].progress[1], "p", 1))
@@ -277,7 +286,9 @@ static void __attribute__((noreturn)) rank_main(int node, int rank)
 	if (!xwrite(me->to_peer[1], h_mine, sizeof(h_mine)) ||
 	    !xread(peer->to_peer[0], h_peer, sizeof(h_peer)))
 		T_FAIL("rank %d/%d: no handle from the peer", node, rank);
-	for (double end = t_now() + DEADLINE; !sc || !rc;) {
+	double t_conn = t_now();
+
+	for (double end = t_conn + DEADLINE; !sc || !rc;) {
 		if (!sc && h_connect(&p, 0, h_peer, &sc) != ncclSuccess)
 			T_FAIL("rank %d/%d: connect: %s", node, rank, h_last_warn);
 		if (!rc && h_accept(&p, lc, &rc) != ncclSuccess) {
@@ -295,6 +306,7 @@ static void __attribute__((noreturn)) rank_main(int node, int rank)
 		goto out;
 	}
 	rep.queue = (unsigned int)atoi(strstr(h_log_hit, h_log_needle) + strlen(h_log_needle));
+	rep.up_ms = (t_now() - t_conn) * 1e3;
 	rep.state = 0;
 	if (!xwrite(ready[1], "r", 1))
 		_exit(5);
@@ -486,8 +498,9 @@ static void check_report(int node, int rank, const struct report *rep)
 	T_ASSERT_EQ(want, rep->tx);
 	if (rep->warns)
 		T_FAIL("rank %d/%d finished but logged %d WARN(s)", node, rank, rep->warns);
-	t_log("rank %d/%d: queue %u, %llu bytes each way, byte-exact", node, rank, rep->queue,
-	      (unsigned long long)rep->rx);
+	t_log("rank %d/%d: queue %u, %llu bytes each way, byte-exact; comms up %.1f ms after "
+	      "connect, first message %.1f ms after go", node, rank, rep->queue,
+	      (unsigned long long)rep->rx, rep->up_ms, rep->first_ms);
 }
 
 static void kill_victim(pid_t pid, unsigned int queue)
