@@ -408,11 +408,33 @@ static void recv_plain(int cfd, uint64_t *offp, uint64_t total)
 	}
 }
 
+/*
+ * After a bind that failed: RXQ still has the NAPI instance @napi and the
+ * page pool @pool it had before, with no dma-buf, and the failed binding's
+ * attachment is gone (it is freed from a work item, patch 0001).
+ */
+static void assert_queue_kept(uint32_t napi, uint32_t pool)
+{
+	uint32_t bound, pool_dmabuf, napi2, pool2;
+
+	napi2 = queue_napi(d.ifindex, RXQ, &bound);
+	pool2 = napi_pool(d.ifindex, napi2, &pool_dmabuf);
+	t_log("queue %u: NAPI %u -> %u, page pool %u -> %u, dma-buf %u", RXQ, napi, napi2,
+	      pool, pool2, bound);
+	T_ASSERT_EQ(napi, napi2);
+	T_ASSERT_EQ(pool, pool2);
+	T_ASSERT_EQ(0u, bound);
+	T_ASSERT_EQ(0u, pool_dmabuf);
+	for (int i = 0; i < 500 && t_dmabuf_attachments(gpud_mem_dmabuf_fd(d.mem)); i++)
+		usleep(10000);
+	T_ASSERT_EQ(0, t_dmabuf_attachments(gpud_mem_dmabuf_fd(d.mem)));
+}
+
 /* (f) The restart of a bind fails; the core rolls back to the old queue. */
 static void mode_restart(void)
 {
 	const uint64_t total = 4ull << 20;
-	uint32_t napi, pool, bound, pool_dmabuf, napi2, pool2;
+	uint32_t napi, pool, bound, pool_dmabuf, napi2;
 	struct gpud_binding *b = NULL;
 	char knob[128], val[8] = "";
 	int err, lfd, cfd, st;
@@ -442,18 +464,7 @@ static void mode_restart(void)
 		T_FAIL("%s reads '%s' after the failed start, want N (one shot)", knob, val);
 
 	/* The old instance is back: same NAPI, same pool, nothing bound. */
-	napi2 = queue_napi(d.ifindex, RXQ, &bound);
-	pool2 = napi_pool(d.ifindex, napi2, &pool_dmabuf);
-	t_log("queue %u: NAPI %u -> %u, page pool %u -> %u, dma-buf %u", RXQ, napi, napi2,
-	      pool, pool2, bound);
-	T_ASSERT_EQ(napi, napi2);
-	T_ASSERT_EQ(pool, pool2);
-	T_ASSERT_EQ(0u, bound);
-	T_ASSERT_EQ(0u, pool_dmabuf);
-	/* The failed binding is freed from a work item (patch 0006). */
-	for (int i = 0; i < 500 && t_dmabuf_attachments(gpud_mem_dmabuf_fd(d.mem)); i++)
-		usleep(10000);
-	T_ASSERT_EQ(0, t_dmabuf_attachments(gpud_mem_dmabuf_fd(d.mem)));
+	assert_queue_kept(napi, pool);
 
 	/* ... and serves: the n-tuple rule steers this flow to it. */
 	lfd = t_devmem_listen(&d);
@@ -518,7 +529,7 @@ static void mode_vmap(void)
 	static const char warn[] =
 		"queue 1: emulated DMA needs a kernel mapping of the dma-buf, exporter ";
 	const uint64_t total = 4ull << 20;
-	uint32_t napi, pool, bound, pool_dmabuf, napi2, pool2;
+	uint32_t napi, pool, bound, pool_dmabuf;
 	struct gpud_binding *b = NULL;
 	char knob[128], val[8] = "", line[256] = "";
 	int err, lfd, cfd, st, warns;
@@ -566,17 +577,7 @@ static void mode_vmap(void)
 		T_FAIL("%s reads '%s' after the failed mapping, want N (one shot)", knob, val);
 
 	/* The old instance never stopped: same NAPI, same pool, nothing bound. */
-	napi2 = queue_napi(d.ifindex, RXQ, &bound);
-	pool2 = napi_pool(d.ifindex, napi2, &pool_dmabuf);
-	t_log("queue %u: NAPI %u -> %u, page pool %u -> %u, dma-buf %u", RXQ, napi, napi2,
-	      pool, pool2, bound);
-	T_ASSERT_EQ(napi, napi2);
-	T_ASSERT_EQ(pool, pool2);
-	T_ASSERT_EQ(0u, bound);
-	T_ASSERT_EQ(0u, pool_dmabuf);
-	for (int i = 0; i < 500 && t_dmabuf_attachments(gpud_mem_dmabuf_fd(d.mem)); i++)
-		usleep(10000);
-	T_ASSERT_EQ(0, t_dmabuf_attachments(gpud_mem_dmabuf_fd(d.mem)));
+	assert_queue_kept(napi, pool);
 
 	/* ... and kept serving the flow across the failed bind. */
 	recv_plain(cfd, &off, total);
