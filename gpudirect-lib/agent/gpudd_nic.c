@@ -45,7 +45,8 @@ static unsigned int chan_cfg(const struct gpudd *d, const char *ifname)
 static int nic_channels(struct gpudd *d, struct gpudd_nic *n, unsigned int first,
 			unsigned int last, int *nrxq, char *why, size_t len)
 {
-	unsigned int want = chan_cfg(d, n->ifname), need = last + 1, count, max, other;
+	unsigned int cfg = chan_cfg(d, n->ifname), want = cfg, need = last + 1, count, max;
+	unsigned int other;
 	int err;
 
 	if (!want && need <= (unsigned int)*nrxq)
@@ -61,7 +62,7 @@ static int nic_channels(struct gpudd *d, struct gpudd_nic *n, unsigned int first
 	other = (unsigned int)*nrxq > count ? (unsigned int)*nrxq - count : 0;
 	if (!want)
 		want = need - other;
-	if (want > max && chan_cfg(d, n->ifname)) {
+	if (want > max && cfg) {
 		snprintf(why, len, "%s: --channels %s:%u, but the driver allows at most %u RX "
 			 "channels: lower gpudd --channels", n->ifname, n->ifname, want, max);
 		return -ERANGE;
