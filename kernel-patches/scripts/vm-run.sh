@@ -256,6 +256,15 @@ done
 accel=${GPUD_VM_ACCEL:-tcg}
 cmdline="console=ttyS0 panic=-1 oops=panic udmabuf.size_limit_mb=1024 gpud.vm=1"
 cmdline="$cmdline gpud.p9cache=${GPUD_VM_P9CACHE:-loose}$append"
+# tsc=reliable: the guest has no ACPI (so no HPET or PM timer), and its TSC
+# sync check fails under TCG (each vCPU's TSC starts at its own reset), so
+# the kernel falls back to jiffies and CLOCK_MONOTONIC moves in 4 ms steps:
+# every timing a VM test logs (gpudctl agent bench, the ranks' start-up)
+# came out in multiples of 4 ms. TCG reads one host clock for every vCPU:
+# 14M cross-vCPU reads under a lock never saw it step back (2 boots).
+if [ "$accel" = tcg ]; then
+	cmdline="$cmdline tsc=reliable"
+fi
 # KASAN guests boot with 4-level paging. qemu's "-cpu max" offers LA57, and
 # 6.12's identify_cpu() clears boot_cpu_data's capabilities while it probes
 # them again: an interrupt in that window sees pgtable_l5_enabled() false,
