@@ -34,6 +34,12 @@ struct gpud_binding;
 #define GPUDD_HELLO_TIMEOUT_S 5.0
 /* How often rules are checked against their connections. */
 #define GPUDD_SWEEP_S 1.0
+/*
+ * A request that waited behind other clients' or took longer than this to
+ * serve is logged with both times: a rank's whole connect + bind should fit
+ * in 50 ms (issue 16), and one agent serves a node's ranks one at a time.
+ */
+#define GPUDD_SLOW_S 0.025
 
 struct gpudd_pool_cfg {
 	char ifname[GPUD_PROTO_IFNAME_MAX];
@@ -104,6 +110,18 @@ struct gpudd_client {
 	struct gpudd_rule *rules;
 };
 
+/*
+ * Per request type since start, for the status: how many were served, how
+ * long each took, and how long it waited in its socket first (from the
+ * kernel's receive timestamp; a hello sent before accept() has none); and
+ * how many were refused with an error.
+ */
+struct gpudd_req_stat {
+	uint64_t n, nwait, nerr;
+	double serve_s, serve_max_s;
+	double wait_s, wait_max_s;
+};
+
 struct gpudd {
 	struct gpudd_cfg cfg;
 	int listen_fd;
@@ -116,6 +134,7 @@ struct gpudd {
 	int diag_fd;			/* sock_diag; -1: rules are not swept */
 	uint32_t diag_seq;
 	double last_sweep;
+	struct gpudd_req_stat req[GPUD_MSG_TYPE_MAX + 1];
 };
 
 double gpudd_now(void);

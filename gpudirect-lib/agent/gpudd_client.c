@@ -22,6 +22,7 @@
 #include <string.h>
 #include <stdarg.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #ifndef SO_NETNS_COOKIE
@@ -113,6 +114,8 @@ int gpudd_client_accept(struct gpudd *d)
 		free(c);
 		return 0;
 	}
+	/* Each request's receive time, to tell its wait behind others from its service. */
+	setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &(int){ 1 }, sizeof(int));
 	c->fd = fd;
 	c->id = ++d->next_id;
 	c->since = gpudd_now();
@@ -488,12 +491,24 @@ static int dispatch(struct gpudd *d, struct gpudd_client *c, struct req *r)
 	}
 }
 
-/* Collects the passed fds (at most 4 arrive; any beyond the first is an error). */
-static int take_fds(struct msghdr *mh, int *fds, int max)
+/*
+ * Collects the passed fds (at most 4 arrive; any beyond the first is an
+ * error) and the kernel's receive time (*queued, CLOCK_REALTIME; 0: none).
+ */
+static int take_fds(struct msghdr *mh, int *fds, int max, double *queued)
 {
 	int n = 0;
 
+	*queued = 0;
 	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS &&
+		    cm->cmsg_len >= CMSG_LEN(sizeof(struct timespec))) {
+			struct timespec ts;
+
+			memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+			*queued = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+			continue;
+		}
 		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
 			continue;
 		for (size_t i = 0; i < (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int); i++) {
@@ -523,10 +538,54 @@ static bool send_reply(struct gpudd_client *c, struct gpud_proto_buf *rep, int e
 	return send(c->fd, rep->p, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL) == len;
 }
 
+static double now_real(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/*
+ * Counts one request: a refused one as an error (it was logged with its
+ * reason), a served one with its times; a slow one (waited or served) is
+ * logged with both.
+ */
+static void account(struct gpudd *d, const struct gpudd_client *c, uint16_t type, int err,
+		    double queued, double picked, double serve)
+{
+	double wait = queued > 0 ? picked - queued : 0;
+	struct gpudd_req_stat *st;
+
+	if (type < 1 || type > GPUD_MSG_TYPE_MAX)
+		return;	/* unparsable: nothing to count it under */
+	st = &d->req[type];
+	if (err) {
+		st->nerr++;
+		return;
+	}
+	if (wait < 0)
+		wait = 0;	/* a realtime clock step: never a negative wait */
+	st->n++;
+	st->serve_s += serve;
+	if (serve > st->serve_max_s)
+		st->serve_max_s = serve;
+	if (queued > 0) {
+		st->nwait++;
+		st->wait_s += wait;
+		if (wait > st->wait_max_s)
+			st->wait_max_s = wait;
+	}
+	if (serve > GPUDD_SLOW_S || wait > GPUDD_SLOW_S)
+		gpudd_log("client %llu (pid %d): %s waited %.1f ms, served in %.1f ms",
+			  (unsigned long long)c->id, (int)c->cred.pid, gpud_proto_type_name(type),
+			  wait * 1e3, serve * 1e3);
+}
+
 bool gpudd_client_serve(struct gpudd *d, struct gpudd_client *c)
 {
 	union {
-		char buf[CMSG_SPACE(4 * sizeof(int))];
+		char buf[CMSG_SPACE(4 * sizeof(int)) + CMSG_SPACE(sizeof(struct timespec))];
 		struct cmsghdr align;
 	} ctl;
 	static uint8_t in[GPUD_PROTO_REQ_MAX], out[GPUD_PROTO_REPLY_MAX];
@@ -536,6 +595,7 @@ bool gpudd_client_serve(struct gpudd *d, struct gpudd_client *c)
 	struct gpud_proto_buf rep;
 	struct gpud_proto_msg m;
 	struct req r = { .m = &m, .fd = -1, .rep = &rep };
+	double queued, picked, served, t0 = gpudd_now();
 	int fds[4], nfds, err;
 	ssize_t n;
 	bool ok;
@@ -545,7 +605,8 @@ bool gpudd_client_serve(struct gpudd *d, struct gpudd_client *c)
 		return errno == EAGAIN || errno == EINTR;
 	if (n == 0)
 		return false;	/* closed: exit, crash or SIGKILL alike */
-	nfds = take_fds(&mh, fds, 4);
+	picked = now_real();
+	nfds = take_fds(&mh, fds, 4, &queued);
 	err = gpud_proto_parse(in, (size_t)n, sizeof(in), &m, r.why, sizeof(r.why));
 	gpud_proto_start(&rep, out, sizeof(out), c->hello ? (uint16_t)c->version :
 			 GPUD_PROTO_VERSION_MAX, GPUD_MSG_REPLY, err ? 0 : m.seq);
@@ -574,7 +635,10 @@ bool gpudd_client_serve(struct gpudd *d, struct gpudd_client *c)
 		gpud_proto_start(&rep, out, sizeof(out), c->hello ? (uint16_t)c->version :
 				 GPUD_PROTO_VERSION_MAX, GPUD_MSG_REPLY, m.seq);
 	}
+	/* Served: the reply is ready (its send is the client's round trip, not ours). */
+	served = gpudd_now() - t0;
 	ok = send_reply(c, &rep, err, r.why);
+	account(d, c, m.type, err, queued, picked, served);
 	/* Refused at hello: the answer is sent, the conversation is over. */
 	return ok && !c->refused[0];
 }

@@ -36,7 +36,7 @@
 #define SO_NETNS_COOKIE 71
 #endif
 
-static bool log_stderr = true;
+static bool log_stderr = true;	/* set once in main(), before anything logs */
 
 double gpudd_now(void)
 {
@@ -52,7 +52,11 @@ void gpudd_log(const char *fmt, ...)
 
 	va_start(ap, fmt);
 	if (log_stderr) {
-		fputs("gpudd: ", stderr);
+		/*
+		 * CLOCK_MONOTONIC seconds, as the plugin tests' lines: a rank's
+		 * start-up reads as one timeline across the processes.
+		 */
+		fprintf(stderr, "gpudd: [%.3f] ", gpudd_now());
 		vfprintf(stderr, fmt, ap);
 		fputc('\n', stderr);
 	} else {

@@ -111,6 +111,42 @@ static void put_client(struct out *o, const struct gpudd *d, const struct gpudd_
 	put(o, "]}");
 }
 
+/*
+ * Each request type since start: how many were served and refused, how
+ * long they waited behind other clients and how long they took, so a slow
+ * start-up (or a node refusing its ranks) shows where it went.
+ */
+static void put_requests(struct out *o, const struct gpudd *d)
+{
+	bool first = true;
+
+	put(o, "{");
+	for (int t = 1; t <= GPUD_MSG_TYPE_MAX; t++) {
+		const struct gpudd_req_stat *st = &d->req[t];
+
+		if (!st->n && !st->nerr)
+			continue;
+		put(o, "%s", first ? "" : ",");
+		put_str(o, gpud_proto_type_name((uint16_t)t));
+		put(o, ":{\"n\":%llu,\"errors\":%llu,\"serve_ms\":", (unsigned long long)st->n,
+		    (unsigned long long)st->nerr);
+		if (st->n)
+			put(o, "{\"mean\":%.3f,\"max\":%.3f,\"total\":%.3f}",
+			    st->serve_s * 1e3 / (double)st->n, st->serve_max_s * 1e3,
+			    st->serve_s * 1e3);
+		else
+			put(o, "null");
+		put(o, ",\"wait_ms\":");
+		if (st->nwait)
+			put(o, "{\"mean\":%.3f,\"max\":%.3f}}", st->wait_s * 1e3 / (double)st->nwait,
+			    st->wait_max_s * 1e3);
+		else
+			put(o, "null}");
+		first = false;
+	}
+	put(o, "}");
+}
+
 size_t gpudd_status_json(const struct gpudd *d, char *buf, size_t len)
 {
 	struct out o = { buf, 0, len };
@@ -122,7 +158,9 @@ size_t gpudd_status_json(const struct gpudd *d, char *buf, size_t len)
 	put_str(&o, d->cfg.sock_path);
 	put(&o, ",\"group\":");
 	put_str(&o, d->cfg.group);
-	put(&o, ",\"socket_activated\":%s},\"nics\":[", d->socket_activated ? "true" : "false");
+	put(&o, ",\"socket_activated\":%s,\"requests\":", d->socket_activated ? "true" : "false");
+	put_requests(&o, d);
+	put(&o, "},\"nics\":[");
 	for (const struct gpudd_nic *n = d->nics; n; n = n->next) {
 		put(&o, "%s", n == d->nics ? "" : ",");
 		put_nic(&o, n);

@@ -580,6 +580,66 @@ static void test_gpudctl(const char *gpudctl)
 }
 
 
+static bool starts(const char *s, const char *prefix)
+{
+	return s && !strncmp(s, prefix, strlen(prefix));
+}
+
+/* The "requests" entry of @type in the status @js: its counts, and whether it has times. */
+static void req_counts(const char *js, const char *type, unsigned long long *n,
+		       unsigned long long *nerr, bool *timed, bool *wait_timed)
+{
+	const char *reqs = strstr(js, "\"requests\":{"), *p, *end;
+	char key[48];
+
+	T_ASSERT(reqs != NULL);
+	end = strstr(reqs, "},\"nics\"");
+	snprintf(key, sizeof(key), "\"%s\":{\"n\":", type);
+	p = strstr(reqs, key);
+	*n = *nerr = 0;
+	*timed = *wait_timed = false;
+	if (!p || (end && p > end))
+		return;
+	T_ASSERT_EQ(2, sscanf(p + strlen(key), "%llu,\"errors\":%llu", n, nerr));
+	*timed = starts(strstr(p, "\"serve_ms\":"), "\"serve_ms\":{\"mean\":");
+	*wait_timed = starts(strstr(p, "\"wait_ms\":"), "\"wait_ms\":{\"mean\":");
+}
+
+/*
+ * On a fresh agent: the status counts each request type served and refused,
+ * with service and wait times (the wait from the kernel's receive stamp of
+ * a request sent after accept()).
+ */
+static void test_request_stats(void)
+{
+	struct gpud_agent_opts o = { .sz = sizeof(o), .path = sock_path };
+	unsigned long long n, nerr;
+	bool timed, wait_timed;
+	char *js = NULL;
+	struct raw r;
+
+	T_ASSERT_OK(raw_connect(&r));
+	T_ASSERT_EQ(0, raw_hello(&r, 1, 1));
+	T_ASSERT_EQ(0, alloc_queues(&r, IFQ, GPUD_A_NQUEUES, 1));
+	T_ASSERT_EQ(0, alloc_queues(&r, IFQ, GPUD_A_NQUEUES, 1));
+	/* the pool is 1-3: two held, two more asked */
+	T_ASSERT_EQ(-EBUSY, alloc_queues(&r, IFQ, GPUD_A_NQUEUES, 2));
+	T_ASSERT_OK(gpud_agent_status(&o, &js));
+	req_counts(js, "alloc", &n, &nerr, &timed, &wait_timed);
+	if (n != 2 || nerr != 1 || !timed || !wait_timed)
+		T_FAIL("alloc: expected 2 served (timed, waits too) and 1 refused: %s", js);
+	/* ours and the status call's own connection */
+	req_counts(js, "hello", &n, &nerr, &timed, &wait_timed);
+	if (n != 2 || nerr || !timed)
+		T_FAIL("hello: expected 2 served: %s", js);
+	req_counts(js, "bind", &n, &nerr, &timed, &wait_timed);
+	if (n || nerr)
+		T_FAIL("bind: none was asked, the status counts some: %s", js);
+	t_log("request counts: %s", strstr(js, "\"requests\""));
+	free(js);
+	close(r.fd);
+}
+
 /* ---- the agent killed: clients get an error at once, a new agent serves ---- */
 
 static void test_agent_kill9(void)
@@ -919,6 +979,7 @@ int main(int argc, char **argv)
 	T_ASSERT_OK(t_netpair_enter(&np, 0));
 	atexit(cleanup);
 	agent_start();
+	test_request_stats();
 	test_access();
 	test_malformed();
 	test_silent();
