@@ -7,7 +7,7 @@
  *   gpudctl [-j] [-v] bind IFNAME QUEUES --mem SPEC SIZE
  *   gpudctl [-j] [-v] status [IFNAME]
  *   gpudctl [-j] [-v] agent status
- *   gpudctl [-j] [-v] agent bench IFNAME [-n ROUNDS] [--size SIZE]
+ *   gpudctl [-j] [-v] agent bench IFNAME [-n ROUNDS] [--size SIZE]... [--mem SPEC]
  *   gpudctl [-j] [-v] cleanup IFNAME
  *
  * Library messages reach stderr only through the log callback set here.
@@ -45,10 +45,11 @@ void gpudctl_usage(FILE *f)
 	      "        and flow rules; per NIC the pool, the RX channel count (and the\n"
 	      "        original gpudd puts back) and the queues RSS spreads over\n"
 	      "        (socket: GPUD_AGENT, else /run/gpudirect/gpudd.sock)\n"
-	      "  agent bench IFNAME [-n ROUNDS] [--size SIZE]\n"
-	      "        a rank's start-up through gpudd, ROUNDS times (default 10): connect,\n"
-	      "        a queue, header split, the bind of a SIZE (default 4M) udmabuf;\n"
-	      "        median and max ms of each step against the 50 ms target\n"
+	      "  agent bench IFNAME [-n ROUNDS] [--size SIZE]... [--mem SPEC]\n"
+	      "        a rank's start-up through gpudd, ROUNDS times (default 10) per SIZE\n"
+	      "        (default 64K and 4M): connect, a queue, header split, the bind of a\n"
+	      "        SPEC (default host) dma-buf; each step's median, max and mean ms,\n"
+	      "        and gpudd's own service time of it, against the 50 ms target\n"
 	      "  cleanup IFNAME\n"
 	      "        undoes what processes killed without an agent left on IFNAME\n"
 	      "        (their flow rules, RSS table, header split), from the journals\n"
