@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 int h_warns;
@@ -35,9 +36,15 @@ static void logger(ncclDebugLogLevel level, unsigned long flags, const char *fil
 		h_log_hits++;
 		snprintf(h_log_hit, sizeof(h_log_hit), "%s", msg);
 	}
-	if (level <= NCCL_LOG_INFO || getenv("H_TRACE"))
-		t_log("[%d] %s %s:%d %s", getpid(), level == NCCL_LOG_WARN ? "WARN" : "INFO",
-		      file, line, msg);
+	if (level <= NCCL_LOG_INFO || getenv("H_TRACE")) {
+		struct timespec ts;
+
+		/* CLOCK_MONOTONIC, as gpudd's log: one timeline across processes. */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		t_log("[%d %ld.%03ld] %s %s:%d %s", getpid(), (long)ts.tv_sec,
+		      ts.tv_nsec / 1000000, level == NCCL_LOG_WARN ? "WARN" : "INFO", file, line,
+		      msg);
+	}
 }
 
 const char *h_plugin_path(void)

@@ -503,6 +503,30 @@ static void check_report(int node, int rank, const struct report *rep)
 	      (unsigned long long)rep->rx, rep->up_ms, rep->first_ms);
 }
 
+/*
+ * Where a node's start-up went, for the log: the agent's per-request wait
+ * and service times from its status, and its own log (monotonic stamps, as
+ * the ranks' INFO lines).
+ */
+static void log_agent_timing(int node)
+{
+	const char *js = agent_status(node), *req = strstr(js, "\"requests\":");
+	const char *end = req ? strstr(req, "},\"nics\"") : NULL;
+	char line[600];
+	FILE *f;
+
+	if (req && end)
+		t_log("node %d: gpudd %.*s", node, (int)(end - req), req);
+	f = fopen(logp[node], "r");
+	if (!f)
+		return;
+	while (fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		t_log("node %d: %s", node, line);
+	}
+	fclose(f);
+}
+
 static void kill_victim(pid_t pid, unsigned int queue)
 {
 	double t0;
@@ -851,6 +875,8 @@ int main(int argc, char **argv)
 		}
 	}
 	udmabuf_lend(false);
+	for (int node = 0; node < 2; node++)
+		log_agent_timing(node);
 
 	/* every rank gone: nothing of any of them left with the agents or on the NICs */
 	for (int node = 0; node < 2; node++) {
