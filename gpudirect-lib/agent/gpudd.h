@@ -134,6 +134,7 @@ struct gpudd {
 	int diag_fd;			/* sock_diag; -1: rules are not swept */
 	uint32_t diag_seq;
 	double last_sweep;
+	uint64_t last_bind;		/* client id whose bind was served last (turns) */
 	struct gpudd_req_stat req[GPUD_MSG_TYPE_MAX + 1];
 };
 
@@ -144,6 +145,8 @@ void gpudd_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int gpudd_client_accept(struct gpudd *d);
 /* Reads and answers one message; false when the client is gone. */
 bool gpudd_client_serve(struct gpudd *d, struct gpudd_client *c);
+/* Whether the next message queued on @c is a BIND (peeked, not read). */
+bool gpudd_client_bind_next(const struct gpudd_client *c);
 /* Undoes everything the client got and frees it. */
 void gpudd_client_release(struct gpudd *d, struct gpudd_client *c);
 /* Whether @c may talk to us; @why names the group when not. */

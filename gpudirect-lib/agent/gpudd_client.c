@@ -582,6 +582,18 @@ static void account(struct gpudd *d, const struct gpudd_client *c, uint16_t type
 			  wait * 1e3, serve * 1e3);
 }
 
+bool gpudd_client_bind_next(const struct gpudd_client *c)
+{
+	uint8_t hdr[GPUD_PROTO_HDR_LEN];
+	ssize_t n;
+
+	if (!c->hello || c->refused[0])
+		return false;
+	/* No control buffer: a peek installs none of the fds that came with it. */
+	n = recv(c->fd, hdr, sizeof(hdr), MSG_PEEK | MSG_DONTWAIT);
+	return n > 0 && gpud_proto_peek_type(hdr, (size_t)n) == GPUD_MSG_BIND;
+}
+
 bool gpudd_client_serve(struct gpudd *d, struct gpudd_client *c)
 {
 	union {

@@ -8,9 +8,10 @@
  *
  * One thread, one poll loop: every request is answered before the next is
  * read, so the agent's state needs no locks and a request's time is bounded
- * by the netlink calls it makes. With systemd socket activation
- * (gpudd.socket) the listening socket arrives as fd 3 and the first client
- * starts the agent without waiting for it.
+ * by the netlink calls it makes. Binds, the slow requests, go after the
+ * cheap ones of each round, one per round (loop()). With systemd socket
+ * activation (gpudd.socket) the listening socket arrives as fd 3 and the
+ * first client starts the agent without waiting for it.
  */
 #include "gpudd.h"
 
@@ -309,12 +310,48 @@ static void drop_client(struct gpudd *d, int i)
 	d->clients[i] = d->clients[--d->nclients];
 }
 
+/*
+ * One of the binds that waited this round: the next client after the one
+ * served last, by id, so every client's binds take turns.
+ */
+static void serve_one_bind(struct gpudd *d, struct gpudd_client **binds, int nb)
+{
+	struct gpudd_client *pick = NULL, *first = NULL;
+
+	for (int i = 0; i < nb; i++) {
+		struct gpudd_client *c = binds[i];
+
+		if (!first || c->id < first->id)
+			first = c;
+		if (c->id > d->last_bind && (!pick || c->id < pick->id))
+			pick = c;
+	}
+	pick = pick ? pick : first;
+	d->last_bind = pick->id;
+	if (gpudd_client_serve(d, pick))
+		return;
+	for (int i = 0; i < d->nclients; i++) {
+		if (d->clients[i] == pick) {
+			drop_client(d, i);
+			return;
+		}
+	}
+}
+
+/*
+ * Requests are answered one at a time, but a bind (the kernel maps the
+ * dma-buf and restarts the queue: up to ~100 ms here, under rtnl_lock) is
+ * not let ahead of cheap ones: each round serves every other pending
+ * request first and then one bind. A rank's flow rules, or another job's,
+ * then wait behind at most one bind, not behind every rank's.
+ */
 static int loop(struct gpudd *d, int sfd)
 {
 	struct pollfd pfd[GPUDD_MAX_CLIENTS + 2];
+	struct gpudd_client *binds[GPUDD_MAX_CLIENTS];
 
 	for (;;) {
-		int n = d->nclients, r;
+		int n = d->nclients, nb = 0, r;
 
 		pfd[0] = (struct pollfd){ .fd = sfd, .events = POLLIN };
 		pfd[1] = (struct pollfd){ .fd = d->listen_fd, .events = POLLIN };
@@ -336,8 +373,12 @@ static int loop(struct gpudd *d, int sfd)
 			struct gpudd_client *c = d->clients[i];
 			bool keep = true;
 
-			if (pfd[i + 2].revents & (POLLIN | POLLHUP | POLLERR))
-				keep = gpudd_client_serve(d, c);
+			if (pfd[i + 2].revents & (POLLIN | POLLHUP | POLLERR)) {
+				if (gpudd_client_bind_next(c))
+					binds[nb++] = c;	/* after the others' */
+				else
+					keep = gpudd_client_serve(d, c);
+			}
 			if (keep && !c->hello && gpudd_now() - c->since > GPUDD_HELLO_TIMEOUT_S) {
 				gpudd_log("pid %d said no hello within %.0f s: dropped",
 					  (int)c->cred.pid, GPUDD_HELLO_TIMEOUT_S);
@@ -346,6 +387,9 @@ static int loop(struct gpudd *d, int sfd)
 			if (!keep)
 				drop_client(d, i);
 		}
+		/* Deferred clients said hello, so no timeout dropped them above. */
+		if (nb)
+			serve_one_bind(d, binds, nb);
 		if (pfd[1].revents & POLLIN)
 			gpudd_client_accept(d);
 		gpudd_conns_sweep(d);

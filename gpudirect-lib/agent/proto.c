@@ -77,6 +77,15 @@ static void put32(uint8_t *p, uint32_t v)
 		p[i] = (uint8_t)(v >> (8 * i));
 }
 
+uint16_t gpud_proto_peek_type(const void *buf, size_t len)
+{
+	const uint8_t *p = buf;
+
+	if (len < 8 || get32(p) != GPUD_PROTO_MAGIC)
+		return 0;
+	return get16(p + 6);
+}
+
 const char *gpud_proto_type_name(uint16_t type)
 {
 	static const char *const names[] = {

@@ -132,6 +132,13 @@ uint32_t gpud_proto_pick_version(uint32_t a_min, uint32_t a_max, uint32_t b_min,
 
 const char *gpud_proto_type_name(uint16_t type);
 
+/*
+ * The type in the header at @buf (@len bytes of a message's start, checked
+ * for the magic), or 0 when it is too short or not ours: for a scheduler
+ * peeking at what is queued, not a parse.
+ */
+uint16_t gpud_proto_peek_type(const void *buf, size_t len);
+
 /* ---- building ---- */
 
 struct gpud_proto_buf {

@@ -71,8 +71,8 @@ static int raw_connect(struct raw *r)
 	return 0;
 }
 
-/* Sends @len bytes (+ @fd) and returns the reply's errno; -ETIMEDOUT if none. */
-static int raw_send(struct raw *r, const void *p, size_t len, int fd)
+/* Sends @len bytes (+ @fd) without waiting for the reply. */
+static int raw_post(struct raw *r, const void *p, size_t len, int fd)
 {
 	union {
 		char buf[CMSG_SPACE(2 * sizeof(int))];
@@ -80,8 +80,6 @@ static int raw_send(struct raw *r, const void *p, size_t len, int fd)
 	} ctl;
 	struct iovec iov = { (void *)p, len };
 	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	char why[256];
-	ssize_t n;
 
 	if (fd >= 0) {
 		struct cmsghdr *cm;
@@ -96,9 +94,36 @@ static int raw_send(struct raw *r, const void *p, size_t len, int fd)
 	}
 	if (sendmsg(r->fd, &mh, MSG_NOSIGNAL) != (ssize_t)len)
 		return -errno;
-	n = recv(r->fd, r->rbuf, sizeof(r->rbuf), 0);
+	return 0;
+}
+
+/*
+ * The next reply's errno; -ETIMEDOUT if none. @sent, when not NULL: when
+ * the agent sent it (SO_TIMESTAMPNS, which the caller turned on).
+ */
+static int raw_wait(struct raw *r, double *sent)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(struct timespec))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { r->rbuf, sizeof(r->rbuf) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf) };
+	char why[256];
+	ssize_t n;
+
+	n = recvmsg(r->fd, &mh, 0);
 	if (n < 0)
 		return errno == EAGAIN ? -ETIMEDOUT : -errno;
+	if (sent) {
+		struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+		struct timespec ts;
+
+		T_ASSERT(cm && cm->cmsg_type == SCM_TIMESTAMPNS);
+		memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+		*sent = (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+	}
 	if (n == 0)
 		return -ECONNRESET;
 	if (gpud_proto_parse(r->rbuf, (size_t)n, sizeof(r->rbuf), &r->rep, why, sizeof(why)))
@@ -106,6 +131,14 @@ static int raw_send(struct raw *r, const void *p, size_t len, int fd)
 	T_ASSERT_EQ(GPUD_MSG_REPLY, r->rep.type);
 	T_ASSERT(gpud_proto_has(&r->rep, GPUD_A_ERRNO));
 	return r->rep.err;
+}
+
+/* Sends @len bytes (+ @fd) and returns the reply's errno; -ETIMEDOUT if none. */
+static int raw_send(struct raw *r, const void *p, size_t len, int fd)
+{
+	int err = raw_post(r, p, len, fd);
+
+	return err ? err : raw_wait(r, NULL);
 }
 
 static uint8_t req[8192];
@@ -640,6 +673,54 @@ static void test_request_stats(void)
 	close(r.fd);
 }
 
+/*
+ * A round's cheap requests go before its bind. With gpudd stopped, the newer
+ * of two clients queues a BIND, the older an ALLOC; gpudd continued, the
+ * ALLOC's reply must leave first. (Serving clients newest first, as gpudd
+ * did before, answers the BIND first.) The bind of a memfd fails at once
+ * here: the order is what is checked, not a slow bind.
+ */
+static void test_bind_order(void)
+{
+	struct raw older, newer;
+	struct gpud_proto_buf b;
+	double t_alloc, t_bind;
+	int memfd, len, err;
+
+	T_ASSERT_OK(raw_connect(&older));
+	T_ASSERT_EQ(0, raw_hello(&older, 1, 1));
+	T_ASSERT_OK(raw_connect(&newer));
+	T_ASSERT_EQ(0, raw_hello(&newer, 1, 1));
+	T_ASSERT_OK(setsockopt(older.fd, SOL_SOCKET, SO_TIMESTAMPNS, &(int){ 1 }, sizeof(int)));
+	T_ASSERT_OK(setsockopt(newer.fd, SOL_SOCKET, SO_TIMESTAMPNS, &(int){ 1 }, sizeof(int)));
+	memfd = memfd_create("not-a-dmabuf", MFD_CLOEXEC);
+	T_ASSERT(memfd >= 0);
+	T_ASSERT_OK(kill(agent_pid, SIGSTOP));
+	start(&b, 1, GPUD_MSG_BIND, &newer);
+	gpud_proto_put_str(&b, GPUD_A_IFNAME, IFQ, 16);
+	gpud_proto_put_u32(&b, GPUD_A_QUEUE, 1);
+	len = gpud_proto_finish(&b);
+	T_ASSERT_OK(raw_post(&newer, req, (size_t)len, memfd));
+	start(&b, 1, GPUD_MSG_ALLOC, &older);
+	gpud_proto_put_str(&b, GPUD_A_IFNAME, IFQ, 16);
+	gpud_proto_put_u32(&b, GPUD_A_NQUEUES, 1);
+	len = gpud_proto_finish(&b);
+	T_ASSERT_OK(raw_post(&older, req, (size_t)len, -1));
+	T_ASSERT_OK(kill(agent_pid, SIGCONT));
+	err = raw_wait(&older, &t_alloc);
+	T_ASSERT_EQ(0, err);
+	err = raw_wait(&newer, &t_bind);
+	if (!err)
+		T_FAIL("a memfd was bound as a dma-buf");
+	if (t_alloc >= t_bind)
+		T_FAIL("the bind (queued by the newer client) was answered %.3f ms before the "
+		       "alloc queued with it", (t_alloc - t_bind) * 1e3);
+	t_log("queued together: the alloc answered %.3f ms before the bind", (t_bind - t_alloc) * 1e3);
+	close(memfd);
+	close(newer.fd);
+	close(older.fd);
+}
+
 /* ---- the agent killed: clients get an error at once, a new agent serves ---- */
 
 static void test_agent_kill9(void)
@@ -980,6 +1061,7 @@ int main(int argc, char **argv)
 	atexit(cleanup);
 	agent_start();
 	test_request_stats();
+	test_bind_order();
 	test_access();
 	test_malformed();
 	test_silent();
