@@ -46,10 +46,14 @@ static void reencode(const struct gpud_proto_msg *m)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct gpud_proto_msg m;
+	uint16_t peeked = gpud_proto_peek_type(data, size);
 	char why[256];
 
 	if (gpud_proto_parse(data, size, GPUD_PROTO_REPLY_MAX, &m, why, sizeof(why)))
 		return 0;
+	/* gpudd's scheduler peeks at the type before the parse: the two must agree */
+	if (peeked != m.type)
+		abort();
 	if (m.msg && (m.msg < (const char *)data || m.msg + strlen(m.msg) >= (const char *)data + size))
 		abort();
 	if (m.text && (m.text < (const char *)data ||
