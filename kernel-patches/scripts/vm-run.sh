@@ -262,8 +262,22 @@ cmdline="$cmdline gpud.p9cache=${GPUD_VM_P9CACHE:-loose}$append"
 # every timing a VM test logs (gpudctl agent bench, the ranks' start-up)
 # came out in multiples of 4 ms. TCG reads one host clock for every vCPU:
 # 14M cross-vCPU reads under a lock never saw it step back (2 boots).
+# And the TSC's rate: under host load the guest's PIT calibration fails
+# ("Unable to calibrate against PIT", "Marking TSC unstable due to could not
+# calculate TSC khz": jiffies again). TCG's TSC is the host's, so where the
+# host's "cpu MHz" is its TSC rate (constant_tsc, no cpufreq scaling it),
+# hand that to the guest and skip the calibration.
+host_tsc_khz() {
+	grep -qw constant_tsc /proc/cpuinfo || return 0
+	[ ! -e /sys/devices/system/cpu/cpu0/cpufreq ] || return 0
+	awk -F: '/^cpu MHz/ { if ($2 > 100) printf "%d\n", $2 * 1000; exit }' /proc/cpuinfo
+}
 if [ "$accel" = tcg ]; then
 	cmdline="$cmdline tsc=reliable"
+	tsc_khz=$(host_tsc_khz || true)
+	if [ -n "$tsc_khz" ]; then
+		cmdline="$cmdline tsc_early_khz=$tsc_khz"
+	fi
 fi
 # KASAN guests boot with 4-level paging. qemu's "-cpu max" offers LA57, and
 # 6.12's identify_cpu() clears boot_cpu_data's capabilities while it probes
@@ -368,6 +382,16 @@ if [ -n "$bad" ]; then
 	case $rc in 0|77) exit 1 ;; *) exit "$rc" ;; esac
 fi
 
+# The clock behind every time the command measured: under TCG it should be
+# tsc (tsc=reliable and tsc_early_khz above); jiffies means 4 ms steps, so
+# say so next to the numbers.
+cs=$(cat "$console_log" "$share/dmesg" 2>/dev/null | tr -d '\r' |
+	sed -n 's/.*clocksource: Switched to clocksource \([a-z0-9-]*\).*/\1/p' |
+	tail -n 1 || true)
+if [ "$accel" = tcg ] && [ -n "$cs" ] && [ "${cs%-early}" != tsc ]; then
+	echo "vm-run.sh: note: the guest's clock was $cs, not tsc: times measured in it" \
+		"move in jiffies (4 ms steps)" >&2
+fi
 [ -n "${GPUD_VM_QUIET:-}" ] ||
 	printf 'vm-run.sh: command exited %s; VM wall time %.1f s\n' "$rc" "$elapsed" >&2
 exit "$rc"
